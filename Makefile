@@ -1,0 +1,125 @@
+# firmfleet build. `make` builds the three programs into build/; `make test`
+# runs unit and system tests on a normal and on an ASan+UBSan build and ends
+# with one line "N passed, N failed"; `make run` starts the demo.
+# Every target first makes sure the Debian packages are there (make deps).
+
+SAN ?= 0
+ifeq ($(SAN),1)
+B ?= build-asan
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT = -O1
+else
+B ?= build
+SANFLAGS =
+OPT = -O2
+endif
+
+PKGS = libzmq libprotobuf-c sqlite3 libuv libsodium jansson
+CC ?= cc
+WARN = -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wstrict-prototypes \
+       -Wmissing-prototypes -Werror
+CFLAGS_ALL = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) -g $(WARN) $(SANFLAGS) \
+       -MMD -MP -Ilib -Iproto -Idb -Icontroller -Isiteagent -I$(B)/gen \
+       $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
+LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv
+
+GEN_C = $(B)/gen/firmfleet.pb-c.c
+GEN_H = $(B)/gen/firmfleet.pb-c.h
+
+FF_SRC    = $(wildcard lib/*.c) $(wildcard proto/*.c)
+DB_SRC    = $(wildcard db/*.c)
+CTL_SRC   = $(wildcard controller/ctl_*.c) controller/imgstore.c
+CLI_SRC   = $(wildcard controller/cli_*.c)
+AGENT_SRC = $(filter-out siteagent/agent_main.c,$(wildcard siteagent/*.c))
+UNIT_SRC  = $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+FF_OBJ    = $(call obj,$(FF_SRC)) $(B)/obj/gen/firmfleet.pb-c.o
+DB_OBJ    = $(call obj,$(DB_SRC))
+CTL_OBJ   = $(call obj,$(CTL_SRC))
+CLI_OBJ   = $(call obj,$(CLI_SRC))
+AGENT_OBJ = $(call obj,$(AGENT_SRC))
+ARCHIVES  = $(B)/libctl.a $(B)/libcli.a $(B)/libagent.a $(B)/libffdb.a $(B)/libff.a
+PROGS     = $(B)/firmfleetd $(B)/firmfleet $(B)/firmfleet-agent
+UNITS     = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps test test-unit test-system run bench fuzz format clean install
+all: $(PROGS)
+
+DEPS_STAMP = $(B)/.deps-ok
+$(DEPS_STAMP): deploy/deps.sh
+	@sh deploy/deps.sh
+	@mkdir -p $(B) && touch $@
+deps:
+	@sh deploy/deps.sh
+
+$(GEN_C) $(GEN_H): proto/firmfleet.proto | $(DEPS_STAMP)
+	@mkdir -p $(B)/gen
+	protoc-c --proto_path=proto --c_out=$(B)/gen proto/firmfleet.proto
+
+$(B)/obj/gen/firmfleet.pb-c.o: $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(OPT) -g $(SANFLAGS) -I$(B)/gen -c $< -o $@
+
+$(B)/obj/%.o: %.c $(GEN_H) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/libff.a: $(FF_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(B)/libffdb.a: $(DB_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(B)/libctl.a: $(CTL_OBJ)
+	@rm -f $@; ar rcs $@ $^ $(if $^,,/dev/null)
+$(B)/libcli.a: $(CLI_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(B)/libagent.a: $(AGENT_OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+$(B)/firmfleetd: $(B)/obj/controller/firmfleetd.o $(ARCHIVES)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
+$(B)/firmfleet: $(B)/obj/controller/firmfleet.o $(ARCHIVES)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
+$(B)/firmfleet-agent: $(B)/obj/siteagent/agent_main.o $(ARCHIVES)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(ARCHIVES)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS) -lcmocka
+
+units: $(UNITS)
+
+# make test: both builds, unit tests on both, system tests on the sanitizer
+# build (what passes there passes on the plain one; `make run` uses the plain).
+test: | $(DEPS_STAMP)
+	$(MAKE) all units
+	$(MAKE) SAN=1 all units
+	@tests/run.sh --unit build --unit build-asan --system build-asan
+
+test-unit: all units
+	@tests/run.sh --unit $(B)
+
+test-system: all
+	@tests/run.sh --system $(B)
+
+run: all
+	@deploy/demo.sh $(B)
+
+bench: all
+	@tests/bench/run.sh $(B)
+
+format:
+	clang-format -i $(wildcard */*.c */*.h tests/*/*.c)
+
+install: all
+	install -d $(DESTDIR)/usr/sbin $(DESTDIR)/usr/bin $(DESTDIR)/usr/share/man/man1 $(DESTDIR)/usr/share/man/man8
+	install -m 0755 $(B)/firmfleetd $(B)/firmfleet-agent $(DESTDIR)/usr/sbin/
+	install -m 0755 $(B)/firmfleet $(DESTDIR)/usr/bin/
+	install -m 0644 man/*.1 $(DESTDIR)/usr/share/man/man1/
+	install -m 0644 man/*.8 $(DESTDIR)/usr/share/man/man8/
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

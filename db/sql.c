@@ -1,0 +1,98 @@
+/* sql.c: see sql.h. */
+#include "sql.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+#include "log.h"
+
+int sql_exec(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        char q[512];
+        log_error("sql.error", "error=%s", log_quote(err ? err : sqlite3_errmsg(db), q, sizeof q));
+        sqlite3_free(err);
+        return -EIO;
+    }
+    return 0;
+}
+
+int sql_begin(sqlite3 *db) { return sql_exec(db, "BEGIN IMMEDIATE"); }
+int sql_commit(sqlite3 *db) { return sql_exec(db, "COMMIT"); }
+int sql_rollback(sqlite3 *db)
+{
+    if (sqlite3_get_autocommit(db))
+        return 0;
+    return sql_exec(db, "ROLLBACK");
+}
+
+sqlite3_stmt *sql_prepare(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        char q[512];
+        log_error("sql.prepare", "error=%s", log_quote(sqlite3_errmsg(db), q, sizeof q));
+        return NULL;
+    }
+    return st;
+}
+
+int sql_user_version(sqlite3 *db)
+{
+    sqlite3_stmt *st = sql_prepare(db, "PRAGMA user_version");
+    if (st == NULL)
+        return -1;
+    int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    return v;
+}
+
+int sql_open(const char *path, const char *const *migrations, int n_migrations, sqlite3 **out)
+{
+    *out = NULL;
+    sqlite3 *db = NULL;
+    char q[512];
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        log_error("sql.open", "path=%s error=%s", path,
+                  log_quote(db ? sqlite3_errmsg(db) : "out of memory", q, sizeof q));
+        sqlite3_close(db);
+        return -EIO;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    if (sql_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;") <
+        0) {
+        sqlite3_close(db);
+        return -EIO;
+    }
+    int v = sql_user_version(db);
+    if (v < 0 || v > n_migrations) {
+        log_error("sql.version", "path=%s version=%d known=%d reason=%s", path, v, n_migrations,
+                  "\"database is newer than this program\"");
+        sqlite3_close(db);
+        return -EPROTO;
+    }
+    for (int i = v; i < n_migrations; i++) {
+        char bump[64];
+        snprintf(bump, sizeof bump, "PRAGMA user_version=%d;", i + 1);
+        if (sql_begin(db) < 0 || sql_exec(db, migrations[i]) < 0 || sql_exec(db, bump) < 0 ||
+            sql_commit(db) < 0) {
+            sql_rollback(db);
+            log_error("sql.migrate", "path=%s to=%d", path, i + 1);
+            sqlite3_close(db);
+            return -EIO;
+        }
+        log_info("sql.migrated", "path=%s version=%d", path, i + 1);
+    }
+    *out = db;
+    return 0;
+}
+
+void sql_close(sqlite3 **db_p)
+{
+    if (db_p && *db_p) {
+        sqlite3_close(*db_p);
+        *db_p = NULL;
+    }
+}

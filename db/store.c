@@ -1,0 +1,124 @@
+/* store.c: opening the controller store, and its schema as numbered migrations.
+ *
+ * Invariants:
+ *   - migrations only ever append; migration i moves user_version i -> i+1;
+ *   - MACs are stored canonical (lowercase aa:bb:cc:dd:ee:ff), SHA-256 as
+ *     64 lowercase hex characters, times as ms since the epoch;
+ *   - event(agent_id, seq) is unique: the link dedupes on it, and an agent's
+ *     last_in_seq is the highest seq committed contiguously from 1;
+ *   - outbox holds controller->agent journaled messages until the agent acks.
+ */
+#include "store.h"
+
+#include <stdlib.h>
+
+#include "store_int.h"
+
+static const char *const s_migrations[] = {
+    /* 1: the foundation */
+    "CREATE TABLE site("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  tz TEXT NOT NULL,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  created_ms INTEGER NOT NULL,"
+    "  generation INTEGER NOT NULL DEFAULT 1);"
+    "CREATE TABLE agent("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  site_id INTEGER NOT NULL REFERENCES site(id),"
+    "  pubkey TEXT NOT NULL UNIQUE,"          /* Z85, 40 chars */
+    "  created_ms INTEGER NOT NULL,"
+    "  revoked_ms INTEGER,"
+    "  last_seen_ms INTEGER,"
+    "  version TEXT NOT NULL DEFAULT '',"
+    "  last_in_seq INTEGER NOT NULL DEFAULT 0,"  /* highest agent seq committed */
+    "  last_out_seq INTEGER NOT NULL DEFAULT 0," /* highest seq written to outbox */
+    "  peer_acked_seq INTEGER NOT NULL DEFAULT 0," /* highest outbox seq the agent acked */
+    "  cached TEXT NOT NULL DEFAULT '');"        /* space-separated sha256 hex the agent holds */
+    "CREATE TABLE device("
+    "  id INTEGER PRIMARY KEY,"
+    "  mac TEXT NOT NULL UNIQUE,"
+    "  site_id INTEGER NOT NULL REFERENCES site(id),"
+    "  model TEXT NOT NULL DEFAULT '',"
+    "  serial TEXT NOT NULL DEFAULT '',"
+    "  tags TEXT NOT NULL DEFAULT '',"
+    "  vendor_class TEXT NOT NULL DEFAULT '',"
+    "  current_version TEXT NOT NULL DEFAULT '',"
+    "  origin TEXT NOT NULL DEFAULT 'operator',"  /* operator | import | discovered */
+    "  created_ms INTEGER NOT NULL,"
+    "  last_seen_ms INTEGER);"
+    "CREATE INDEX device_site ON device(site_id);"
+    "CREATE TABLE blob("
+    "  sha256 TEXT PRIMARY KEY,"
+    "  size INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE firmware("
+    "  id INTEGER PRIMARY KEY,"
+    "  vendor TEXT NOT NULL,"
+    "  version TEXT NOT NULL,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  created_ms INTEGER NOT NULL,"
+    "  UNIQUE(vendor, version));"
+    "CREATE TABLE firmware_model("
+    "  firmware_id INTEGER NOT NULL REFERENCES firmware(id) ON DELETE CASCADE,"
+    "  model TEXT NOT NULL,"
+    "  PRIMARY KEY(firmware_id, model));"
+    "CREATE TABLE firmware_file("
+    "  firmware_id INTEGER NOT NULL REFERENCES firmware(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  sha256 TEXT NOT NULL REFERENCES blob(sha256),"
+    "  PRIMARY KEY(firmware_id, name));"
+    "CREATE TABLE event("
+    "  id INTEGER PRIMARY KEY,"
+    "  agent_id INTEGER NOT NULL REFERENCES agent(id),"
+    "  seq INTEGER NOT NULL,"
+    "  time_ms INTEGER NOT NULL,"
+    "  received_ms INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  mac TEXT NOT NULL DEFAULT '',"
+    "  detail TEXT NOT NULL DEFAULT '',"
+    "  UNIQUE(agent_id, seq));"
+    "CREATE TABLE outbox("
+    "  agent_id INTEGER NOT NULL REFERENCES agent(id),"
+    "  seq INTEGER NOT NULL,"
+    "  payload BLOB NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(agent_id, seq));"
+    "CREATE TABLE audit("
+    "  id INTEGER PRIMARY KEY,"
+    "  time_ms INTEGER NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  detail TEXT NOT NULL DEFAULT '');",
+};
+
+int store_open(const char *path, store_t **out)
+{
+    *out = NULL;
+    store_t *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return -12;
+    int rc = sql_open(path, s_migrations, (int)(sizeof s_migrations / sizeof s_migrations[0]),
+                      &st->db);
+    if (rc < 0) {
+        free(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void store_destroy(store_t **st_p)
+{
+    if (st_p == NULL || *st_p == NULL)
+        return;
+    sql_close(&(*st_p)->db);
+    free(*st_p);
+    *st_p = NULL;
+}
+
+int store_begin(store_t *st) { return sql_begin(st->db); }
+int store_commit(store_t *st) { return sql_commit(st->db); }
+int store_rollback(store_t *st) { return sql_rollback(st->db); }
+int store_schema_version(store_t *st) { return sql_user_version(st->db); }

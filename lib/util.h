@@ -1,0 +1,40 @@
+/* util.h: small helpers both daemons and the CLI share: MAC addresses, clocks,
+ * range-checked numbers, files written atomically, directories. No globals. */
+#ifndef FF_UTIL_H
+#define FF_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parses a MAC in aa:bb:cc:dd:ee:ff, aa-bb-..., aabb.ccdd.eeff or aabbccddeeff
+ * form (any case). Writes 6 bytes to out. Returns 0 or -EINVAL. */
+int util_mac_parse(const char *s, uint8_t out[6]);
+/* Formats 6 bytes as lowercase aa:bb:cc:dd:ee:ff into out (>= 18 bytes). */
+void util_mac_format(const uint8_t mac[6], char out[18]);
+/* Canonicalises a MAC string into out (>= 18 bytes). Returns 0 or -EINVAL. */
+int util_mac_canon(const char *s, char out[18]);
+
+uint64_t util_now_ms(void);      /* wall clock, ms since the epoch */
+uint64_t util_mono_ms(void);     /* monotonic clock, ms */
+
+/* Parses a decimal integer in [min, max] (strtonum-like). Returns 0 or -EINVAL/-ERANGE. */
+int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* Parses a size with optional K, M, G suffix (powers of 1024). */
+int util_parse_size(const char *s, uint64_t *out);
+
+/* mkdir -p with mode; 0 or -errno. */
+int util_mkdir_p(const char *path, unsigned mode);
+/* Writes data to path via path.tmp + fsync + rename + fsync(dir). 0 or -errno. */
+int util_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
+/* Reads a whole file (at most max bytes) into a malloc'd NUL-terminated buffer
+ * the caller frees. 0, -errno, or -EFBIG. */
+int util_read_file(const char *path, size_t max, char **out, size_t *len_out);
+/* fsync of the directory holding path (after a rename). 0 or -errno. */
+int util_fsync_dir_of(const char *path);
+
+/* Lowercase hex of n bytes into out (>= 2n+1). */
+void util_hex(const uint8_t *in, size_t n, char *out);
+/* Parses exactly 2n hex digits into n bytes. 0 or -EINVAL. */
+int util_unhex(const char *s, uint8_t *out, size_t n);
+
+#endif

@@ -1,0 +1,135 @@
+/* wire.c: see wire.h. */
+#include "wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+static void s_free_buf(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+static int s_send_buf(void *sock, uint8_t *buf, size_t len, int flags)
+{
+    zmq_msg_t msg;
+    if (zmq_msg_init_data(&msg, buf, len, s_free_buf, NULL) < 0) {
+        free(buf);
+        return -errno;
+    }
+    if (zmq_msg_send(&msg, sock, flags) < 0) {
+        int e = errno;
+        zmq_msg_close(&msg);
+        return -e;
+    }
+    return 0;
+}
+
+uint8_t *wire_pack(const wire_env_t *env, size_t *len_out)
+{
+    size_t len = firmfleet__envelope__get_packed_size(env);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return NULL;
+    firmfleet__envelope__pack(env, buf);
+    *len_out = len;
+    return buf;
+}
+
+int wire_send(void *sock, const void *rid, size_t rid_len, const wire_env_t *env, int flags)
+{
+    size_t len = 0;
+    uint8_t *buf = wire_pack(env, &len);
+    if (buf == NULL)
+        return -ENOMEM;
+    if (len > WIRE_MAX_MSG) {
+        free(buf);
+        return -EMSGSIZE;
+    }
+    if (rid != NULL) {
+        if (zmq_send(sock, rid, rid_len, ZMQ_SNDMORE | flags) < 0) {
+            int e = errno;
+            free(buf);
+            return -e;
+        }
+    }
+    return s_send_buf(sock, buf, len, flags);
+}
+
+wire_env_t *wire_unpack(const void *data, size_t len)
+{
+    if (len > WIRE_MAX_MSG)
+        return NULL;
+    wire_env_t *env = firmfleet__envelope__unpack(NULL, len, data);
+    if (env == NULL)
+        return NULL;
+    if (env->body_case == FIRMFLEET__ENVELOPE__BODY__NOT_SET) {
+        firmfleet__envelope__free_unpacked(env, NULL);
+        return NULL;
+    }
+    return env;
+}
+
+void wire_free(wire_env_t *env)
+{
+    if (env)
+        firmfleet__envelope__free_unpacked(env, NULL);
+}
+
+const char *wire_body_name(const wire_env_t *env)
+{
+    switch (env->body_case) {
+    case FIRMFLEET__ENVELOPE__BODY_HELLO: return "hello";
+    case FIRMFLEET__ENVELOPE__BODY_WELCOME: return "welcome";
+    case FIRMFLEET__ENVELOPE__BODY_HEARTBEAT: return "heartbeat";
+    case FIRMFLEET__ENVELOPE__BODY_SITE_CONFIG: return "site_config";
+    case FIRMFLEET__ENVELOPE__BODY_ASSIGNMENT: return "assignment";
+    case FIRMFLEET__ENVELOPE__BODY_CANCEL: return "cancel";
+    case FIRMFLEET__ENVELOPE__BODY_EVENT: return "event";
+    case FIRMFLEET__ENVELOPE__BODY_IMAGE_REQUEST: return "image_request";
+    case FIRMFLEET__ENVELOPE__BODY_IMAGE_CHUNK: return "image_chunk";
+    case FIRMFLEET__ENVELOPE__BODY_BACKUP: return "backup";
+    case FIRMFLEET__ENVELOPE__BODY_REFUSED: return "refused";
+    default: return "unknown";
+    }
+}
+
+Firmfleet__AdminRequest *wire_admin_req_unpack(const void *data, size_t len)
+{
+    if (len > WIRE_MAX_MSG)
+        return NULL;
+    return firmfleet__admin_request__unpack(NULL, len, data);
+}
+
+Firmfleet__AdminResponse *wire_admin_resp_unpack(const void *data, size_t len)
+{
+    if (len > WIRE_MAX_MSG)
+        return NULL;
+    return firmfleet__admin_response__unpack(NULL, len, data);
+}
+
+int wire_send_admin_req(void *sock, const Firmfleet__AdminRequest *req)
+{
+    size_t len = firmfleet__admin_request__get_packed_size(req);
+    if (len > WIRE_MAX_MSG)
+        return -EMSGSIZE;
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return -ENOMEM;
+    firmfleet__admin_request__pack(req, buf);
+    return s_send_buf(sock, buf, len, 0);
+}
+
+int wire_send_admin_resp(void *sock, const Firmfleet__AdminResponse *resp)
+{
+    size_t len = firmfleet__admin_response__get_packed_size(resp);
+    if (len > WIRE_MAX_MSG)
+        return -EMSGSIZE;
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return -ENOMEM;
+    firmfleet__admin_response__pack(resp, buf);
+    return s_send_buf(sock, buf, len, 0);
+}

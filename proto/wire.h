@@ -1,0 +1,46 @@
+/* wire.h: framing of the controller link and the admin channel. The only code
+ * that turns protobuf messages into ZeroMQ frames and back.
+ *
+ * Invariants: every unpack is done under WIRE_MAX_MSG (the same bound as the
+ * sockets' ZMQ_MAXMSGSIZE) and checks that a body is present; a frame that
+ * fails is dropped by the caller and logged, never trusted.
+ */
+#ifndef FF_WIRE_H
+#define FF_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "firmfleet.pb-c.h"
+
+#define WIRE_MAX_MSG (4u << 20)        /* ZMQ_MAXMSGSIZE on every socket */
+#define WIRE_CHUNK (256u << 10)        /* image chunk payload */
+#define WIRE_CREDITS 16u               /* chunks in flight per image request */
+#define WIRE_ADMIN_CHUNK (1u << 20)    /* admin upload chunk */
+
+typedef Firmfleet__Envelope wire_env_t;
+
+/* Sends env on a DEALER (rid NULL) or to routing id rid on a ROUTER.
+ * flags: ZMQ_DONTWAIT or 0. Returns 0 or -errno (EAGAIN when the pipe is full,
+ * EHOSTUNREACH for an unknown peer on a ROUTER with ROUTER_MANDATORY). */
+int wire_send(void *sock, const void *rid, size_t rid_len, const wire_env_t *env, int flags);
+
+/* Unpacks one frame. NULL when it is larger than WIRE_MAX_MSG, does not parse,
+ * or has no body. Free with wire_free(). */
+wire_env_t *wire_unpack(const void *data, size_t len);
+void wire_free(wire_env_t *env);
+
+/* Packs env into a malloc'd buffer (caller frees). NULL on ENOMEM. */
+uint8_t *wire_pack(const wire_env_t *env, size_t *len_out);
+
+/* Names of body cases, for logs. */
+const char *wire_body_name(const wire_env_t *env);
+
+/* Admin channel. */
+Firmfleet__AdminRequest *wire_admin_req_unpack(const void *data, size_t len);
+Firmfleet__AdminResponse *wire_admin_resp_unpack(const void *data, size_t len);
+/* Sends a packed message as one frame. 0 or -errno. */
+int wire_send_admin_req(void *sock, const Firmfleet__AdminRequest *req);
+int wire_send_admin_resp(void *sock, const Firmfleet__AdminResponse *resp);
+
+#endif

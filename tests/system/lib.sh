@@ -1,0 +1,99 @@
+# lib.sh: shared by the system tests (source it). Starts real daemons from
+# $FF_BUILD in a temporary directory, on loopback ports, and kills them all on
+# exit. Checks print TAP lines that tests/run.sh counts.
+set -u
+FF_BUILD=${FF_BUILD:-build}
+FF_BUILD=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && cd "$FF_BUILD" && pwd)
+BIN=$FF_BUILD
+T=$(mktemp -d /tmp/ff-sys.XXXXXX)
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=98}
+_n=0
+_fail=0
+declare -A PIDS=()
+
+ok()   { _n=$((_n + 1)); echo "ok $_n - $*"; }
+nok()  { _n=$((_n + 1)); _fail=1; echo "not ok $_n - $*"; }
+# check DESC CMD...: passes when CMD exits 0
+check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
+# check_fails DESC CMD...: passes when CMD exits non-zero
+check_fails() { local d=$1; shift; if "$@"; then nok "$d"; else ok "$d"; fi; }
+# check_eq DESC EXPECTED ACTUAL
+check_eq() { if [ "$2" == "$3" ]; then ok "$1"; else nok "$1 (expected '$2', got '$3')"; fi; }
+note() { echo "# $*"; }
+
+# wait_until SECONDS CMD...: polls CMD every 0.1 s until it succeeds or time runs out.
+wait_until() {
+  local limit=$1; shift
+  local end=$((SECONDS + limit))
+  while [ $SECONDS -lt $end ]; do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+free_port() {
+  local p i
+  for i in $(seq 1 50); do
+    p=$((20000 + RANDOM % 30000))
+    ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
+  done
+  echo $((20000 + RANDOM % 30000))
+}
+
+PORT=$(free_port)
+CTL_DIR=$T/ctl
+ENDPOINT=tcp://127.0.0.1:$PORT
+
+ff() { "$BIN/firmfleet" -d "$CTL_DIR" "$@"; }
+
+ctl_start() {
+  "$BIN/firmfleetd" -d "$CTL_DIR" --listen "$ENDPOINT" "$@" >>"$T/ctl.log" 2>&1 &
+  PIDS[ctl]=$!
+  wait_until 20 ff site list || { note "controller did not come up"; tail -20 "$T/ctl.log"; return 1; }
+}
+
+ctl_kill9() { kill -9 "${PIDS[ctl]}" 2>/dev/null; wait "${PIDS[ctl]}" 2>/dev/null; unset 'PIDS[ctl]'; }
+
+# agent_start NAME [agent options...]: credential $T/NAME.cred, state $T/NAME.state
+agent_start() {
+  local name=$1; shift
+  "$BIN/firmfleet-agent" -c "$T/$name.cred" -s "$T/$name.state" "$@" >>"$T/$name.log" 2>&1 &
+  PIDS[$name]=$!
+}
+
+agent_kill9() { kill -9 "${PIDS[$1]}" 2>/dev/null; wait "${PIDS[$1]}" 2>/dev/null; unset "PIDS[$1]"; }
+
+# agent_online NAME: true when `agent list --json` shows it online
+agent_online() {
+  ff agent list --json | jq -e --arg n "$1" '.[] | select(.name == $n and .online == true)' >/dev/null
+}
+
+# stop_all: SIGTERM everything, then check no sanitizer report appeared in any log
+stop_all() {
+  local p
+  for p in "${!PIDS[@]}"; do kill "${PIDS[$p]}" 2>/dev/null; done
+  for p in "${!PIDS[@]}"; do
+    local end=$((SECONDS + 10))
+    while kill -0 "${PIDS[$p]}" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
+    kill -9 "${PIDS[$p]}" 2>/dev/null
+    wait "${PIDS[$p]}" 2>/dev/null
+  done
+  PIDS=()
+}
+
+sanitizer_clean() {
+  ! grep -lE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$T"/*.log 2>/dev/null
+}
+
+finish() {
+  stop_all
+  check "no sanitizer reports in daemon logs" sanitizer_clean
+  if [ "$_fail" -ne 0 ]; then
+    for f in "$T"/*.log; do echo "# ---- $f"; tail -30 "$f" | sed 's/^/# /'; done
+  fi
+  rm -rf "$T"
+  exit "$_fail"
+}
+trap 'stop_all; rm -rf "$T"' INT TERM
