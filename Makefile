@@ -19,7 +19,7 @@ CC ?= cc
 WARN = -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wstrict-prototypes \
        -Wmissing-prototypes -Werror
 CFLAGS_ALL = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) -g $(WARN) $(SANFLAGS) \
-       -MMD -MP -Ilib -Iproto -Idb -Icontroller -Isiteagent -I$(B)/gen \
+       -MMD -MP -Ilib -Iproto -Idb -Icontroller -Isiteagent -isystem $(B)/gen \
        $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
 LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv
@@ -43,6 +43,7 @@ AGENT_OBJ = $(call obj,$(AGENT_SRC))
 ARCHIVES  = $(B)/libctl.a $(B)/libcli.a $(B)/libagent.a $(B)/libffdb.a $(B)/libff.a
 PROGS     = $(B)/firmfleetd $(B)/firmfleet $(B)/firmfleet-agent
 UNITS     = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+TOOLS     = $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(wildcard tests/tools/*.c))
 
 .PHONY: all deps test test-unit test-system run bench fuzz format clean install
 all: $(PROGS)
@@ -60,7 +61,7 @@ $(GEN_C) $(GEN_H): proto/firmfleet.proto | $(DEPS_STAMP)
 
 $(B)/obj/gen/firmfleet.pb-c.o: $(GEN_C)
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 $(OPT) -g $(SANFLAGS) -I$(B)/gen -c $< -o $@
+	$(CC) -std=c11 $(OPT) -g $(SANFLAGS) -isystem $(B)/gen -c $< -o $@
 
 $(B)/obj/%.o: %.c $(GEN_H) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -88,7 +89,11 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(ARCHIVES)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS) -lcmocka
 
-units: $(UNITS)
+$(B)/tests/tools/%: $(B)/obj/tests/tools/%.o $(ARCHIVES)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
+
+units: $(UNITS) $(TOOLS)
 
 # make test: both builds, unit tests on both, system tests on the sanitizer
 # build (what passes there passes on the plain one; `make run` uses the plain).
@@ -100,7 +105,7 @@ test: | $(DEPS_STAMP)
 test-unit: all units
 	@tests/run.sh --unit $(B)
 
-test-system: all
+test-system: all units
 	@tests/run.sh --system $(B)
 
 run: all

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "ctl.h"
+#include "firmfleet.pb-c.h"
 
 int ctl_link_new(struct ctl *ctl, ctl_link_t **out);
 void ctl_link_destroy(ctl_link_t **link_p);
@@ -32,5 +33,10 @@ void ctl_link_revoke(ctl_link_t *link, int64_t agent_id);
 /* The site's configuration changed (devices, firmware): re-send SiteConfig to
  * its online agents. */
 void ctl_link_site_changed(ctl_link_t *link, int64_t site_id);
+
+/* Journals env for the agent in its outbox (inside the caller's transaction);
+ * it is sent by ctl_link_flush_outbox after the commit and resent until acked. */
+int ctl_link_enqueue(ctl_link_t *link, int64_t agent_id, const Firmfleet__Envelope *env);
+void ctl_link_flush_outbox(ctl_link_t *link, int64_t agent_id);
 
 #endif

@@ -1,0 +1,246 @@
+/* firmfleetd.c: the controller daemon. Owns one data directory:
+ *   controller.db   SQLite store (WAL), schema migrated on start
+ *   images/         content-addressed image store
+ *   curve.pub/.key  the controller's CURVE keypair, created on first start
+ *   admin.sock      the CLI's endpoint (ipc, mode 0600 through the umask)
+ * One thread, one zmq_poll loop: ZAP handler, agent ROUTER, admin REP.
+ * SIGINT/SIGTERM end the loop; every commit is already durable by then.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "ctl.h"
+#include "ctl_admin.h"
+#include "ctl_link.h"
+#include "hash.h"
+#include "log.h"
+#include "util.h"
+#include "zmqx.h"
+
+#define FF_VERSION "0.1.0"
+
+static volatile sig_atomic_t s_stop;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: firmfleetd [-d DATADIR] [--listen ENDPOINT] [--public-endpoint ENDPOINT]\n"
+            "                  [--admin ENDPOINT] [--heartbeat-ms N] [--log-level LEVEL]\n"
+            "                  [--version] [--help]\n"
+            "  -d, --data-dir DIR      data directory (default /var/lib/firmfleet)\n"
+            "  -l, --listen EP         where agents connect (default tcp://*:7600)\n"
+            "  -p, --public-endpoint EP  endpoint written into agent credentials\n"
+            "                          (default: the listen endpoint, * replaced by the host name)\n"
+            "  -a, --admin EP          CLI endpoint (default ipc://DATADIR/admin.sock)\n"
+            "      --heartbeat-ms N    heartbeat interval, 500..60000 (default 5000)\n"
+            "      --log-level L       debug, info, warn, error (default info)\n");
+}
+
+static int s_bind_sockets(struct ctl *ctl)
+{
+    ctl->zap = zmq_socket(ctl->zctx, ZMQ_REP);
+    if (ctl->zap == NULL || zmq_bind(ctl->zap, "inproc://zeromq.zap.01") < 0) {
+        log_error("ctl.zap_bind", "error=\"%s\"", zmq_strerror(errno));
+        return -1;
+    }
+    ctl->router = zmq_socket(ctl->zctx, ZMQ_ROUTER);
+    int one = 1, hwm = 100000;
+    if (ctl->router == NULL || zmqx_apply_limits(ctl->router, ctl->heartbeat_ms) < 0 ||
+        zmq_setsockopt(ctl->router, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+        zmq_setsockopt(ctl->router, ZMQ_CURVE_SECRETKEY, ctl->sec, 40) < 0 ||
+        zmq_setsockopt(ctl->router, ZMQ_ZAP_DOMAIN, "firmfleet", 9) < 0 ||
+        zmq_setsockopt(ctl->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one) < 0 ||
+        zmq_setsockopt(ctl->router, ZMQ_SNDHWM, &hwm, sizeof hwm) < 0 ||
+        zmq_setsockopt(ctl->router, ZMQ_RCVHWM, &hwm, sizeof hwm) < 0) {
+        log_error("ctl.router_setup", "error=\"%s\"", zmq_strerror(errno));
+        return -1;
+    }
+    if (zmq_bind(ctl->router, ctl->listen) < 0) {
+        log_error("ctl.listen", "endpoint=%s error=\"%s\"", ctl->listen, zmq_strerror(errno));
+        return -1;
+    }
+    ctl->admin = zmq_socket(ctl->zctx, ZMQ_REP);
+    if (ctl->admin == NULL || zmqx_apply_limits(ctl->admin, 0) < 0 ||
+        zmq_setsockopt(ctl->admin, ZMQ_ZAP_DOMAIN, "admin", 5) < 0) {
+        log_error("ctl.admin_setup", "error=\"%s\"", zmq_strerror(errno));
+        return -1;
+    }
+    if (strncmp(ctl->admin_endpoint, "ipc://", 6) == 0)
+        unlink(ctl->admin_endpoint + 6); /* a stale socket from a killed run */
+    if (zmq_bind(ctl->admin, ctl->admin_endpoint) < 0) {
+        log_error("ctl.admin_bind", "endpoint=%s error=\"%s\"", ctl->admin_endpoint,
+                  zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void s_default_public(struct ctl *ctl)
+{
+    const char *star = strstr(ctl->listen, "://*:");
+    const char *any = strstr(ctl->listen, "://0.0.0.0:");
+    if (star == NULL && any == NULL) {
+        snprintf(ctl->public_endpoint, sizeof ctl->public_endpoint, "%s", ctl->listen);
+        return;
+    }
+    char host[128] = "localhost";
+    gethostname(host, sizeof host - 1);
+    const char *port = strrchr(ctl->listen, ':');
+    snprintf(ctl->public_endpoint, sizeof ctl->public_endpoint, "tcp://%s%s", host, port);
+}
+
+static void s_run(struct ctl *ctl)
+{
+    zmq_pollitem_t items[3] = {
+        {ctl->zap, 0, ZMQ_POLLIN, 0},
+        {ctl->router, 0, ZMQ_POLLIN, 0},
+        {ctl->admin, 0, ZMQ_POLLIN, 0},
+    };
+    int wait_ms = 0;
+    while (!s_stop) {
+        int rc = zmq_poll(items, 3, wait_ms);
+        if (rc < 0 && errno != EINTR) {
+            log_error("ctl.poll", "error=\"%s\"", zmq_strerror(errno));
+            break;
+        }
+        if (rc > 0) {
+            if (items[0].revents & ZMQ_POLLIN)
+                ctl_link_on_zap(ctl->link);
+            if (items[1].revents & ZMQ_POLLIN)
+                ctl_link_on_router(ctl->link);
+            if (items[2].revents & ZMQ_POLLIN)
+                ctl_admin_on_request(ctl);
+        }
+        wait_ms = ctl_link_tick(ctl->link);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static struct ctl ctl;
+    const char *datadir = "/var/lib/firmfleet";
+    const char *listen = "tcp://*:7600", *public_ep = NULL, *admin = NULL;
+    int64_t hb = ZMQX_HEARTBEAT_MS;
+    static const struct option opts[] = {
+        {"data-dir", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"public-endpoint", required_argument, NULL, 'p'},
+        {"admin", required_argument, NULL, 'a'},
+        {"heartbeat-ms", required_argument, NULL, 'H'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    log_set_component("firmfleetd");
+    while ((c = getopt_long(argc, argv, "d:l:p:a:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': datadir = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'p': public_ep = optarg; break;
+        case 'a': admin = optarg; break;
+        case 'H':
+            if (util_parse_i64(optarg, 500, 60000, &hb) < 0) {
+                fprintf(stderr, "firmfleetd: --heartbeat-ms must be 500..60000\n");
+                return 2;
+            }
+            break;
+        case 'L': {
+            int lv = log_parse_level(optarg);
+            if (lv < 0) {
+                fprintf(stderr, "firmfleetd: unknown log level '%s'\n", optarg);
+                return 2;
+            }
+            log_set_level((enum log_level)lv);
+            break;
+        }
+        case 'V': printf("firmfleetd %s\n", FF_VERSION); return 0;
+        case 'h': s_usage(stdout); return 0;
+        default: s_usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "firmfleetd: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (strlen(datadir) >= sizeof ctl.datadir || strlen(listen) >= sizeof ctl.listen ||
+        (public_ep && strlen(public_ep) >= sizeof ctl.public_endpoint) ||
+        (admin && strlen(admin) >= sizeof ctl.admin_endpoint)) {
+        fprintf(stderr, "firmfleetd: an argument is too long\n");
+        return 2;
+    }
+    umask(077);
+    snprintf(ctl.datadir, sizeof ctl.datadir, "%s", datadir);
+    snprintf(ctl.listen, sizeof ctl.listen, "%s", listen);
+    ctl.heartbeat_ms = (int)hb;
+    if (public_ep)
+        snprintf(ctl.public_endpoint, sizeof ctl.public_endpoint, "%s", public_ep);
+    else
+        s_default_public(&ctl);
+    if (admin)
+        snprintf(ctl.admin_endpoint, sizeof ctl.admin_endpoint, "%s", admin);
+    else
+        snprintf(ctl.admin_endpoint, sizeof ctl.admin_endpoint, "ipc://%s/admin.sock", datadir);
+
+    if (hash_init() < 0 || !zmq_has("curve")) {
+        log_error("ctl.init", "reason=\"libsodium or CURVE support missing\"");
+        return 1;
+    }
+    int rc = util_mkdir_p(datadir, 0700);
+    if (rc < 0) {
+        log_error("ctl.datadir", "path=%s error=\"%s\"", datadir, strerror(-rc));
+        return 1;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/controller.db", datadir);
+    if (store_open(path, &ctl.st) < 0)
+        return 1;
+    snprintf(path, sizeof path, "%s/images", datadir);
+    if ((rc = imgstore_open(path, &ctl.img)) < 0) {
+        log_error("ctl.images", "path=%s error=\"%s\"", path, strerror(-rc));
+        return 1;
+    }
+    if ((rc = zmqx_keypair_load_or_create(datadir, "curve", ctl.pub, ctl.sec)) < 0) {
+        log_error("ctl.keypair", "dir=%s error=\"%s\"", datadir, strerror(-rc));
+        return 1;
+    }
+    ctl.zctx = zmq_ctx_new();
+    if (ctl.zctx == NULL || ctl_link_new(&ctl, &ctl.link) < 0 || s_bind_sockets(&ctl) < 0)
+        return 1;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    log_info("ctl.start", "version=%s datadir=%s listen=%s public=%s admin=%s key=%s",
+             FF_VERSION, datadir, ctl.listen, ctl.public_endpoint, ctl.admin_endpoint, ctl.pub);
+    s_run(&ctl);
+    log_info("ctl.stop", "datadir=%s", datadir);
+
+    zmq_close(ctl.router);
+    zmq_close(ctl.admin);
+    zmq_close(ctl.zap);
+    zmq_ctx_term(ctl.zctx);
+    ctl_link_destroy(&ctl.link);
+    imgstore_destroy(&ctl.img);
+    store_destroy(&ctl.st);
+    return 0;
+}

@@ -1,0 +1,178 @@
+/* store_inv.h: inventory queries on the controller store: sites, agents,
+ * devices, firmware (and the blobs it references), the event log (read only;
+ * events are written by store_link) and the audit log.
+ *
+ * Conventions shared by every function here:
+ *   - return 0 on success or a negative errno-style code: -EINVAL (bad input),
+ *     -ENOENT (a named thing does not exist), -EEXIST (duplicate), -EALREADY
+ *     (revoking a revoked agent), -EIO (database), -ENOMEM;
+ *   - on error, a one-line human message (no trailing newline) is written to
+ *     err (size errlen); it is meant for the operator's terminal as-is;
+ *   - results are jansson documents the caller owns (json_decref);
+ *   - every write validates all of its input first, then runs in ONE
+ *     transaction together with its audit row: on any error nothing changes.
+ *     Writes open their own transaction (BEGIN IMMEDIATE), or a SAVEPOINT when
+ *     the caller already has one open, so they compose with the link's group
+ *     commit;
+ *   - `user` (who is acting, for the audit row) may be NULL or "" ("unknown").
+ *
+ * Validation rules (the CLI documents them in firmfleet(1)):
+ *   site / agent names  [a-z0-9][a-z0-9._-]{0,62}
+ *   tz                  a file under /usr/share/zoneinfo that starts "TZif",
+ *                       named by a relative path of [A-Za-z0-9_+-] components
+ *   MAC                 anything util_mac_parse accepts, stored canonical
+ *   model               1..64 printable ASCII characters, no ',', no leading or
+ *                       trailing space
+ *   serial              0..64 printable ASCII characters, no ','
+ *   tags                comma list of [A-Za-z0-9._-]{1,63}; stored comma-joined,
+ *                       duplicates dropped, order kept
+ *   vendor, version     [A-Za-z0-9][A-Za-z0-9._+-]{0,63}
+ *   firmware file name  [A-Za-z0-9_][A-Za-z0-9._+-]{0,127} (no '/', no "..")
+ *   description         0..1024 bytes of UTF-8 without control characters
+ */
+#ifndef FF_STORE_INV_H
+#define FF_STORE_INV_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define STORE_ZONEINFO "/usr/share/zoneinfo"
+
+/* ---- validators (pure; 0 or -EINVAL with a message in err) ---- */
+int store_check_name(const char *what, const char *s, char *err, size_t errlen);
+int store_check_tz(const char *tz, char *err, size_t errlen);
+int store_check_model(const char *s, char *err, size_t errlen);
+int store_check_serial(const char *s, char *err, size_t errlen);
+/* Checks a comma list of tags and writes the normalised list into out. */
+int store_check_tags(const char *s, char *out, size_t outlen, char *err, size_t errlen);
+int store_check_fw_part(const char *what, const char *s, char *err, size_t errlen);
+int store_check_file_name(const char *s, char *err, size_t errlen);
+int store_check_text(const char *what, const char *s, size_t max, char *err, size_t errlen);
+int store_check_sha256(const char *s, char *err, size_t errlen);
+
+/* ---- sites ---- */
+/* Adds a site. description may be NULL. *id_out (may be NULL) gets its id. */
+int store_site_add(store_t *st, const char *user, const char *name, const char *tz,
+                   const char *description, int64_t *id_out, char *err, size_t errlen);
+/* Array of site objects {id, name, tz, description, created_ms, generation,
+ * devices, agents} ordered by name; `agents` counts unrevoked agents. */
+int store_site_list(store_t *st, json_t **out, char *err, size_t errlen);
+/* One site object (as in the list); -ENOENT when unknown. */
+int store_site_show(store_t *st, const char *name, json_t **out, char *err, size_t errlen);
+/* Site id by name: 0 found, -ENOENT, -EIO. */
+int store_site_id(store_t *st, const char *name, int64_t *id_out, char *err, size_t errlen);
+
+/* ---- agents ---- */
+/* Enrolls agent `name` at `site` with its Z85 public key. */
+int store_agent_enroll(store_t *st, const char *user, const char *name, const char *site,
+                       const char *pubkey, int64_t *id_out, char *err, size_t errlen);
+/* Array of agent objects {id, name, site, created_ms, revoked, revoked_ms
+ * (null), last_seen_ms (null), version} ordered by name. The admin layer adds
+ * `online` and `image_bytes_sent`. */
+int store_agent_list(store_t *st, json_t **out, char *err, size_t errlen);
+/* One agent object (as in the list, plus public_key) by name or decimal id. */
+int store_agent_show(store_t *st, const char *name_or_id, json_t **out, char *err, size_t errlen);
+/* Looks an agent up by name or decimal id: 0 (id in *id_out), -ENOENT. */
+int store_agent_lookup(store_t *st, const char *name_or_id, int64_t *id_out, char *err,
+                       size_t errlen);
+/* Sets revoked_ms. Revoking an agent that is already revoked is an error
+ * (-EALREADY) and changes nothing, so the first revocation time is kept and
+ * the audit log records only real changes. */
+int store_agent_revoke(store_t *st, const char *user, const char *name_or_id, int64_t *id_out,
+                       char *err, size_t errlen);
+
+/* ---- devices ---- */
+struct store_device_in {
+    const char *mac;    /* required, any form util_mac_parse accepts */
+    const char *site;   /* required, must exist */
+    const char *model;  /* NULL or "" = unknown */
+    const char *serial; /* NULL or "" */
+    const char *tags;   /* NULL or "" or a comma list */
+    int line;           /* import: line number for messages (0 = none) */
+};
+
+/* Adds one device (origin "operator"); *site_id_out (may be NULL) gets the
+ * id of its site. Duplicate MAC: -EEXIST, "device MAC already exists (site S)". */
+int store_device_add(store_t *st, const char *user, const struct store_device_in *d,
+                     int64_t *site_id_out, char *err, size_t errlen);
+/* Adds n devices (origin "import") all-or-nothing in one transaction. Any bad
+ * row (malformed, unknown site, duplicate in the database or within the rows)
+ * fails the whole import with "line N: reason" (N = row.line). n == 0 is
+ * -EINVAL. The ids of the sites touched are appended to *site_ids (a json
+ * array of integers the caller owns; may be NULL). */
+int store_device_import(store_t *st, const char *user, const struct store_device_in *rows,
+                        size_t n, json_t **site_ids, char *err, size_t errlen);
+/* Array of device objects {id, mac, site, model, serial, tags[], vendor_class,
+ * current_version, origin, created_ms, last_seen_ms} ordered by site, mac;
+ * site / model filters may be NULL. An unknown --site filter is -ENOENT. */
+int store_device_list(store_t *st, const char *site, const char *model, json_t **out, char *err,
+                      size_t errlen);
+int store_device_show(store_t *st, const char *mac, json_t **out, char *err, size_t errlen);
+
+/* ---- blobs and firmware ---- */
+/* Records that blob sha256 (hex) of size bytes is in the image store (no-op
+ * when already recorded with that size; -EEXIST when recorded with another). */
+int store_blob_register(store_t *st, const char *sha256, uint64_t size, char *err, size_t errlen);
+/* 0 and *size when recorded, -ENOENT when not. */
+int store_blob_get(store_t *st, const char *sha256, uint64_t *size, char *err, size_t errlen);
+
+struct store_fw_file {
+    const char *name;   /* file name within the firmware's set */
+    const char *sha256; /* 64 lowercase hex */
+    int has_size;       /* 1: register the blob with `size` in the same
+                         * transaction; 0: the blob must be registered already */
+    uint64_t size;
+};
+
+struct store_fw_in {
+    const char *vendor, *version, *description;
+    const char *const *models;
+    size_t n_models;
+    const struct store_fw_file *files;
+    size_t n_files;
+};
+
+/* 0 when vendor/version is free, -EEXIST when taken, -EIO. */
+int store_firmware_free(store_t *st, const char *vendor, const char *version, char *err,
+                        size_t errlen);
+/* Adds a firmware with its models and files (and blobs with has_size), bumps
+ * the generation of every site with a device of one of its models, and
+ * writes those site ids into *site_ids (json array, caller owns; may be
+ * NULL). Needs >= 1 model and >= 1 file, unique names. */
+int store_firmware_add(store_t *st, const char *user, const struct store_fw_in *fw,
+                       int64_t *id_out, json_t **site_ids, char *err, size_t errlen);
+/* Array of {id, vendor, version, description, created_ms, models[],
+ * file_count, total_size} ordered by vendor, version. */
+int store_firmware_list(store_t *st, json_t **out, char *err, size_t errlen);
+/* {id, vendor, version, description, created_ms, models[], files[{name,
+ * sha256, size}], total_size} by "vendor/version" or decimal id. */
+int store_firmware_show(store_t *st, const char *ref, json_t **out, char *err, size_t errlen);
+
+/* ---- events (read only) ---- */
+struct store_event_filter {
+    const char *agent; /* agent name, NULL = any */
+    const char *site;  /* site name */
+    const char *kind;  /* exact kind */
+    const char *mac;   /* any MAC form; canonicalised */
+    int64_t limit;     /* 0 = all */
+    int64_t since;     /* only events with id > since */
+};
+
+/* Array of {id, agent, site, seq, time_ms, received_ms, kind, mac, detail}
+ * ordered by id. With since = 0 and a limit, the newest `limit` events;
+ * with since > 0, the first `limit` events after it (for paging/following). */
+int store_event_list(store_t *st, const struct store_event_filter *f, json_t **out, char *err,
+                     size_t errlen);
+
+/* ---- audit ---- */
+/* Inserts one audit row; call it inside the transaction of the write it
+ * records. 0 or -EIO. */
+int store_audit(store_t *st, const char *user, const char *action, const char *detail);
+/* The newest `limit` audit rows (0 = all) {id, time_ms, user, action, detail},
+ * ordered by id. */
+int store_audit_list(store_t *st, int64_t limit, json_t **out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,63 @@
+/* store_link.h: what the agent link needs from the controller store: agent
+ * lookup by key (ZAP), per-agent sequence state, event ingest (deduplicated
+ * on (agent, seq)), the controller->agent outbox, and the site configuration.
+ *
+ * Writes are meant to run inside one transaction per loop turn (group commit,
+ * store_begin/store_commit from store.h): acks leave only after the commit.
+ */
+#ifndef FF_STORE_LINK_H
+#define FF_STORE_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "firmfleet.pb-c.h"
+#include "store.h"
+
+struct store_agent_link {
+    int64_t id;
+    int64_t site_id;
+    int revoked;
+    uint64_t last_in_seq;     /* highest agent seq committed, contiguous */
+    uint64_t last_out_seq;    /* highest outbox seq written */
+    uint64_t peer_acked_seq;  /* highest outbox seq the agent acked */
+    char name[64];
+    char site[64];
+};
+
+/* ZAP: finds an agent by its Z85 public key. 1 found (fills out), 0 not, <0 error. */
+int store_agent_by_pubkey(store_t *st, const char *z85, struct store_agent_link *out);
+/* 1 found, 0 not, <0 error. */
+int store_agent_link_get(store_t *st, int64_t id, struct store_agent_link *out);
+
+/* Records a Hello: last_seen, version. */
+int store_agent_hello(store_t *st, int64_t id, uint64_t now_ms, const char *version,
+                      const char *cached_hex_list);
+int store_agent_seen(store_t *st, int64_t id, uint64_t now_ms);
+/* Adds one sha256 hex to the agent's cached list (no duplicates). */
+int store_agent_add_cached(store_t *st, int64_t id, const char *sha_hex);
+
+/* Inserts event (agent, seq) and sets the agent's last_in_seq = seq. The
+ * caller guarantees seq == last_in_seq + 1. 0 or <0. */
+int store_event_append(store_t *st, int64_t agent_id, uint64_t seq, uint64_t now_ms,
+                       const Firmfleet__DeviceEvent *ev);
+
+/* Outbox: journals a packed Envelope body for an agent, assigning the next
+ * seq (returned in *seq). */
+int store_outbox_append(store_t *st, int64_t agent_id, const uint8_t *payload, size_t len,
+                        uint64_t *seq);
+/* Deletes outbox rows <= upto and records peer_acked_seq. */
+int store_outbox_ack(store_t *st, int64_t agent_id, uint64_t upto);
+/* Calls fn for each outbox row with seq > after, in order, at most max rows.
+ * Returns the number visited or <0. */
+int store_outbox_each(store_t *st, int64_t agent_id, uint64_t after, int max,
+                      void (*fn)(void *arg, uint64_t seq, const uint8_t *payload, size_t len),
+                      void *arg);
+
+/* Builds the SiteConfig of a site: name, tz, devices, and the images its
+ * devices' models need (files of firmware whose models match). The caller
+ * frees with store_site_config_free. 0 or <0. */
+int store_site_config(store_t *st, int64_t site_id, Firmfleet__SiteConfig **out);
+void store_site_config_free(Firmfleet__SiteConfig *sc);
+
+#endif
