@@ -61,11 +61,13 @@ $(GEN_C) $(GEN_H): proto/firmfleet.proto | $(DEPS_STAMP)
 
 $(B)/obj/gen/firmfleet.pb-c.o: $(GEN_C)
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 $(OPT) -g $(SANFLAGS) -isystem $(B)/gen -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) -std=c11 $(OPT) -g $(SANFLAGS) -isystem $(B)/gen -c $< -o $@
 
 $(B)/obj/%.o: %.c $(GEN_H) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(B)/libff.a: $(FF_OBJ)
 	@rm -f $@; ar rcs $@ $^
@@ -79,19 +81,24 @@ $(B)/libagent.a: $(AGENT_OBJ)
 	@rm -f $@; ar rcs $@ $^
 
 $(B)/firmfleetd: $(B)/obj/controller/firmfleetd.o $(ARCHIVES)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
 $(B)/firmfleet: $(B)/obj/controller/firmfleet.o $(ARCHIVES)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
 $(B)/firmfleet-agent: $(B)/obj/siteagent/agent_main.o $(ARCHIVES)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
 
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(ARCHIVES)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS) -lcmocka
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS) -lcmocka
 
 $(B)/tests/tools/%: $(B)/obj/tests/tools/%.o $(ARCHIVES)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
 
 units: $(UNITS) $(TOOLS)
 
@@ -128,3 +135,4 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+.SECONDARY:

@@ -377,11 +377,12 @@ static int s_pump_images(ctl_link_t *link, struct peer *p)
                 more = 1;
                 break;
             }
+            if (src == 0)
+                p->bytes_sent += got;
             if (src < 0 || rc < 0 || got == 0 || s->offset + got >= total) {
                 s->active = 0;
                 break;
             }
-            p->bytes_sent += got;
             s->offset += got;
             if (--s->left == 0)
                 s->active = 0;

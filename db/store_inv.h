@@ -24,8 +24,8 @@
  *   model               1..64 printable ASCII characters, no ',', no leading or
  *                       trailing space
  *   serial              0..64 printable ASCII characters, no ','
- *   tags                comma list of [A-Za-z0-9._-]{1,63}; stored comma-joined,
- *                       duplicates dropped, order kept
+ *   tags                comma list of [A-Za-z0-9._-]{1,63}, at most 255 bytes
+ *                       in all; stored comma-joined, duplicates dropped, order kept
  *   vendor, version     [A-Za-z0-9][A-Za-z0-9._+-]{0,63}
  *   firmware file name  [A-Za-z0-9_][A-Za-z0-9._+-]{0,127} (no '/', no "..")
  *   description         0..1024 bytes of UTF-8 without control characters
@@ -40,6 +40,7 @@
 #include "store.h"
 
 #define STORE_ZONEINFO "/usr/share/zoneinfo"
+#define STORE_IMPORT_MAX 100000 /* devices per import */
 
 /* ---- validators (pure; 0 or -EINVAL with a message in err) ---- */
 int store_check_name(const char *what, const char *s, char *err, size_t errlen);
@@ -73,7 +74,8 @@ int store_agent_enroll(store_t *st, const char *user, const char *name, const ch
  * (null), last_seen_ms (null), version} ordered by name. The admin layer adds
  * `online` and `image_bytes_sent`. */
 int store_agent_list(store_t *st, json_t **out, char *err, size_t errlen);
-/* One agent object (as in the list, plus public_key) by name or decimal id. */
+/* One agent object (as in the list, plus public_key and cached: the sha256
+ * of every image the agent last reported in its cache) by name or decimal id. */
 int store_agent_show(store_t *st, const char *name_or_id, json_t **out, char *err, size_t errlen);
 /* Looks an agent up by name or decimal id: 0 (id in *id_out), -ENOENT. */
 int store_agent_lookup(store_t *st, const char *name_or_id, int64_t *id_out, char *err,
@@ -103,12 +105,19 @@ int store_device_add(store_t *st, const char *user, const struct store_device_in
  * fails the whole import with "line N: reason" (N = row.line). n == 0 is
  * -EINVAL. The ids of the sites touched are appended to *site_ids (a json
  * array of integers the caller owns; may be NULL). */
-int store_device_import(store_t *st, const char *user, const struct store_device_in *rows,
-                        size_t n, json_t **site_ids, char *err, size_t errlen);
+int store_device_import(store_t *st, const char *user, const struct store_device_in *rows, size_t n,
+                        json_t **site_ids, char *err, size_t errlen);
+struct store_device_filter {
+    const char *site;       /* site name, NULL = any (an unknown site is -ENOENT) */
+    const char *model;      /* exact model, NULL = any */
+    const char *after_site; /* paging cursor: only devices after (site, mac) */
+    const char *after_mac;  /* in list order; both or neither */
+    int64_t limit;          /* 0 = all */
+};
+
 /* Array of device objects {id, mac, site, model, serial, tags[], vendor_class,
- * current_version, origin, created_ms, last_seen_ms} ordered by site, mac;
- * site / model filters may be NULL. An unknown --site filter is -ENOENT. */
-int store_device_list(store_t *st, const char *site, const char *model, json_t **out, char *err,
+ * current_version, origin, created_ms, last_seen_ms} ordered by site, mac. */
+int store_device_list(store_t *st, const struct store_device_filter *f, json_t **out, char *err,
                       size_t errlen);
 int store_device_show(store_t *st, const char *mac, json_t **out, char *err, size_t errlen);
 
@@ -142,8 +151,8 @@ int store_firmware_free(store_t *st, const char *vendor, const char *version, ch
  * the generation of every site with a device of one of its models, and
  * writes those site ids into *site_ids (json array, caller owns; may be
  * NULL). Needs >= 1 model and >= 1 file, unique names. */
-int store_firmware_add(store_t *st, const char *user, const struct store_fw_in *fw,
-                       int64_t *id_out, json_t **site_ids, char *err, size_t errlen);
+int store_firmware_add(store_t *st, const char *user, const struct store_fw_in *fw, int64_t *id_out,
+                       json_t **site_ids, char *err, size_t errlen);
 /* Array of {id, vendor, version, description, created_ms, models[],
  * file_count, total_size} ordered by vendor, version. */
 int store_firmware_list(store_t *st, json_t **out, char *err, size_t errlen);
@@ -158,12 +167,13 @@ struct store_event_filter {
     const char *kind;  /* exact kind */
     const char *mac;   /* any MAC form; canonicalised */
     int64_t limit;     /* 0 = all */
-    int64_t since;     /* only events with id > since */
+    int has_since;     /* 0: the newest `limit` events; 1: see since */
+    int64_t since;     /* only events with id > since, oldest first */
 };
 
 /* Array of {id, agent, site, seq, time_ms, received_ms, kind, mac, detail}
- * ordered by id. With since = 0 and a limit, the newest `limit` events;
- * with since > 0, the first `limit` events after it (for paging/following). */
+ * ordered by id: without since, the newest `limit` events (all with limit
+ * 0); with since, the first `limit` events after it (paging, following). */
 int store_event_list(store_t *st, const struct store_event_filter *f, json_t **out, char *err,
                      size_t errlen);
 

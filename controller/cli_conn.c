@@ -1,0 +1,175 @@
+/* cli_conn.c: see cli_conn.h.
+ *
+ * Invariants: the REQ socket has ZMQ_LINGER 0 and the shared size limits;
+ * after a timeout the socket is unusable (REQ state machine), so the
+ * connection is marked broken and every later call fails fast.
+ */
+#include "cli_conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "wire.h"
+#include "zmqx.h"
+
+struct cli_conn {
+    void *zctx;
+    void *sock;
+    int timeout_ms;
+    int broken;
+    char endpoint[512];
+};
+
+const char *cli_conn_endpoint(const cli_conn_t *c)
+{
+    return c->endpoint;
+}
+
+/* For ipc://PATH: is anything accepting connections there? */
+static int s_probe_ipc(const char *path)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sa.sun_path)
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, path, strlen(path));
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+int cli_conn_open(const char *endpoint, int timeout_ms, cli_conn_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    cli_conn_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint) >= (int)sizeof c->endpoint) {
+        snprintf(err, errlen, "admin endpoint too long");
+        free(c);
+        return -ENAMETOOLONG;
+    }
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : CLI_DEFAULT_TIMEOUT_MS;
+    if (strncmp(endpoint, "ipc://", 6) == 0) {
+        int rc = s_probe_ipc(endpoint + 6);
+        if (rc < 0) {
+            snprintf(err, errlen, "controller not reachable at %s (%s)", c->endpoint,
+                     strerror(-rc));
+            free(c);
+            return rc;
+        }
+    }
+    c->zctx = zmq_ctx_new();
+    c->sock = c->zctx ? zmq_socket(c->zctx, ZMQ_REQ) : NULL;
+    if (c->sock == NULL || zmqx_apply_limits(c->sock, 0) < 0 ||
+        zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &c->timeout_ms, sizeof c->timeout_ms) < 0 ||
+        zmq_setsockopt(c->sock, ZMQ_CONNECT_TIMEOUT, &c->timeout_ms, sizeof c->timeout_ms) < 0) {
+        snprintf(err, errlen, "cannot create socket: %s", zmq_strerror(errno));
+        cli_conn_destroy(&c);
+        return -EIO;
+    }
+    if (zmq_connect(c->sock, endpoint) < 0) {
+        snprintf(err, errlen, "invalid admin endpoint '%s': %s", c->endpoint, zmq_strerror(errno));
+        cli_conn_destroy(&c);
+        return -EINVAL;
+    }
+    *out = c;
+    return 0;
+}
+
+void cli_conn_destroy(cli_conn_t **c_p)
+{
+    if (c_p == NULL || *c_p == NULL)
+        return;
+    cli_conn_t *c = *c_p;
+    if (c->sock)
+        zmq_close(c->sock);
+    if (c->zctx)
+        zmq_ctx_term(c->zctx);
+    free(c);
+    *c_p = NULL;
+}
+
+int cli_conn_call(cli_conn_t *c, const Firmfleet__AdminRequest *req, json_t **out, char *err,
+                  size_t errlen)
+{
+    *out = NULL;
+    if (c->broken) {
+        snprintf(err, errlen, "controller not reachable at %s", c->endpoint);
+        return -EIO;
+    }
+    int rc = wire_send_admin_req(c->sock, req);
+    if (rc == -EMSGSIZE) {
+        snprintf(err, errlen, "request too large (limit %u bytes)", WIRE_MAX_MSG);
+        return rc;
+    }
+    if (rc < 0) {
+        c->broken = 1;
+        snprintf(err, errlen, "controller not reachable at %s", c->endpoint);
+        return rc;
+    }
+    zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
+    int n;
+    do
+        n = zmq_poll(&it, 1, c->timeout_ms);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        c->broken = 1;
+        snprintf(err, errlen, "controller not reachable at %s (no answer in %d s)", c->endpoint,
+                 (c->timeout_ms + 999) / 1000);
+        return -ETIMEDOUT;
+    }
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, c->sock, ZMQ_DONTWAIT) < 0) {
+        int e = errno;
+        zmq_msg_close(&msg);
+        c->broken = 1;
+        snprintf(err, errlen, "controller not reachable at %s (%s)", c->endpoint, zmq_strerror(e));
+        return -EIO;
+    }
+    Firmfleet__AdminResponse *resp = wire_admin_resp_unpack(zmq_msg_data(&msg), zmq_msg_size(&msg));
+    int more = zmq_msg_more(&msg);
+    zmq_msg_close(&msg);
+    if (resp == NULL || more) {
+        if (resp)
+            firmfleet__admin_response__free_unpacked(resp, NULL);
+        c->broken = 1;
+        snprintf(err, errlen, "malformed response from the controller at %s", c->endpoint);
+        return -EPROTO;
+    }
+    if (resp->status != 0) {
+        rc = resp->status < 0 ? resp->status : -EIO;
+        /* keep the controller's message on one line */
+        snprintf(err, errlen, "%s", resp->error && *resp->error ? resp->error : "request failed");
+        for (char *p = err; *p; p++)
+            if (*p == '\n' || *p == '\r')
+                *p = ' ';
+        firmfleet__admin_response__free_unpacked(resp, NULL);
+        return rc;
+    }
+    json_error_t jerr;
+    const char *text = resp->json && *resp->json ? resp->json : "{}";
+    *out = json_loads(text, JSON_DECODE_ANY, &jerr);
+    /* the document may hold a secret key: wipe our copy */
+    if (resp->json)
+        explicit_bzero(resp->json, strlen(resp->json));
+    firmfleet__admin_response__free_unpacked(resp, NULL);
+    if (*out == NULL) {
+        snprintf(err, errlen, "malformed JSON from the controller: %s", jerr.text);
+        return -EPROTO;
+    }
+    return 0;
+}

@@ -1,0 +1,820 @@
+/* ctl_admin.c: the admin API (see ctl_admin.h for the contract).
+ *
+ * Invariants:
+ *   - every request gets exactly one response (REP alternation), whatever it
+ *     holds: unparsable frames, extra frames, unknown nouns, verbs, options,
+ *     and results too large for one frame all become error responses;
+ *   - arguments are checked against the verb's table (count, allowed and
+ *     repeated options) before any handler runs; handlers validate values
+ *     through store_inv's validators, so the store sees only checked input;
+ *   - writes happen in store_inv (one transaction each, audit included);
+ *     link notifications (site changed, revoke) go out only after the commit;
+ *   - secret keys are never logged and are wiped from our buffers after use.
+ */
+#include "ctl_admin.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "ctl_link.h"
+#include "imgstore.h"
+#include "log.h"
+#include "store_inv.h"
+#include "util.h"
+#include "wire.h"
+
+#define ERR_LEN 512
+#define MAX_OPTS 8
+
+typedef Firmfleet__AdminRequest req_t;
+
+struct call {
+    struct ctl *ctl;
+    const req_t *req;
+    const char *user;
+    json_t *out;        /* result document on success */
+    char err[ERR_LEN];  /* message on failure */
+    int64_t notify[64]; /* sites to tell the link about after success */
+    size_t n_notify;    /* past 64, sites are notified as they are found */
+};
+
+typedef int (*handler_fn)(struct call *c);
+
+struct verb {
+    const char *noun, *verb;
+    int min_args, max_args;
+    const char *opts[MAX_OPTS]; /* allowed option names, NULL-terminated */
+    int write;                  /* logged at info */
+    handler_fn fn;
+};
+
+static void s_errf(struct call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_errf(struct call *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+}
+
+/* Value of option name, or NULL. */
+static const char *s_opt(const req_t *req, const char *name)
+{
+    for (size_t i = 0; i < req->n_opts; i++)
+        if (req->opts[i] && req->opts[i]->key && strcmp(req->opts[i]->key, name) == 0)
+            return req->opts[i]->value ? req->opts[i]->value : "";
+    return NULL;
+}
+
+static const char *s_arg(const req_t *req, size_t i)
+{
+    return i < req->n_args && req->args[i] ? req->args[i] : "";
+}
+
+static int s_required(struct call *c, const char *name, const char **out)
+{
+    *out = s_opt(c->req, name);
+    if (*out == NULL || **out == '\0') {
+        s_errf(c, "%s %s: --%s is required", c->req->noun, c->req->verb, name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int s_oom(struct call *c)
+{
+    s_errf(c, "out of memory");
+    return -ENOMEM;
+}
+
+static int s_parse_u64(struct call *c, const char *name, const char *s, int64_t *out)
+{
+    if (util_parse_i64(s, 0, INT64_MAX, out) < 0) {
+        s_errf(c, "--%s must be a non-negative integer", name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void s_notify(struct call *c, int64_t site_id)
+{
+    for (size_t i = 0; i < c->n_notify; i++)
+        if (c->notify[i] == site_id)
+            return;
+    if (c->n_notify < sizeof c->notify / sizeof c->notify[0])
+        c->notify[c->n_notify++] = site_id;
+    else if (c->ctl->link)
+        ctl_link_site_changed(c->ctl->link, site_id); /* already committed */
+}
+
+static void s_notify_ids(struct call *c, json_t *ids)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) s_notify(c, json_integer_value(v));
+}
+
+/* ---- sites ---- */
+
+static int h_site_add(struct call *c)
+{
+    const char *tz;
+    int rc = s_required(c, "tz", &tz);
+    if (rc < 0)
+        return rc;
+    store_t *st = c->ctl->st;
+    rc = store_site_add(st, c->user, s_arg(c->req, 0), tz, s_opt(c->req, "description"), NULL,
+                        c->err, sizeof c->err);
+    if (rc == 0)
+        rc = store_site_show(st, s_arg(c->req, 0), &c->out, c->err, sizeof c->err);
+    return rc;
+}
+
+static int h_site_list(struct call *c)
+{
+    return store_site_list(c->ctl->st, &c->out, c->err, sizeof c->err);
+}
+
+static int h_site_show(struct call *c)
+{
+    return store_site_show(c->ctl->st, s_arg(c->req, 0), &c->out, c->err, sizeof c->err);
+}
+
+/* ---- agents ---- */
+
+static int s_agent_live(struct call *c, json_t *a)
+{
+    int64_t id = json_integer_value(json_object_get(a, "id"));
+    int online = c->ctl->link ? ctl_link_agent_online(c->ctl->link, id) : 0;
+    uint64_t sent = c->ctl->link ? ctl_link_agent_bytes_sent(c->ctl->link, id) : 0;
+    if (json_object_set_new(a, "online", json_boolean(online)) < 0 ||
+        json_object_set_new(a, "image_bytes_sent",
+                            json_integer(sent > INT64_MAX ? INT64_MAX : (json_int_t)sent)) < 0)
+        return s_oom(c);
+    return 0;
+}
+
+static int h_agent_enroll(struct call *c)
+{
+    const char *site;
+    int rc = s_required(c, "site", &site);
+    if (rc < 0)
+        return rc;
+    const char *name = s_opt(c->req, "name");
+    if (name == NULL || *name == '\0')
+        name = site;
+    /* validate before generating anything */
+    if ((rc = store_check_name("agent", name, c->err, sizeof c->err)) < 0 ||
+        (rc = store_check_name("site", site, c->err, sizeof c->err)) < 0)
+        return rc;
+    char pub[41], sec[41];
+    if (zmq_curve_keypair(pub, sec) < 0) {
+        s_errf(c, "cannot generate a CURVE keypair: %s", zmq_strerror(errno));
+        return -EIO;
+    }
+    int64_t id = 0;
+    rc = store_agent_enroll(c->ctl->st, c->user, name, site, pub, &id, c->err, sizeof c->err);
+    if (rc == 0) {
+        c->out = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s}", "version", 1, "agent", name,
+                           "site", site, "endpoint", c->ctl->public_endpoint, "server_public_key",
+                           c->ctl->pub, "public_key", pub, "secret_key", sec);
+        if (c->out == NULL)
+            rc = s_oom(c);
+    }
+    explicit_bzero(sec, sizeof sec);
+    return rc;
+}
+
+static int h_agent_list(struct call *c)
+{
+    int rc = store_agent_list(c->ctl->st, &c->out, c->err, sizeof c->err);
+    size_t i;
+    json_t *a;
+    if (rc == 0)
+        json_array_foreach(c->out, i, a) if ((rc = s_agent_live(c, a)) < 0) break;
+    return rc;
+}
+
+static int h_agent_show(struct call *c)
+{
+    int rc = store_agent_show(c->ctl->st, s_arg(c->req, 0), &c->out, c->err, sizeof c->err);
+    return rc == 0 ? s_agent_live(c, c->out) : rc;
+}
+
+static int h_agent_revoke(struct call *c)
+{
+    int64_t id = 0;
+    int rc = store_agent_revoke(c->ctl->st, c->user, s_arg(c->req, 0), &id, c->err, sizeof c->err);
+    if (rc < 0)
+        return rc;
+    if (c->ctl->link)
+        ctl_link_revoke(c->ctl->link, id);
+    char idbuf[32];
+    snprintf(idbuf, sizeof idbuf, "%lld", (long long)id);
+    rc = store_agent_show(c->ctl->st, idbuf, &c->out, c->err, sizeof c->err);
+    return rc == 0 ? s_agent_live(c, c->out) : rc;
+}
+
+/* ---- devices ---- */
+
+static int h_device_add(struct call *c)
+{
+    const char *site;
+    int rc = s_required(c, "site", &site);
+    if (rc < 0)
+        return rc;
+    struct store_device_in d = {
+        .mac = s_arg(c->req, 0),
+        .site = site,
+        .model = s_opt(c->req, "model"),
+        .serial = s_opt(c->req, "serial"),
+        .tags = s_opt(c->req, "tags"),
+    };
+    int64_t site_id = 0;
+    rc = store_device_add(c->ctl->st, c->user, &d, &site_id, c->err, sizeof c->err);
+    if (rc < 0)
+        return rc;
+    s_notify(c, site_id);
+    return store_device_show(c->ctl->st, d.mac, &c->out, c->err, sizeof c->err);
+}
+
+/* Field of an import row: absent or a string; anything else is an error. */
+static int s_row_str(struct call *c, json_t *row, size_t idx, const char *key, const char **out)
+{
+    json_t *v = json_object_get(row, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        s_errf(c, "import row %zu: %s must be a string", idx + 1, key);
+        return -EINVAL;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int h_device_import(struct call *c)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb((const char *)c->req->blob.data, c->req->blob.len,
+                             JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL || !json_is_array(doc)) {
+        json_decref(doc);
+        s_errf(c, "device import: the request must carry a JSON array of rows");
+        return -EINVAL;
+    }
+    size_t n = json_array_size(doc);
+    if (n == 0 || n > STORE_IMPORT_MAX) {
+        json_decref(doc);
+        s_errf(c, "device import: %s", n == 0 ? "no devices to import" : "too many rows");
+        return -EINVAL;
+    }
+    struct store_device_in *rows = calloc(n, sizeof *rows);
+    if (rows == NULL) {
+        json_decref(doc);
+        return s_oom(c);
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *row = json_array_get(doc, i);
+        if (!json_is_object(row)) {
+            s_errf(c, "import row %zu is not an object", i + 1);
+            rc = -EINVAL;
+            break;
+        }
+        json_t *line = json_object_get(row, "line");
+        if (line != NULL && (!json_is_integer(line) || json_integer_value(line) < 1 ||
+                             json_integer_value(line) > INT32_MAX)) {
+            s_errf(c, "import row %zu: line must be a positive integer", i + 1);
+            rc = -EINVAL;
+            break;
+        }
+        rows[i].line = line ? (int)json_integer_value(line) : (int)(i + 1);
+        if ((rc = s_row_str(c, row, i, "mac", &rows[i].mac)) < 0 ||
+            (rc = s_row_str(c, row, i, "site", &rows[i].site)) < 0 ||
+            (rc = s_row_str(c, row, i, "model", &rows[i].model)) < 0 ||
+            (rc = s_row_str(c, row, i, "serial", &rows[i].serial)) < 0 ||
+            (rc = s_row_str(c, row, i, "tags", &rows[i].tags)) < 0)
+            break;
+    }
+    json_t *ids = NULL;
+    if (rc == 0)
+        rc = store_device_import(c->ctl->st, c->user, rows, n, &ids, c->err, sizeof c->err);
+    if (rc == 0) {
+        s_notify_ids(c, ids);
+        c->out = json_pack("{s:I, s:I}", "imported", (json_int_t)n, "sites",
+                           (json_int_t)json_array_size(ids));
+        if (c->out == NULL)
+            rc = s_oom(c);
+    }
+    json_decref(ids);
+    free(rows);
+    json_decref(doc);
+    return rc;
+}
+
+static int h_device_list(struct call *c)
+{
+    struct store_device_filter f = {
+        .site = s_opt(c->req, "site"),
+        .model = s_opt(c->req, "model"),
+    };
+    const char *after = s_opt(c->req, "after"), *v;
+    char cursor[128];
+    int rc = 0;
+    if ((v = s_opt(c->req, "limit")) != NULL && (rc = s_parse_u64(c, "limit", v, &f.limit)) < 0)
+        return rc;
+    if (after != NULL) {
+        /* SITE/MAC of the last device of the previous page */
+        const char *slash = strchr(after, '/');
+        if (slash == NULL || (size_t)(slash - after) >= 64 || strlen(slash + 1) >= 32) {
+            s_errf(c, "--after must be SITE/MAC");
+            return -EINVAL;
+        }
+        snprintf(cursor, sizeof cursor, "%s", after);
+        cursor[slash - after] = '\0';
+        f.after_site = cursor;
+        f.after_mac = cursor + (slash - after) + 1;
+    }
+    return store_device_list(c->ctl->st, &f, &c->out, c->err, sizeof c->err);
+}
+
+static int h_device_show(struct call *c)
+{
+    return store_device_show(c->ctl->st, s_arg(c->req, 0), &c->out, c->err, sizeof c->err);
+}
+
+/* ---- firmware ---- */
+
+static int s_token(struct call *c, uint64_t *token)
+{
+    const char *t;
+    int64_t v;
+    int rc = s_required(c, "token", &t);
+    if (rc == 0)
+        rc = s_parse_u64(c, "token", t, &v);
+    if (rc == 0)
+        *token = (uint64_t)v;
+    return rc;
+}
+
+static int h_fw_upload_begin(struct call *c)
+{
+    const char *s;
+    int64_t size;
+    int rc = s_required(c, "size", &s);
+    if (rc == 0)
+        rc = s_parse_u64(c, "size", s, &size);
+    if (rc < 0)
+        return rc;
+    uint64_t token = 0;
+    rc = imgstore_upload_begin(c->ctl->img, (uint64_t)size, &token);
+    if (rc == -EBUSY) {
+        s_errf(c, "too many uploads in progress; try again later");
+        return rc;
+    } else if (rc < 0) {
+        s_errf(c, "cannot start upload: %s", strerror(-rc));
+        return rc;
+    }
+    c->out = json_pack("{s:I}", "token", (json_int_t)token);
+    return c->out ? 0 : s_oom(c);
+}
+
+static int h_fw_upload_chunk(struct call *c)
+{
+    uint64_t token;
+    const char *o;
+    int64_t offset;
+    int rc = s_token(c, &token);
+    if (rc == 0)
+        rc = s_required(c, "offset", &o);
+    if (rc == 0)
+        rc = s_parse_u64(c, "offset", o, &offset);
+    if (rc < 0)
+        return rc;
+    rc = imgstore_upload_write(c->ctl->img, token, (uint64_t)offset, c->req->blob.data,
+                               c->req->blob.len);
+    switch (rc) {
+    case 0:
+        break;
+    case -ENOENT:
+        s_errf(c, "unknown upload token %llu", (unsigned long long)token);
+        return rc;
+    case -EINVAL:
+        s_errf(c, "upload offset %lld is out of sequence", (long long)offset);
+        return rc;
+    case -EFBIG:
+        s_errf(c, "upload goes past its declared size");
+        return rc;
+    default:
+        s_errf(c, "upload write failed: %s", strerror(-rc));
+        return rc;
+    }
+    c->out = json_pack("{s:I}", "received", (json_int_t)(offset + (int64_t)c->req->blob.len));
+    return c->out ? 0 : s_oom(c);
+}
+
+static int h_fw_upload_abort(struct call *c)
+{
+    uint64_t token;
+    int rc = s_token(c, &token);
+    if (rc < 0)
+        return rc;
+    imgstore_upload_abort(c->ctl->img, token);
+    c->out = json_object();
+    return c->out ? 0 : s_oom(c);
+}
+
+/* Splits "a,b,c" into a malloc'd array of malloc'd strings. */
+static int s_split(struct call *c, const char *s, char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 1;
+    for (const char *p = s; *p; p++)
+        cap += *p == ',';
+    if (cap > 256) {
+        s_errf(c, "too many models (at most 256)");
+        return -EINVAL;
+    }
+    char **v = calloc(cap, sizeof *v);
+    if (v == NULL)
+        return s_oom(c);
+    const char *p = s;
+    for (size_t i = 0; i < cap; i++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        v[i] = strndup(p, len);
+        if (v[i] == NULL) {
+            for (size_t j = 0; j < i; j++)
+                free(v[j]);
+            free(v);
+            return s_oom(c);
+        }
+        p += len + (comma ? 1 : 0);
+    }
+    *out = v;
+    *n = cap;
+    return 0;
+}
+
+struct fw_up {
+    const char *name, *sha256;
+    int has_token;
+    uint64_t token;
+    int committed;
+};
+
+static int h_fw_add(struct call *c)
+{
+    const char *ref = s_arg(c->req, 0), *models_s;
+    const char *slash = strchr(ref, '/');
+    char vendor[80] = "", version[80] = "";
+    int rc = s_required(c, "models", &models_s);
+    if (rc < 0)
+        return rc;
+    if (slash == NULL || (size_t)(slash - ref) >= sizeof vendor ||
+        strlen(slash + 1) >= sizeof version) {
+        s_errf(c, "firmware add: the first argument must be VENDOR/VERSION");
+        return -EINVAL;
+    }
+    memcpy(vendor, ref, (size_t)(slash - ref));
+    snprintf(version, sizeof version, "%s", slash + 1);
+    const char *desc = s_opt(c->req, "description");
+
+    /* the file list */
+    json_error_t jerr;
+    json_t *doc = json_loadb((const char *)c->req->blob.data, c->req->blob.len,
+                             JSON_REJECT_DUPLICATES, &jerr);
+    json_t *files = json_object_get(doc, "files");
+    size_t n = json_array_size(files);
+    if (doc == NULL || !json_is_array(files) || n == 0 || n > 256) {
+        json_decref(doc);
+        s_errf(c, "firmware add: the request must carry {\"files\":[...]} with 1-256 files");
+        return -EINVAL;
+    }
+    char **models = NULL;
+    size_t n_models = 0;
+    struct fw_up *up = calloc(n, sizeof *up);
+    struct store_fw_file *ff = calloc(n, sizeof *ff);
+    if (up == NULL || ff == NULL)
+        rc = s_oom(c);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *f = json_array_get(files, i), *tok = json_object_get(f, "token");
+        up[i].name = json_string_value(json_object_get(f, "name"));
+        up[i].sha256 = json_string_value(json_object_get(f, "sha256"));
+        if (!json_is_object(f) || up[i].name == NULL || up[i].sha256 == NULL ||
+            (tok != NULL && (!json_is_integer(tok) || json_integer_value(tok) < 0))) {
+            s_errf(c, "firmware add: file %zu needs a name, a sha256 and an optional token", i + 1);
+            rc = -EINVAL;
+            break;
+        }
+        up[i].has_token = tok != NULL;
+        up[i].token = tok ? (uint64_t)json_integer_value(tok) : 0;
+        ff[i].name = up[i].name;
+        ff[i].sha256 = up[i].sha256;
+    }
+    if (rc == 0)
+        rc = s_split(c, models_s, &models, &n_models);
+    struct store_fw_in fw = {
+        .vendor = vendor,
+        .version = version,
+        .description = desc,
+        .models = (const char *const *)models,
+        .n_models = n_models,
+        .files = ff,
+        .n_files = n,
+    };
+    store_t *st = c->ctl->st;
+    /* everything the store will check, checked before any upload is consumed */
+    if (rc == 0) {
+        rc = store_check_fw_part("vendor", vendor, c->err, sizeof c->err);
+        if (rc == 0)
+            rc = store_check_fw_part("version", version, c->err, sizeof c->err);
+        if (rc == 0)
+            rc = store_check_text("description", desc, 1024, c->err, sizeof c->err);
+        for (size_t i = 0; rc == 0 && i < n_models; i++)
+            rc = store_check_model(models[i], c->err, sizeof c->err);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            rc = store_check_file_name(up[i].name, c->err, sizeof c->err);
+            if (rc == 0)
+                rc = store_check_sha256(up[i].sha256, c->err, sizeof c->err);
+            for (size_t j = 0; rc == 0 && j < i; j++)
+                if (strcmp(up[i].name, up[j].name) == 0) {
+                    s_errf(c, "file name %s given twice", up[i].name);
+                    rc = -EINVAL;
+                }
+        }
+        if (rc == 0)
+            rc = store_firmware_free(st, vendor, version, c->err, sizeof c->err);
+    }
+    /* uploads become blobs (content-addressed, so harmless if the add fails) */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char sha[65];
+        uint64_t size = 0;
+        if (!up[i].has_token) {
+            if (!imgstore_has(c->ctl->img, up[i].sha256, &size)) {
+                s_errf(c, "file %s: blob %s is not in the image store", up[i].name, up[i].sha256);
+                rc = -ENOENT;
+                break;
+            }
+        } else {
+            rc = imgstore_upload_commit(c->ctl->img, up[i].token, up[i].sha256, sha, &size);
+            up[i].committed = 1; /* commit frees the upload whatever it returns */
+            if (rc == -ENOENT)
+                s_errf(c, "file %s: unknown upload token", up[i].name);
+            else if (rc == -EPIPE)
+                s_errf(c, "file %s: upload incomplete", up[i].name);
+            else if (rc == -EBADMSG)
+                s_errf(c,
+                       "file %s: uploaded content does not match its sha256 (file changed "
+                       "during upload?)",
+                       up[i].name);
+            else if (rc < 0)
+                s_errf(c, "file %s: cannot store upload: %s", up[i].name, strerror(-rc));
+            if (rc < 0)
+                break;
+        }
+        ff[i].has_size = 1;
+        ff[i].size = size;
+    }
+    /* on failure, drop the uploads we did not get to */
+    for (size_t i = 0; rc < 0 && up != NULL && i < n; i++)
+        if (up[i].has_token && !up[i].committed)
+            imgstore_upload_abort(c->ctl->img, up[i].token);
+    json_t *ids = NULL;
+    if (rc == 0)
+        rc = store_firmware_add(st, c->user, &fw, NULL, &ids, c->err, sizeof c->err);
+    if (rc == 0) {
+        s_notify_ids(c, ids);
+        rc = store_firmware_show(st, ref, &c->out, c->err, sizeof c->err);
+    }
+    json_decref(ids);
+    for (size_t i = 0; i < n_models; i++)
+        free(models[i]);
+    free(models);
+    free(up);
+    free(ff);
+    json_decref(doc);
+    return rc;
+}
+
+static int h_fw_list(struct call *c)
+{
+    return store_firmware_list(c->ctl->st, &c->out, c->err, sizeof c->err);
+}
+
+static int h_fw_show(struct call *c)
+{
+    return store_firmware_show(c->ctl->st, s_arg(c->req, 0), &c->out, c->err, sizeof c->err);
+}
+
+/* ---- events ---- */
+
+static int h_event_list(struct call *c)
+{
+    struct store_event_filter f = {
+        .agent = s_opt(c->req, "agent"),
+        .site = s_opt(c->req, "site"),
+        .kind = s_opt(c->req, "kind"),
+        .mac = s_opt(c->req, "mac"),
+        .limit = 100,
+    };
+    const char *v;
+    int rc = 0;
+    if ((v = s_opt(c->req, "limit")) != NULL)
+        rc = s_parse_u64(c, "limit", v, &f.limit);
+    if (rc == 0 && (v = s_opt(c->req, "since")) != NULL) {
+        rc = s_parse_u64(c, "since", v, &f.since);
+        f.has_since = 1;
+    }
+    if (rc < 0)
+        return rc;
+    return store_event_list(c->ctl->st, &f, &c->out, c->err, sizeof c->err);
+}
+
+static const struct verb s_verbs[] = {
+    {"site", "add", 1, 1, {"tz", "description"}, 1, h_site_add},
+    {"site", "list", 0, 0, {NULL}, 0, h_site_list},
+    {"site", "show", 1, 1, {NULL}, 0, h_site_show},
+    {"agent", "enroll", 0, 0, {"site", "name"}, 1, h_agent_enroll},
+    {"agent", "list", 0, 0, {NULL}, 0, h_agent_list},
+    {"agent", "show", 1, 1, {NULL}, 0, h_agent_show},
+    {"agent", "revoke", 1, 1, {NULL}, 1, h_agent_revoke},
+    {"device", "add", 1, 1, {"site", "model", "serial", "tags"}, 1, h_device_add},
+    {"device", "import", 0, 0, {NULL}, 1, h_device_import},
+    {"device", "list", 0, 0, {"site", "model", "limit", "after"}, 0, h_device_list},
+    {"device", "show", 1, 1, {NULL}, 0, h_device_show},
+    {"firmware", "upload-begin", 0, 0, {"size"}, 0, h_fw_upload_begin},
+    {"firmware", "upload-chunk", 0, 0, {"token", "offset"}, 0, h_fw_upload_chunk},
+    {"firmware", "upload-abort", 0, 0, {"token"}, 0, h_fw_upload_abort},
+    {"firmware", "add", 1, 1, {"models", "description"}, 1, h_fw_add},
+    {"firmware", "list", 0, 0, {NULL}, 0, h_fw_list},
+    {"firmware", "show", 1, 1, {NULL}, 0, h_fw_show},
+    {"event", "list", 0, 0, {"agent", "site", "kind", "mac", "limit", "since"}, 0, h_event_list},
+};
+
+/* Checks the request against the verb table; fills c->err on failure. */
+static const struct verb *s_lookup(struct call *c)
+{
+    const req_t *req = c->req;
+    const char *noun = req->noun ? req->noun : "", *verb = req->verb ? req->verb : "";
+    char qn[64], qv[64];
+    const struct verb *v = NULL;
+    int noun_known = 0;
+    for (size_t i = 0; i < sizeof s_verbs / sizeof s_verbs[0]; i++) {
+        if (strcmp(s_verbs[i].noun, noun) != 0)
+            continue;
+        noun_known = 1;
+        if (strcmp(s_verbs[i].verb, verb) == 0)
+            v = &s_verbs[i];
+    }
+    if (!noun_known) {
+        s_errf(c, "unknown command '%s'", log_quote(noun, qn, sizeof qn));
+        return NULL;
+    }
+    if (v == NULL) {
+        s_errf(c, "unknown verb '%s' for %s", log_quote(verb, qv, sizeof qv), noun);
+        return NULL;
+    }
+    if ((int)req->n_args < v->min_args || (int)req->n_args > v->max_args) {
+        s_errf(c, "%s %s: expected %d argument%s, got %zu", noun, verb, v->max_args,
+               v->max_args == 1 ? "" : "s", req->n_args);
+        return NULL;
+    }
+    for (size_t i = 0; i < req->n_args; i++)
+        if (req->args[i] == NULL) {
+            s_errf(c, "%s %s: empty argument", noun, verb);
+            return NULL;
+        }
+    for (size_t i = 0; i < req->n_opts; i++) {
+        const char *key = req->opts[i] && req->opts[i]->key ? req->opts[i]->key : "";
+        int allowed = 0;
+        for (int k = 0; k < MAX_OPTS && v->opts[k]; k++)
+            allowed |= strcmp(v->opts[k], key) == 0;
+        if (!allowed) {
+            s_errf(c, "%s %s: unknown option --%s", noun, verb, log_quote(key, qn, sizeof qn));
+            return NULL;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(req->opts[j]->key, key) == 0) {
+                s_errf(c, "%s %s: option --%s given twice", noun, verb, key);
+                return NULL;
+            }
+    }
+    return v;
+}
+
+static int s_user_ok(const char *u)
+{
+    size_t n = strlen(u);
+    if (n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (u[i] <= 0x20 || u[i] >= 0x7f || u[i] == '"' || u[i] == '\\')
+            return 0;
+    return 1;
+}
+
+/* Serves one request frame; sends exactly one response. */
+static void s_serve(struct ctl *ctl, const void *data, size_t len, int multipart)
+{
+    struct call c;
+    memset(&c, 0, sizeof c);
+    c.ctl = ctl;
+    int rc = -EINVAL;
+    const struct verb *v = NULL;
+    req_t *req = multipart ? NULL : wire_admin_req_unpack(data, len);
+    if (multipart) {
+        s_errf(&c, "malformed request (more than one frame)");
+    } else if (req == NULL) {
+        s_errf(&c, "malformed request (not an AdminRequest)");
+    } else {
+        c.req = req;
+        c.user = req->user && *req->user ? req->user : "unknown";
+        if (!s_user_ok(c.user))
+            s_errf(&c, "invalid user name");
+        else if ((v = s_lookup(&c)) != NULL)
+            rc = v->fn(&c);
+    }
+    if (rc == 0 && c.out == NULL)
+        c.out = json_object();
+    if (rc == 0)
+        for (size_t i = 0; i < c.n_notify && ctl->link; i++)
+            ctl_link_site_changed(ctl->link, c.notify[i]);
+
+    Firmfleet__AdminResponse resp = FIRMFLEET__ADMIN_RESPONSE__INIT;
+    char *json = NULL;
+    if (rc == 0) {
+        json = json_dumps(c.out, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (json == NULL) {
+            rc = -ENOMEM;
+            s_errf(&c, "out of memory");
+        } else if (strlen(json) > WIRE_MAX_MSG - 1024) {
+            rc = -EMSGSIZE;
+            s_errf(&c, "result too large for one response (%zu bytes); narrow it with filters",
+                   strlen(json));
+        }
+    }
+    if (rc < 0 && c.err[0] == '\0')
+        s_errf(&c, "%s", strerror(-rc));
+    resp.status = rc;
+    resp.error = rc < 0 ? c.err : (char *)"";
+    resp.json = rc == 0 ? json : (char *)"";
+
+    char qn[64], qv[64], qu[80], qe[ERR_LEN + 16];
+    const char *noun = req && req->noun ? req->noun : "", *verb = req && req->verb ? req->verb : "";
+    if (rc < 0)
+        log_info("admin.failed", "user=%s noun=%s verb=%s status=%d error=%s",
+                 log_quote(c.user ? c.user : "", qu, sizeof qu), log_quote(noun, qn, sizeof qn),
+                 log_quote(verb, qv, sizeof qv), rc, log_quote(c.err, qe, sizeof qe));
+    else if (v && v->write)
+        log_info("admin.done", "user=%s noun=%s verb=%s", log_quote(c.user, qu, sizeof qu), noun,
+                 verb);
+    else
+        log_debug("admin.done", "user=%s noun=%s verb=%s", log_quote(c.user, qu, sizeof qu), noun,
+                  verb);
+
+    int src = wire_send_admin_resp(ctl->admin, &resp);
+    if (src < 0)
+        log_warn("admin.send_failed", "error=%d", src);
+    if (json) {
+        /* may hold an agent's secret key */
+        explicit_bzero(json, strlen(json));
+        free(json);
+    }
+    json_decref(c.out);
+    if (req)
+        firmfleet__admin_request__free_unpacked(req, NULL);
+}
+
+void ctl_admin_on_request(struct ctl *ctl)
+{
+    for (;;) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, ctl->admin, ZMQ_DONTWAIT) < 0) {
+            int e = errno;
+            zmq_msg_close(&msg);
+            if (e != EAGAIN && e != EINTR)
+                log_warn("admin.recv_failed", "error=\"%s\"", zmq_strerror(e));
+            return;
+        }
+        int multipart = 0;
+        while (zmq_msg_more(&msg)) {
+            /* a REP socket must read the whole message before it may answer */
+            multipart = 1;
+            zmq_msg_close(&msg);
+            zmq_msg_init(&msg);
+            if (zmq_msg_recv(&msg, ctl->admin, 0) < 0)
+                break;
+        }
+        s_serve(ctl, zmq_msg_data(&msg), zmq_msg_size(&msg), multipart);
+        zmq_msg_close(&msg);
+    }
+}

@@ -1,0 +1,51 @@
+/* ctl_admin.h: the controller's admin API, served on ctl->admin (ZMQ_REP) to
+ * the firmfleet CLI. One AdminRequest frame in, one AdminResponse frame out:
+ * status 0 with a JSON document, or a negative errno-style status with a
+ * one-line error. A request that does not parse, names an unknown noun/verb
+ * or carries an option the verb does not take gets an error response; it
+ * never ends the daemon.
+ *
+ * Contract (noun verb  positional args  --options; blob):
+ *   site add NAME  --tz ZONE [--description TEXT]                -> site
+ *   site list                                                    -> [site]
+ *   site show NAME                                               -> site
+ *   agent enroll  --site SITE [--name NAME]                      -> credential
+ *   agent list                                                   -> [agent]
+ *   agent show NAME|ID                                           -> agent
+ *   agent revoke NAME|ID                                         -> agent
+ *   device add MAC  --site SITE [--model M] [--serial S] [--tags a,b] -> device
+ *   device import; blob = JSON [{"line":N,"mac":..,"site":..,"model":..,
+ *                  "serial":..,"tags":..}, ...]                  -> {"imported":N}
+ *   device list [--site S] [--model M] [--limit N] [--after SITE/MAC]
+ *                  (ordered by site, mac; --after pages on)      -> [device]
+ *   device show MAC                                              -> device
+ *   firmware upload-begin  --size BYTES                          -> {"token":T}
+ *   firmware upload-chunk  --token T --offset O; blob = bytes    -> {"received":N}
+ *   firmware upload-abort  --token T                             -> {}
+ *   firmware add VENDOR/VERSION --models M1,M2 [--description T];
+ *                  blob = JSON {"files":[{"name":..,"sha256":..,"token":T}, ...]}
+ *                  ("token" omitted: the blob must already be in the image
+ *                  store)                                        -> firmware
+ *   firmware list                                                -> [firmware]
+ *   firmware show VENDOR/VERSION|ID                              -> firmware
+ *   event list [--agent A] [--site S] [--kind K] [--mac M] [--limit N]
+ *              [--since ID]                                      -> [event]
+ *                  (without --since: the newest N, default 100, 0 = all;
+ *                  with --since: the first N after event ID, oldest first)
+ * Document shapes are those of store_inv.h; agents also carry `online` and
+ * `image_bytes_sent`. The credential is exactly
+ *   {"version":1,"agent":..,"site":..,"endpoint":..,"server_public_key":..,
+ *    "public_key":..,"secret_key":..}
+ * Every write is audited with AdminRequest.user ("unknown" when empty).
+ */
+#ifndef FF_CTL_ADMIN_H
+#define FF_CTL_ADMIN_H
+
+#include "ctl.h"
+
+/* Serves every request that is waiting on ctl->admin, one at a time (REP is
+ * strictly recv/send alternating), without blocking. Runs on the
+ * controller's loop thread. */
+void ctl_admin_on_request(struct ctl *ctl);
+
+#endif

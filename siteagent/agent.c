@@ -1,0 +1,592 @@
+/* agent.c: the site agent's context: credential, state directory, the loop's
+ * fixed handles (signals, the per-turn commit, the synthetic event generator)
+ * and what the controller tells the agent to hold (SiteConfig, assignments).
+ *
+ * Invariants: see agent.h. The state directory is locked (flock on
+ * STATEDIR/agent.lock) so two agents never share one journal; the lock dies
+ * with the process, also on kill -9.
+ */
+#include "agent.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "imgcache.h"
+#include "log.h"
+#include "uplink.h"
+#include "util.h"
+#include "zmqx.h"
+
+#define CRED_MAX_BYTES (64u << 10)
+#define SYNTH_BATCH 200
+#define SYNTH_TICK_MS 20
+#define COMMIT_FAILURES_FATAL 5
+#define SC_MAX_DEVICES 100000
+
+/* ---- credential ---- */
+
+/* Printable, no quotes/backslash (they end up in logs and SQL parameters
+ * only, but a name with control bytes is a broken file, not a name). */
+static int s_name_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\')
+            return 0;
+    return 1;
+}
+
+static int s_endpoint_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n > AGENT_ENDPOINT_MAX || (strncmp(s, "tcp://", 6) != 0 && strncmp(s, "ipc://", 6) != 0))
+        return 0;
+    if (n <= 6)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return 0;
+    return 1;
+}
+
+static int s_cred_str(json_t *root, const char *key, char *out, size_t n, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(root, key);
+    if (!json_is_string(v)) {
+        snprintf(err, errlen, "field \"%s\" missing or not a string", key);
+        return -EINVAL;
+    }
+    const char *s = json_string_value(v);
+    if (strlen(s) != json_string_length(v) || strlen(s) >= n) {
+        snprintf(err, errlen, "field \"%s\" too long or holds NUL", key);
+        return -EINVAL;
+    }
+    memcpy(out, s, strlen(s) + 1);
+    return 0;
+}
+
+int agent_cred_load(const char *path, struct agent_cred *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = util_read_file(path, CRED_MAX_BYTES, &buf, &len);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read: %s", rc == -EFBIG ? "file too large" : strerror(-rc));
+        return rc;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & 077) != 0)
+        log_warn("cred.mode", "path=%s mode=%04o reason=\"readable by group or others\"", path,
+                 (unsigned)(st.st_mode & 07777));
+    json_error_t jerr;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* the secret key was in buf: do not leave it in freed heap */
+    memset(buf, 0, len);
+    free(buf);
+    if (root == NULL) {
+        snprintf(err, errlen, "not valid JSON (line %d: %s)", jerr.line, jerr.text);
+        return -EINVAL;
+    }
+    rc = -EINVAL;
+    json_t *ver = json_object_get(root, "version");
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "not a JSON object");
+    } else if (!json_is_integer(ver) || json_integer_value(ver) != 1) {
+        snprintf(err, errlen, "field \"version\" must be 1");
+    } else if (s_cred_str(root, "agent", out->agent, sizeof out->agent, err, errlen) == 0 &&
+               s_cred_str(root, "site", out->site, sizeof out->site, err, errlen) == 0 &&
+               s_cred_str(root, "endpoint", out->endpoint, sizeof out->endpoint, err, errlen) ==
+                   0 &&
+               s_cred_str(root, "server_public_key", out->server_key, sizeof out->server_key, err,
+                          errlen) == 0 &&
+               s_cred_str(root, "public_key", out->public_key, sizeof out->public_key, err,
+                          errlen) == 0 &&
+               s_cred_str(root, "secret_key", out->secret_key, sizeof out->secret_key, err,
+                          errlen) == 0) {
+        if (!s_name_ok(out->agent, AGENT_NAME_MAX))
+            snprintf(err, errlen, "field \"agent\" is not a valid name");
+        else if (!s_name_ok(out->site, AGENT_NAME_MAX))
+            snprintf(err, errlen, "field \"site\" is not a valid name");
+        else if (!s_endpoint_ok(out->endpoint))
+            snprintf(err, errlen, "field \"endpoint\" is not a tcp:// or ipc:// endpoint");
+        else if (zmqx_key_check(out->server_key) < 0)
+            snprintf(err, errlen, "field \"server_public_key\" is not a Z85 CURVE key");
+        else if (zmqx_key_check(out->public_key) < 0)
+            snprintf(err, errlen, "field \"public_key\" is not a Z85 CURVE key");
+        else if (zmqx_key_check(out->secret_key) < 0)
+            snprintf(err, errlen, "field \"secret_key\" is not a Z85 CURVE key");
+        else
+            rc = 0;
+    }
+    json_decref(root);
+    if (rc < 0)
+        memset(out, 0, sizeof *out);
+    return rc;
+}
+
+/* ---- loop turn, signals, synthetic events ---- */
+
+journal_t *agent_tx(struct agent *a)
+{
+    if (a->jr == NULL)
+        return NULL;
+    if (journal_begin(a->jr) < 0) {
+        log_error("journal.begin_failed", "statedir=%s", a->state_dir);
+        return NULL;
+    }
+    return a->jr;
+}
+
+static void s_on_turn(uv_prepare_t *h)
+{
+    struct agent *a = h->data;
+    if (a->jr != NULL && journal_in_tx(a->jr)) {
+        if (journal_commit(a->jr) < 0) {
+            a->commit_failures++;
+            log_error("journal.commit_failed", "consecutive=%d", a->commit_failures);
+            if (a->commit_failures >= COMMIT_FAILURES_FATAL) {
+                agent_stop(a, 1);
+                return;
+            }
+        } else {
+            a->commit_failures = 0;
+        }
+    }
+    if (a->up != NULL)
+        uplink_after_commit(a->up);
+}
+
+int agent_emit_event(struct agent *a, const char *kind, const char *mac, const char *detail)
+{
+    journal_t *j = agent_tx(a);
+    if (j == NULL)
+        return -EIO;
+    /* protobuf-c wants char *; copies keep const strings const */
+    char k[64], m[32], d[1024];
+    snprintf(k, sizeof k, "%s", kind);
+    snprintf(m, sizeof m, "%s", mac ? mac : "");
+    snprintf(d, sizeof d, "%s", detail ? detail : "");
+    Firmfleet__DeviceEvent ev = FIRMFLEET__DEVICE_EVENT__INIT;
+    ev.time_ms = util_now_ms();
+    ev.kind = k;
+    ev.mac = m;
+    ev.detail = d;
+    size_t len = firmfleet__device_event__get_packed_size(&ev);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return -ENOMEM;
+    firmfleet__device_event__pack(&ev, buf);
+    int rc = journal_append_event(j, buf, len, ev.time_ms, NULL);
+    free(buf);
+    return rc;
+}
+
+static void s_synth_stop(struct agent *a)
+{
+    uv_idle_stop(&a->synth);
+    uv_timer_stop(&a->synth_timer);
+    a->synth_active = 0;
+}
+
+/* Journals up to max more synthetic events in this turn's transaction, the
+ * counter in the same transaction so a restart neither repeats nor skips. */
+static void s_synth_step(struct agent *a, uint64_t max)
+{
+    uint64_t done = 0;
+    if (journal_counter_get(a->jr, "synth_count", &done) < 0)
+        return; /* retried next turn */
+    if (done >= a->synth_target) {
+        s_synth_stop(a);
+        if (!a->synth_done_logged)
+            log_info("synth.done", "n=%llu", (unsigned long long)a->synth_target);
+        a->synth_done_logged = 1;
+        return;
+    }
+    journal_t *j = max > 0 ? agent_tx(a) : NULL;
+    if (j == NULL)
+        return;
+    uint64_t left = a->synth_target - done;
+    uint64_t end = done + (max < left ? max : left);
+    uint64_t i = done;
+    for (; i < end; i++) {
+        char detail[32];
+        snprintf(detail, sizeof detail, "n=%llu", (unsigned long long)(i + 1));
+        if (agent_emit_event(a, "test.synthetic", "", detail) < 0)
+            break;
+    }
+    if (i > done)
+        journal_counter_set(j, "synth_count", i);
+}
+
+static void s_on_synth(uv_idle_t *h)
+{
+    s_synth_step(h->data, SYNTH_BATCH);
+}
+
+static void s_on_synth_timer(uv_timer_t *t)
+{
+    struct agent *a = t->data;
+    uint64_t now = util_mono_ms();
+    a->synth_tokens += (double)(now - a->synth_last_ms) * (double)a->synth_rate / 1000.0;
+    a->synth_last_ms = now;
+    if (a->synth_tokens > (double)SYNTH_BATCH * 5)
+        a->synth_tokens = (double)SYNTH_BATCH * 5; /* at most ~1000 per turn */
+    uint64_t n = (uint64_t)a->synth_tokens;
+    a->synth_tokens -= (double)n;
+    s_synth_step(a, n); /* also with n == 0: notices completion */
+}
+
+int agent_generating(const struct agent *a)
+{
+    return a->synth_active;
+}
+
+void agent_on_online(struct agent *a)
+{
+    if (a->synth_target > 0 && !a->synth_active && !a->synth_done_logged && !a->stopping) {
+        a->synth_active = 1;
+        if (a->synth_rate > 0) {
+            a->synth_last_ms = util_mono_ms();
+            a->synth_tokens = 0;
+            uv_timer_start(&a->synth_timer, s_on_synth_timer, SYNTH_TICK_MS, SYNTH_TICK_MS);
+        } else {
+            uv_idle_start(&a->synth, s_on_synth);
+        }
+    }
+}
+
+static void s_on_signal(uv_signal_t *h, int signum)
+{
+    struct agent *a = h->data;
+    log_info("agent.signal", "signal=%s", signum == SIGINT ? "INT" : "TERM");
+    agent_stop(a, 0);
+}
+
+void agent_stop(struct agent *a, int exit_code)
+{
+    if (a->stopping)
+        return;
+    a->stopping = 1;
+    a->exit_code = exit_code;
+    imgcache_destroy(&a->img); /* checkpoints a transfer into the open transaction */
+    if (a->jr != NULL && journal_in_tx(a->jr) && journal_commit(a->jr) < 0) {
+        log_error("journal.commit_failed", "at=stop");
+        if (a->exit_code == 0)
+            a->exit_code = 1;
+    }
+    uplink_destroy(&a->up);
+    uv_close((uv_handle_t *)&a->sig_int, NULL);
+    uv_close((uv_handle_t *)&a->sig_term, NULL);
+    uv_close((uv_handle_t *)&a->turn, NULL);
+    uv_close((uv_handle_t *)&a->synth, NULL);
+    uv_close((uv_handle_t *)&a->synth_timer, NULL);
+    a->synth_active = 0;
+}
+
+/* ---- what the controller sends ---- */
+
+static int s_image_ref_check(const Firmfleet__ImageRef *r, char *why, size_t n)
+{
+    if (r == NULL || r->sha256.len != 32 || r->sha256.data == NULL) {
+        snprintf(why, n, "image sha256 is not 32 bytes");
+        return -EINVAL;
+    }
+    if (r->size > IMGCACHE_MAX_IMAGE) {
+        snprintf(why, n, "image size %llu too large", (unsigned long long)r->size);
+        return -EINVAL;
+    }
+    if (r->name != NULL && strlen(r->name) > 255) {
+        snprintf(why, n, "image name too long");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int agent_site_config_check(const Firmfleet__SiteConfig *sc, char *why, size_t n)
+{
+    if (sc->n_images > IMGCACHE_MAX_IMAGES || sc->n_devices > SC_MAX_DEVICES) {
+        snprintf(why, n, "too many images or devices");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < sc->n_images; i++)
+        if (s_image_ref_check(sc->images[i], why, n) < 0)
+            return -EINVAL;
+    for (size_t i = 0; i < sc->n_devices; i++) {
+        char mac[18];
+        const Firmfleet__DeviceRef *d = sc->devices[i];
+        if (d == NULL || d->mac == NULL || util_mac_canon(d->mac, mac) < 0) {
+            snprintf(why, n, "device %zu has no valid mac", i);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+void agent_on_site_config(struct agent *a, const Firmfleet__SiteConfig *sc)
+{
+    char why[128], q[160], q2[160];
+    if (sc->site != NULL && sc->site[0] != '\0' && strcmp(sc->site, a->cred.site) != 0) {
+        log_warn("config.rejected", "reason=site_mismatch site=%s ours=%s",
+                 log_quote(sc->site, q, sizeof q), log_quote(a->cred.site, q2, sizeof q2));
+        return;
+    }
+    if (agent_site_config_check(sc, why, sizeof why) < 0) {
+        log_warn("config.rejected", "generation=%llu reason=%s", (unsigned long long)sc->generation,
+                 log_quote(why, q, sizeof q));
+        return;
+    }
+    uint64_t gen = 0;
+    uint8_t *old = NULL;
+    size_t old_len = 0;
+    int have = journal_config_get(a->jr, &gen, &old, &old_len);
+    free(old);
+    if (have < 0)
+        return;
+    if (have == 1 && sc->generation <= gen) {
+        log_debug("config.same", "generation=%llu stored=%llu", (unsigned long long)sc->generation,
+                  (unsigned long long)gen);
+        return;
+    }
+    journal_t *j = agent_tx(a);
+    if (j == NULL)
+        return;
+    size_t len = firmfleet__site_config__get_packed_size(sc);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return;
+    firmfleet__site_config__pack(sc, buf);
+    int rc = journal_config_put(j, sc->generation, buf, len);
+    free(buf);
+    if (rc < 0)
+        return;
+    log_info("config.stored", "generation=%llu images=%zu devices=%zu",
+             (unsigned long long)sc->generation, sc->n_images, sc->n_devices);
+    if (a->img != NULL)
+        imgcache_set_wanted(a->img, sc);
+}
+
+int agent_apply_assignment(struct agent *a, const Firmfleet__Assignment *as)
+{
+    char mac[18], why[128], q[300];
+    if (as->mac == NULL || util_mac_canon(as->mac, mac) < 0)
+        return -EINVAL;
+    if (as->firmware == NULL || strlen(as->firmware) > 255)
+        return -EINVAL;
+    for (size_t i = 0; i < as->n_files; i++)
+        if (s_image_ref_check(as->files[i], why, sizeof why) < 0)
+            return -EINVAL;
+    journal_t *j = agent_tx(a);
+    if (j == NULL)
+        return -EIO;
+    /* store with the canonical mac so a re-sent assignment compares equal */
+    Firmfleet__Assignment copy = *as;
+    copy.mac = mac;
+    size_t len = firmfleet__assignment__get_packed_size(&copy);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return -ENOMEM;
+    firmfleet__assignment__pack(&copy, buf);
+    int rc = journal_assignment_put(j, mac, as->rollout_id, buf, len);
+    free(buf);
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
+        log_info("assignment.stored", "mac=%s firmware=%s rollout=%llu files=%zu", mac,
+                 log_quote(as->firmware, q, sizeof q), (unsigned long long)as->rollout_id,
+                 as->n_files);
+    else
+        log_debug("assignment.same", "mac=%s rollout=%llu", mac,
+                  (unsigned long long)as->rollout_id);
+    return 0;
+}
+
+int agent_apply_cancel(struct agent *a, const Firmfleet__Cancel *c)
+{
+    char mac[18];
+    if (c->mac == NULL || util_mac_canon(c->mac, mac) < 0)
+        return -EINVAL;
+    journal_t *j = agent_tx(a);
+    if (j == NULL)
+        return -EIO;
+    int rc = journal_assignment_delete(j, mac, c->rollout_id);
+    if (rc < 0)
+        return rc;
+    log_info("assignment.cancelled", "mac=%s rollout=%llu found=%d", mac,
+             (unsigned long long)c->rollout_id, rc);
+    return 0;
+}
+
+/* ---- lifetime ---- */
+
+static int s_lock_state(struct agent *a)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/agent.lock", a->state_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_error("agent.lock", "path=%s error=\"%s\"", path, strerror(errno));
+        return -errno;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        log_error("agent.lock", "path=%s error=\"%s\"", path,
+                  e == EWOULDBLOCK ? "another agent uses this state directory" : strerror(e));
+        close(fd);
+        return -e;
+    }
+    a->lock_fd = fd;
+    return 0;
+}
+
+static void s_load_config(struct agent *a)
+{
+    uint64_t gen = 0;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    if (journal_config_get(a->jr, &gen, &blob, &len) != 1)
+        return;
+    Firmfleet__SiteConfig *sc = firmfleet__site_config__unpack(NULL, len, blob);
+    free(blob);
+    if (sc == NULL) {
+        log_warn("config.unreadable", "generation=%llu", (unsigned long long)gen);
+        return;
+    }
+    imgcache_set_wanted(a->img, sc);
+    firmfleet__site_config__free_unpacked(sc, NULL);
+}
+
+int agent_new(const struct agent_opts *opts, const struct agent_cred *cred, struct agent **out)
+{
+    *out = NULL;
+    struct agent *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return -ENOMEM;
+    a->lock_fd = -1;
+    a->cred = *cred;
+    a->image_rate = opts->image_rate;
+    a->synth_target = opts->synth_events;
+    a->synth_rate = opts->synth_rate;
+    if (snprintf(a->state_dir, sizeof a->state_dir, "%s", opts->state_dir) >=
+        (int)sizeof a->state_dir) {
+        log_error("agent.statedir", "reason=\"path too long\"");
+        free(a);
+        return -ENAMETOOLONG;
+    }
+    int rc = util_mkdir_p(a->state_dir, 0750);
+    if (rc < 0) {
+        log_error("agent.statedir", "path=%s error=\"%s\"", a->state_dir, strerror(-rc));
+        free(a);
+        return rc;
+    }
+    if ((rc = s_lock_state(a)) < 0) {
+        free(a);
+        return rc;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/journal.db", a->state_dir);
+    if ((rc = journal_open(path, &a->jr)) < 0) {
+        close(a->lock_fd);
+        free(a);
+        return rc;
+    }
+    if ((rc = uv_loop_init(&a->loop)) < 0) {
+        journal_close(&a->jr);
+        close(a->lock_fd);
+        free(a);
+        return rc;
+    }
+    /* From here on, failures unwind through agent_stop + agent_run so every
+     * handle is closed the libuv way. */
+    uv_signal_init(&a->loop, &a->sig_int);
+    uv_signal_init(&a->loop, &a->sig_term);
+    uv_prepare_init(&a->loop, &a->turn);
+    uv_idle_init(&a->loop, &a->synth);
+    uv_timer_init(&a->loop, &a->synth_timer);
+    a->sig_int.data = a->sig_term.data = a->turn.data = a->synth.data = a;
+    a->synth_timer.data = a;
+    uv_signal_start(&a->sig_int, s_on_signal, SIGINT);
+    uv_signal_start(&a->sig_term, s_on_signal, SIGTERM);
+    uv_prepare_start(&a->turn, s_on_turn);
+    signal(SIGPIPE, SIG_IGN);
+
+    a->zctx = zmq_ctx_new();
+    if (a->zctx == NULL)
+        rc = -errno;
+    if (rc == 0)
+        rc = imgcache_new(a, a->image_rate, &a->img);
+    if (rc == 0)
+        s_load_config(a);
+    if (rc == 0)
+        rc = uplink_new(a, &a->up);
+    if (rc < 0) {
+        agent_stop(a, 1);
+        uv_run(&a->loop, UV_RUN_DEFAULT);
+        agent_destroy(&a);
+        return rc;
+    }
+    char q[300];
+    log_info("agent.start",
+             "agent=%s site=%s endpoint=%s statedir=%s version=%s last_seq=%llu "
+             "acked=%llu last_applied=%llu",
+             a->cred.agent, a->cred.site, a->cred.endpoint, log_quote(a->state_dir, q, sizeof q),
+             AGENT_VERSION, (unsigned long long)journal_last_seq(a->jr),
+             (unsigned long long)journal_acked(a->jr),
+             (unsigned long long)journal_last_applied(a->jr));
+    *out = a;
+    return 0;
+}
+
+static void s_walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        log_error("agent.leak", "handle_type=%s", uv_handle_type_name(uv_handle_get_type(h)));
+        uv_close(h, NULL);
+    }
+}
+
+int agent_run(struct agent *a)
+{
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+    log_info("agent.stop", "exit=%d last_seq=%llu acked=%llu last_applied=%llu", a->exit_code,
+             (unsigned long long)journal_last_seq(a->jr), (unsigned long long)journal_acked(a->jr),
+             (unsigned long long)journal_last_applied(a->jr));
+    return a->exit_code;
+}
+
+void agent_destroy(struct agent **a_p)
+{
+    if (a_p == NULL || *a_p == NULL)
+        return;
+    struct agent *a = *a_p;
+    *a_p = NULL;
+    if (!a->stopping) {
+        agent_stop(a, a->exit_code);
+        uv_run(&a->loop, UV_RUN_DEFAULT);
+    }
+    if (uv_loop_close(&a->loop) == UV_EBUSY) {
+        /* a handle someone forgot: close it, report it, do not hang */
+        uv_walk(&a->loop, s_walk_close, NULL);
+        uv_run(&a->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&a->loop);
+    }
+    if (a->zctx != NULL)
+        zmq_ctx_term(a->zctx);
+    journal_close(&a->jr);
+    if (a->lock_fd >= 0)
+        close(a->lock_fd);
+    free(a);
+}

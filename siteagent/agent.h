@@ -1,0 +1,114 @@
+/* agent.h: the site agent's context (one struct agent per firmfleet-agent
+ * process) and what its modules share: the loop, the journal with its
+ * per-turn transaction, event emission, the credential.
+ *
+ * Invariants: one uv_loop_t, one thread. Every journal write of a loop turn
+ * goes into one transaction (agent_tx opens it lazily) that is committed by a
+ * uv_prepare_t before the loop blocks; only then may anything it wrote leave
+ * the process (uplink_after_commit). Modules reach each other only through
+ * their headers; a module pointer in struct agent is NULL once destroyed.
+ */
+#ifndef FF_AGENT_H
+#define FF_AGENT_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "firmfleet.pb-c.h"
+#include "journal.h"
+
+#define AGENT_VERSION "0.1.0"
+#define AGENT_NAME_MAX 63
+#define AGENT_ENDPOINT_MAX 255
+
+typedef struct uplink uplink_t;
+typedef struct imgcache imgcache_t;
+
+/* What `firmfleet agent enroll` writes (JSON, mode 0600). */
+struct agent_cred {
+    char agent[AGENT_NAME_MAX + 1];
+    char site[AGENT_NAME_MAX + 1];
+    char endpoint[AGENT_ENDPOINT_MAX + 1];
+    char server_key[41]; /* Z85 */
+    char public_key[41];
+    char secret_key[41];
+};
+
+struct agent_opts {
+    const char *state_dir;
+    uint64_t image_rate;   /* bytes per second, 0 = unlimited */
+    uint64_t synth_events; /* --synth-events N, 0 = none */
+    uint64_t synth_rate;   /* --synth-rate R events per second, 0 = as fast as possible */
+};
+
+struct agent {
+    uv_loop_t loop;
+    void *zctx;
+    journal_t *jr;
+    uplink_t *up;
+    imgcache_t *img;
+    struct agent_cred cred;
+    char state_dir[PATH_MAX - 512];
+    uint64_t image_rate;
+    uint64_t synth_target;
+    uint64_t synth_rate;
+    double synth_tokens; /* paced mode: events allowed but not yet made */
+    uint64_t synth_last_ms;
+    uv_signal_t sig_int;
+    uv_signal_t sig_term;
+    uv_prepare_t turn;      /* group commit, once per loop turn */
+    uv_idle_t synth;        /* synthetic events, ~200 per turn */
+    uv_timer_t synth_timer; /* the same, paced by --synth-rate */
+    int synth_active;
+    int synth_done_logged;
+    int commit_failures; /* consecutive; fatal after a few */
+    int lock_fd;
+    int stopping;
+    int exit_code;
+};
+
+/* Reads and validates a credential file. On error returns -EINVAL (or
+ * -errno) and writes one line (no newline) into err. Warns (log) when the file
+ * is readable by group or others. */
+int agent_cred_load(const char *path, struct agent_cred *out, char *err, size_t errlen);
+
+/* Creates the state directory layout, takes its lock, opens the journal,
+ * starts the uplink. 0 or a negative code (logged); *out is NULL then. */
+int agent_new(const struct agent_opts *opts, const struct agent_cred *cred, struct agent **out);
+/* Runs the loop until SIGINT/SIGTERM (or a fatal error) and every handle is
+ * closed. Returns the process exit status. */
+int agent_run(struct agent *a);
+/* Frees what agent_run left (after it returned). Nulls *a_p; idempotent. */
+void agent_destroy(struct agent **a_p);
+/* Begins an orderly stop: checkpoints, commits, closes every handle. */
+void agent_stop(struct agent *a, int exit_code);
+
+/* The journal with this turn's transaction open, or NULL (logged) when a
+ * transaction cannot be started; the caller then skips its write. */
+journal_t *agent_tx(struct agent *a);
+
+/* Journals a DeviceEvent (time now) in this turn's transaction; it is sent
+ * after the commit. kind: short name, mac: "" or aa:bb:.., detail: logfmt.
+ * 0 or <0. */
+int agent_emit_event(struct agent *a, const char *kind, const char *mac, const char *detail);
+
+/* Called by the uplink. */
+void agent_on_online(struct agent *a);
+/* 1 while synthetic events are still being generated. */
+int agent_generating(const struct agent *a);
+/* A SiteConfig arrived (seq 0, whole state): validates, stores it when its
+ * generation is newer, and hands its images to the cache. */
+void agent_on_site_config(struct agent *a, const Firmfleet__SiteConfig *sc);
+/* Journaled controller bodies. 0 applied (or a deliberate no-op), -EINVAL the
+ * message is invalid (skipped, never retried), other <0: a local failure
+ * (not applied; the controller will resend). */
+int agent_apply_assignment(struct agent *a, const Firmfleet__Assignment *as);
+int agent_apply_cancel(struct agent *a, const Firmfleet__Cancel *c);
+
+/* Validates a SiteConfig received from the network; 0 or -EINVAL with a
+ * reason in why. */
+int agent_site_config_check(const Firmfleet__SiteConfig *sc, char *why, size_t n);
+
+#endif

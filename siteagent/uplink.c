@@ -1,0 +1,661 @@
+/* uplink.c: see uplink.h.
+ *
+ * Connection life: s_connect() makes a fresh DEALER (CURVE client, heartbeats,
+ * reconnect 100 ms backing off to 5 s, ZMQ_IMMEDIATE so nothing queues for a
+ * peer that is not there) plus an inproc PAIR reading its monitor events.
+ * HANDSHAKE_SUCCEEDED => Hello; Welcome => online. DISCONNECTED => offline,
+ * libzmq reconnects by itself and the next handshake sends Hello again.
+ * Refused{} and ZAP/protocol refusals close both sockets and start over from
+ * scratch after UPLINK_RETRY_MS. As a backstop for a lost monitor event,
+ * Hello is also re-tried every UPLINK_HELLO_RETRY_MS while not online (with
+ * ZMQ_IMMEDIATE the send simply fails while no connection is up).
+ *
+ * Sequence state lives in the journal (acked, last_seq, last_applied); the
+ * uplink adds only send_next (next outbox seq to put on the wire) and the
+ * time of the last ack progress, for the 3 s rewind.
+ */
+#include "uplink.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "imgcache.h"
+#include "log.h"
+#include "util.h"
+#include "zmqx.h"
+#include "zuv.h"
+
+#define UPLINK_TICK_MS 500
+#define UPLINK_RECV_BATCH 256
+#define UPLINK_SEND_BATCH 256
+#define UPLINK_SNDHWM 2500
+#define UPLINK_HANDSHAKE_FAILURES 10
+
+struct uplink {
+    struct agent *a;
+    void *sock; /* DEALER */
+    void *mon;  /* PAIR on the DEALER's monitor */
+    zuv_t *zs;
+    zuv_t *zm;
+    uv_timer_t hb_timer;
+    uv_timer_t tick_timer;
+    uv_timer_t retry_timer;
+    int open_handles;
+    unsigned conn_gen; /* numbers monitor endpoints */
+    int connected;     /* handshake done on the current socket */
+    int online;        /* Welcome received on it */
+    int ever_online;
+    int need_ack;           /* a controller seq arrived: ack after the commit */
+    int hello_pending;      /* Hello met a full pipe: resend when writable */
+    int handshake_failures; /* consecutive HANDSHAKE_FAILED_NO_DETAIL */
+    int was_empty;          /* outbox empty at the last turn (for uplink.drained) */
+    uint64_t hello_ms;      /* last Hello attempt */
+    uint64_t send_next;     /* next outbox seq to send */
+    uint64_t progress_ms;   /* last ack progress or rewind */
+    uint64_t heartbeat_ms;
+};
+
+static void s_pump(uplink_t *up);
+
+static uint64_t s_min(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* ---- sending ---- */
+
+static int s_send(uplink_t *up, wire_env_t *env)
+{
+    if (up->sock == NULL)
+        return -ENOTCONN;
+    env->ack = journal_committed_applied(up->a->jr);
+    int rc = wire_send(up->sock, NULL, 0, env, ZMQ_DONTWAIT);
+    if (rc == -EAGAIN)
+        zuv_want_write(up->zs, 1);
+    else
+        zuv_kick(up->zs); /* a send may have eaten the ZMQ_FD edge */
+    return rc;
+}
+
+int uplink_send(uplink_t *up, wire_env_t *env)
+{
+    if (up == NULL || !up->online)
+        return -ENOTCONN;
+    return s_send(up, env);
+}
+
+int uplink_online(const uplink_t *up)
+{
+    return up != NULL && up->online;
+}
+
+static void s_send_hello(uplink_t *up)
+{
+    struct agent *a = up->a;
+    up->hello_ms = util_mono_ms();
+    char version[] = AGENT_VERSION;
+    Firmfleet__Hello h = FIRMFLEET__HELLO__INIT;
+    h.site = a->cred.site;
+    h.version = version;
+    ProtobufCBinaryData *cached = NULL;
+    size_t n = 0;
+    if (a->img != NULL && imgcache_cached_list(a->img, &cached, &n) == 0) {
+        h.cached = cached;
+        h.n_cached = n;
+    }
+    h.last_applied = journal_committed_applied(a->jr);
+    h.last_sent = journal_committed_seq(a->jr);
+    wire_env_t env = FIRMFLEET__ENVELOPE__INIT;
+    env.body_case = FIRMFLEET__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    int rc = s_send(up, &env);
+    free(cached);
+    up->hello_pending = rc == -EAGAIN && up->connected;
+    if (rc == 0)
+        log_debug("uplink.hello", "last_applied=%" PRIu64 " last_sent=%" PRIu64 " cached=%zu",
+                  h.last_applied, h.last_sent, n);
+    else if (rc != -EAGAIN)
+        log_debug("uplink.hello_failed", "error=%d", rc);
+}
+
+static int s_send_ack(uplink_t *up)
+{
+    Firmfleet__Heartbeat hb = FIRMFLEET__HEARTBEAT__INIT;
+    hb.now_ms = util_now_ms();
+    wire_env_t env = FIRMFLEET__ENVELOPE__INIT;
+    env.body_case = FIRMFLEET__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    return s_send(up, &env);
+}
+
+struct pump_ctx {
+    uplink_t *up;
+    int err;
+};
+
+static int s_send_row(void *arg, uint64_t seq, const uint8_t *payload, size_t len)
+{
+    struct pump_ctx *pc = arg;
+    uplink_t *up = pc->up;
+    if (seq != up->send_next) {
+        log_error("uplink.journal_hole", "expected=%" PRIu64 " got=%" PRIu64, up->send_next, seq);
+        pc->err = -EPROTO;
+        return 1;
+    }
+    Firmfleet__DeviceEvent *ev = firmfleet__device_event__unpack(NULL, len, payload);
+    Firmfleet__DeviceEvent placeholder = FIRMFLEET__DEVICE_EVENT__INIT;
+    char kind[] = "agent.journal_corrupt";
+    if (ev == NULL) {
+        /* keep the seq contiguous: the controller must not wait forever */
+        log_error("uplink.bad_row", "seq=%" PRIu64, seq);
+        placeholder.time_ms = util_now_ms();
+        placeholder.kind = kind;
+    }
+    wire_env_t env = FIRMFLEET__ENVELOPE__INIT;
+    env.seq = seq;
+    env.body_case = FIRMFLEET__ENVELOPE__BODY_EVENT;
+    env.event = ev ? ev : &placeholder;
+    int rc = s_send(up, &env);
+    if (ev)
+        firmfleet__device_event__free_unpacked(ev, NULL);
+    if (rc < 0) {
+        pc->err = rc;
+        return 1;
+    }
+    up->send_next = seq + 1;
+    return 0;
+}
+
+/* Sends committed outbox rows from send_next while the window allows. */
+static void s_pump(uplink_t *up)
+{
+    if (!up->online || up->sock == NULL)
+        return;
+    journal_t *j = up->a->jr;
+    uint64_t top = journal_committed_seq(j);
+    for (;;) {
+        uint64_t acked = journal_acked(j);
+        if (up->send_next <= acked)
+            up->send_next = acked + 1;
+        if (up->send_next > top)
+            return;
+        uint64_t inflight = up->send_next - 1 - acked;
+        if (inflight >= UPLINK_WINDOW)
+            return;
+        int max = (int)s_min(UPLINK_WINDOW - inflight, UPLINK_SEND_BATCH);
+        struct pump_ctx pc = {up, 0};
+        int n = journal_iter_from(j, up->send_next, top, max, s_send_row, &pc);
+        if (n <= 0 || pc.err != 0) {
+            if (n == 0)
+                log_error("uplink.journal_hole", "expected=%" PRIu64 " top=%" PRIu64, up->send_next,
+                          top);
+            return; /* -EAGAIN: on_writable resumes */
+        }
+    }
+}
+
+static void s_on_heartbeat(uv_timer_t *t)
+{
+    uplink_t *up = t->data;
+    if (up->online)
+        s_send_ack(up);
+}
+
+void uplink_after_commit(uplink_t *up)
+{
+    journal_t *j = up->a->jr;
+    if (up->online) {
+        if (up->need_ack && s_send_ack(up) == 0)
+            up->need_ack = 0;
+        s_pump(up);
+    }
+    int empty = journal_acked(j) == journal_committed_seq(j) && !journal_in_tx(j) &&
+                !agent_generating(up->a);
+    if (empty && !up->was_empty)
+        log_info("uplink.drained", "acked=%" PRIu64, journal_acked(j));
+    up->was_empty = empty;
+}
+
+/* ---- receiving ---- */
+
+static void s_on_ack(uplink_t *up, uint64_t ack)
+{
+    journal_t *j = up->a->jr;
+    if (ack <= journal_acked(j))
+        return;
+    if (ack > journal_committed_seq(j)) {
+        log_warn("uplink.bad_ack", "ack=%" PRIu64 " last_sent=%" PRIu64, ack,
+                 journal_committed_seq(j));
+        return;
+    }
+    journal_t *tx = agent_tx(up->a);
+    if (tx == NULL || journal_ack(tx, ack) < 0)
+        return;
+    up->progress_ms = util_mono_ms();
+    s_pump(up);
+}
+
+static void s_go_offline(uplink_t *up)
+{
+    int was = up->online;
+    up->online = 0;
+    up->connected = 0;
+    up->hello_pending = 0;
+    uv_timer_stop(&up->hb_timer);
+    if (was && up->a->img != NULL)
+        imgcache_on_offline(up->a->img);
+}
+
+static void s_on_welcome(uplink_t *up, const Firmfleet__Welcome *w)
+{
+    struct agent *a = up->a;
+    journal_t *j = a->jr;
+    uint64_t lr = w->last_received;
+    if (lr > journal_last_seq(j)) {
+        /* The controller holds seqs we never wrote: our state was lost or
+         * replaced. Renumber what we have after its last so nothing new is
+         * mistaken for a duplicate. */
+        log_warn("uplink.rebase", "last_received=%" PRIu64 " last_seq=%" PRIu64, lr,
+                 journal_last_seq(j));
+        journal_t *tx = agent_tx(a);
+        if (tx == NULL || journal_rebase(tx, lr) < 0)
+            return; /* not online: Hello is retried */
+    } else if (lr > journal_acked(j)) {
+        journal_t *tx = agent_tx(a);
+        if (tx == NULL || journal_ack(tx, lr) < 0)
+            return;
+    } else if (lr < journal_acked(j)) {
+        log_warn("uplink.behind",
+                 "last_received=%" PRIu64 " acked=%" PRIu64
+                 " reason=\"controller lost acked events\"",
+                 lr, journal_acked(j));
+    }
+    up->send_next = journal_acked(j) + 1;
+    up->progress_ms = util_mono_ms();
+    uint64_t hb = w->heartbeat_ms ? w->heartbeat_ms : ZMQX_HEARTBEAT_MS;
+    up->heartbeat_ms = hb < 100 ? 100 : hb > 600000 ? 600000 : hb;
+    up->online = 1;
+    up->connected = 1;
+    uv_timer_start(&up->hb_timer, s_on_heartbeat, up->heartbeat_ms, up->heartbeat_ms);
+    log_info("uplink.online",
+             "endpoint=%s last_received=%" PRIu64 " last_seq=%" PRIu64 " last_applied=%" PRIu64
+             " heartbeat_ms=%" PRIu64,
+             a->cred.endpoint, lr, journal_last_seq(j), journal_last_applied(j), up->heartbeat_ms);
+    if (!up->ever_online) {
+        up->ever_online = 1;
+        agent_on_online(a);
+    }
+    if (a->img != NULL)
+        imgcache_on_online(a->img);
+    s_pump(up);
+}
+
+static void s_disconnect(uplink_t *up)
+{
+    s_go_offline(up);
+    zuv_destroy(&up->zs);
+    zuv_destroy(&up->zm);
+    if (up->sock != NULL) {
+        zmq_socket_monitor(up->sock, NULL, 0);
+        zmq_close(up->sock);
+        up->sock = NULL;
+    }
+    if (up->mon != NULL) {
+        zmq_close(up->mon);
+        up->mon = NULL;
+    }
+}
+
+static void s_on_retry(uv_timer_t *t);
+
+static void s_retry_later(uplink_t *up)
+{
+    s_disconnect(up);
+    uv_timer_start(&up->retry_timer, s_on_retry, UPLINK_RETRY_MS, 0);
+    log_info("uplink.retry", "in_ms=%d", UPLINK_RETRY_MS);
+}
+
+/* A journaled controller message (seq > 0). */
+static void s_on_journaled(uplink_t *up, const wire_env_t *env)
+{
+    struct agent *a = up->a;
+    uint64_t last = journal_last_applied(a->jr);
+    up->need_ack = 1; /* duplicates and gaps are answered with our position too */
+    if (env->seq <= last)
+        return;
+    if (env->seq != last + 1) {
+        log_debug("uplink.gap", "seq=%" PRIu64 " last_applied=%" PRIu64, env->seq, last);
+        return;
+    }
+    if (agent_tx(a) == NULL)
+        return;
+    int rc;
+    switch (env->body_case) {
+    case FIRMFLEET__ENVELOPE__BODY_ASSIGNMENT:
+        rc = agent_apply_assignment(a, env->assignment);
+        break;
+    case FIRMFLEET__ENVELOPE__BODY_CANCEL:
+        rc = agent_apply_cancel(a, env->cancel);
+        break;
+    case FIRMFLEET__ENVELOPE__BODY_SITE_CONFIG:
+        agent_on_site_config(a, env->site_config);
+        rc = 0;
+        break;
+    default:
+        rc = -EINVAL;
+        break;
+    }
+    if (rc == -EINVAL) {
+        /* Poison message: skipping it is better than blocking the link. */
+        log_warn("uplink.invalid", "seq=%" PRIu64 " body=%s reason=\"skipped\"", env->seq,
+                 wire_body_name(env));
+    } else if (rc < 0) {
+        return; /* local failure: not applied, the controller resends */
+    }
+    journal_t *tx = agent_tx(a);
+    if (tx != NULL)
+        journal_set_last_applied(tx, env->seq);
+}
+
+static void s_handle(uplink_t *up, const wire_env_t *env)
+{
+    struct agent *a = up->a;
+    char q[300];
+    s_on_ack(up, env->ack);
+    if (env->seq > 0) {
+        s_on_journaled(up, env);
+        return;
+    }
+    switch (env->body_case) {
+    case FIRMFLEET__ENVELOPE__BODY_WELCOME:
+        s_on_welcome(up, env->welcome);
+        break;
+    case FIRMFLEET__ENVELOPE__BODY_HEARTBEAT:
+        break;
+    case FIRMFLEET__ENVELOPE__BODY_SITE_CONFIG:
+        agent_on_site_config(a, env->site_config);
+        break;
+    case FIRMFLEET__ENVELOPE__BODY_IMAGE_CHUNK:
+        if (a->img != NULL)
+            imgcache_on_chunk(a->img, env->image_chunk);
+        break;
+    case FIRMFLEET__ENVELOPE__BODY_REFUSED:
+        log_error("uplink.revoked", "endpoint=%s reason=%s", a->cred.endpoint,
+                  log_quote(env->refused->reason ? env->refused->reason : "", q, sizeof q));
+        s_retry_later(up);
+        break;
+    default:
+        log_warn("uplink.unexpected", "body=%s seq=%" PRIu64, wire_body_name(env), env->seq);
+        break;
+    }
+}
+
+static void s_on_sock_readable(zuv_t *z, void *arg)
+{
+    (void)z;
+    uplink_t *up = arg;
+    for (int i = 0; i < UPLINK_RECV_BATCH && up->sock != NULL; i++) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, up->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        int more = zmq_msg_more(&m);
+        wire_env_t *env = more ? NULL : wire_unpack(zmq_msg_data(&m), zmq_msg_size(&m));
+        if (env == NULL)
+            log_warn("uplink.bad_frame", "len=%zu multipart=%d", zmq_msg_size(&m), more);
+        zmq_msg_close(&m);
+        while (more) { /* drop the rest of a multipart message */
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, up->sock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&m);
+                break;
+            }
+            more = zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        if (env != NULL) {
+            s_handle(up, env);
+            wire_free(env);
+        }
+    }
+}
+
+static void s_on_sock_writable(zuv_t *z, void *arg)
+{
+    uplink_t *up = arg;
+    zuv_want_write(z, 0); /* s_send asks again on -EAGAIN */
+    if (up->hello_pending && !up->online) {
+        s_send_hello(up);
+        return;
+    }
+    if (up->need_ack && !journal_in_tx(up->a->jr) && s_send_ack(up) == 0)
+        up->need_ack = 0;
+    s_pump(up);
+}
+
+static const char *s_protocol_reason(unsigned v)
+{
+    switch (v) {
+    case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+        return "cryptographic";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+        return "mechanism_mismatch";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE:
+        return "key_exchange";
+    default:
+        if ((v & 0xf0000000u) == ZMQ_PROTOCOL_ERROR_ZAP_UNSPECIFIED)
+            return "zap";
+        return "zmtp";
+    }
+}
+
+static void s_on_monitor_event(uplink_t *up, unsigned event, unsigned value)
+{
+    struct agent *a = up->a;
+    switch (event) {
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        up->connected = 1;
+        up->handshake_failures = 0;
+        log_debug("uplink.connected", "endpoint=%s", a->cred.endpoint);
+        s_send_hello(up);
+        break;
+    case ZMQ_EVENT_DISCONNECTED:
+        if (up->connected || up->online)
+            log_warn("uplink.down", "endpoint=%s", a->cred.endpoint);
+        s_go_offline(up);
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        log_error("uplink.refused", "endpoint=%s reason=\"not admitted\" zap_status=%u",
+                  a->cred.endpoint, value);
+        s_retry_later(up);
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        log_error("uplink.refused", "endpoint=%s reason=protocol detail=%s code=0x%x",
+                  a->cred.endpoint, s_protocol_reason(value), value);
+        s_retry_later(up);
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        /* The peer hung up mid-handshake. Once is a blip; again and again at
+         * reconnect speed (TCP connects, so libzmq's backoff never grows) is
+         * a controller that cannot read our CURVE hello: a wrong
+         * server_public_key. Treat it as a refusal instead of spinning. */
+        if (++up->handshake_failures == 1)
+            log_warn("uplink.handshake_failed", "endpoint=%s errno=%u", a->cred.endpoint, value);
+        else
+            log_debug("uplink.handshake_failed", "endpoint=%s errno=%u n=%d", a->cred.endpoint,
+                      value, up->handshake_failures);
+        if (up->handshake_failures >= UPLINK_HANDSHAKE_FAILURES) {
+            log_error("uplink.refused",
+                      "endpoint=%s reason=\"handshake keeps failing; check "
+                      "server_public_key\" attempts=%d",
+                      a->cred.endpoint, up->handshake_failures);
+            up->handshake_failures = 0;
+            s_retry_later(up);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void s_on_mon_readable(zuv_t *z, void *arg)
+{
+    (void)z;
+    uplink_t *up = arg;
+    for (int i = 0; i < 64 && up->mon != NULL; i++) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, up->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return;
+        }
+        unsigned event = 0, value = 0;
+        int valid = zmq_msg_size(&m) == 6;
+        if (valid) {
+            uint16_t e16;
+            uint32_t v32;
+            memcpy(&e16, zmq_msg_data(&m), 2);
+            memcpy(&v32, (const uint8_t *)zmq_msg_data(&m) + 2, 4);
+            event = e16;
+            value = v32;
+        }
+        int more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+        while (more) { /* the endpoint frame */
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, up->mon, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&m);
+                break;
+            }
+            more = zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        if (valid)
+            s_on_monitor_event(up, event, value); /* may close up->mon */
+    }
+}
+
+/* ---- connecting ---- */
+
+static int s_connect(uplink_t *up)
+{
+    struct agent *a = up->a;
+    char ep[96];
+    int one = 1, ivl = 100, ivl_max = 5000, hwm = UPLINK_SNDHWM, zero = 0;
+    snprintf(ep, sizeof ep, "inproc://ff-agent-monitor-%p-%u", (void *)up, ++up->conn_gen);
+    up->sock = zmq_socket(a->zctx, ZMQ_DEALER);
+    up->mon = zmq_socket(a->zctx, ZMQ_PAIR);
+    int rc = 0;
+    if (up->sock == NULL || up->mon == NULL ||
+        zmq_setsockopt(up->sock, ZMQ_CURVE_SERVERKEY, a->cred.server_key, 41) < 0 ||
+        zmq_setsockopt(up->sock, ZMQ_CURVE_PUBLICKEY, a->cred.public_key, 41) < 0 ||
+        zmq_setsockopt(up->sock, ZMQ_CURVE_SECRETKEY, a->cred.secret_key, 41) < 0 ||
+        zmq_setsockopt(up->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) < 0 ||
+        zmq_setsockopt(up->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) < 0 ||
+        zmq_setsockopt(up->sock, ZMQ_IMMEDIATE, &one, sizeof one) < 0 ||
+        zmq_setsockopt(up->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) < 0 ||
+        zmq_setsockopt(up->mon, ZMQ_LINGER, &zero, sizeof zero) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = zmqx_apply_limits(up->sock, ZMQX_HEARTBEAT_MS);
+    if (rc == 0 && zmq_socket_monitor(up->sock, ep,
+                                      ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                                          ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                          ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                          ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) < 0)
+        rc = -errno;
+    if (rc == 0 && zmq_connect(up->mon, ep) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = zuv_new(&a->loop, up->mon, s_on_mon_readable, NULL, up, &up->zm);
+    if (rc == 0)
+        rc = zuv_new(&a->loop, up->sock, s_on_sock_readable, s_on_sock_writable, up, &up->zs);
+    if (rc == 0 && zmq_connect(up->sock, a->cred.endpoint) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        log_error("uplink.socket", "endpoint=%s error=\"%s\"", a->cred.endpoint, zmq_strerror(-rc));
+        s_disconnect(up);
+        return rc;
+    }
+    up->hello_ms = util_mono_ms();
+    log_info("uplink.connecting", "endpoint=%s", a->cred.endpoint);
+    return 0;
+}
+
+static void s_on_retry(uv_timer_t *t)
+{
+    uplink_t *up = t->data;
+    if (s_connect(up) < 0)
+        uv_timer_start(&up->retry_timer, s_on_retry, UPLINK_RETRY_MS, 0);
+}
+
+static void s_on_tick(uv_timer_t *t)
+{
+    uplink_t *up = t->data;
+    if (up->sock == NULL)
+        return;
+    uint64_t now = util_mono_ms();
+    if (!up->online) {
+        if (now - up->hello_ms >= UPLINK_HELLO_RETRY_MS)
+            s_send_hello(up);
+        return;
+    }
+    journal_t *j = up->a->jr;
+    uint64_t acked = journal_acked(j);
+    if (journal_committed_seq(j) > acked && up->send_next > acked + 1 &&
+        now - up->progress_ms >= UPLINK_RESEND_MS) {
+        log_info("uplink.resend", "from=%" PRIu64 " to=%" PRIu64, acked + 1, up->send_next - 1);
+        up->send_next = acked + 1;
+        up->progress_ms = now;
+        s_pump(up);
+    }
+}
+
+static void s_on_close(uv_handle_t *h)
+{
+    uplink_t *up = h->data;
+    if (--up->open_handles == 0)
+        free(up);
+}
+
+int uplink_new(struct agent *a, uplink_t **out)
+{
+    *out = NULL;
+    uplink_t *up = calloc(1, sizeof *up);
+    if (up == NULL)
+        return -ENOMEM;
+    up->a = a;
+    up->was_empty = journal_acked(a->jr) == journal_committed_seq(a->jr);
+    up->heartbeat_ms = ZMQX_HEARTBEAT_MS;
+    uv_timer_init(&a->loop, &up->hb_timer);
+    uv_timer_init(&a->loop, &up->tick_timer);
+    uv_timer_init(&a->loop, &up->retry_timer);
+    up->hb_timer.data = up->tick_timer.data = up->retry_timer.data = up;
+    up->open_handles = 3;
+    uv_timer_start(&up->tick_timer, s_on_tick, UPLINK_TICK_MS, UPLINK_TICK_MS);
+    int rc = s_connect(up);
+    if (rc < 0) {
+        uplink_destroy(&up);
+        return rc;
+    }
+    *out = up;
+    return 0;
+}
+
+void uplink_destroy(uplink_t **up_p)
+{
+    if (up_p == NULL || *up_p == NULL)
+        return;
+    uplink_t *up = *up_p;
+    *up_p = NULL;
+    s_disconnect(up);
+    uv_close((uv_handle_t *)&up->hb_timer, s_on_close);
+    uv_close((uv_handle_t *)&up->tick_timer, s_on_close);
+    uv_close((uv_handle_t *)&up->retry_timer, s_on_close);
+}

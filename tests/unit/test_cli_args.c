@@ -1,0 +1,265 @@
+/* test_cli_args.c: the CLI's argument parser (cli_args) and endpoint choice
+ * (cli_endpoint): every command in the table parses, global options work
+ * anywhere, and each kind of mistake is a one-line usage error.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_args.h"
+#include "cli_cmd.h"
+
+#define ARGV(...) ((char *const[]){"firmfleet", __VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((const char *[]){"firmfleet", __VA_ARGS__}) / sizeof(char *)))
+#define PARSE(a, err, ...)                                                                         \
+    cli_args_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (a), (err), sizeof(err))
+
+/* Parses and expects a usage error whose message contains `want`. */
+#define EXPECT_USAGE(want, ...)                                                                    \
+    do {                                                                                           \
+        struct cli_args a_;                                                                        \
+        char e_[512];                                                                              \
+        assert_int_equal(PARSE(&a_, e_, __VA_ARGS__), -EINVAL);                                    \
+        if (strstr(e_, (want)) == NULL)                                                            \
+            fail_msg("message '%s' lacks '%s'", e_, (want));                                       \
+        assert_null(strchr(e_, '\n'));                                                             \
+        cli_args_free(&a_);                                                                        \
+    } while (0)
+
+static void test_site_add(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[512];
+    assert_int_equal(PARSE(&a, err, "site", "add", "berlin", "--tz", "Europe/Berlin",
+                           "--description", "HQ branch"),
+                     CLI_RUN);
+    assert_non_null(a.cmd);
+    assert_string_equal(a.cmd->noun, "site");
+    assert_string_equal(a.cmd->verb, "add");
+    assert_int_equal(a.nargs, 1);
+    assert_string_equal(a.args[0], "berlin");
+    assert_int_equal(a.nopts, 2);
+    assert_string_equal(cli_args_opt(&a, "tz"), "Europe/Berlin");
+    assert_string_equal(cli_args_opt(&a, "description"), "HQ branch");
+    assert_null(cli_args_opt(&a, "name"));
+    assert_int_equal(a.json, 0);
+    cli_args_free(&a);
+}
+
+static void test_json_anywhere(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[512];
+    assert_int_equal(PARSE(&a, err, "--json", "site", "list"), CLI_RUN);
+    assert_int_equal(a.json, 1);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "site", "--json", "list"), CLI_RUN);
+    assert_int_equal(a.json, 1);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "site", "show", "berlin", "--json"), CLI_RUN);
+    assert_int_equal(a.json, 1);
+    assert_string_equal(a.args[0], "berlin");
+    cli_args_free(&a);
+    assert_int_equal(
+        PARSE(&a, err, "device", "add", "--json", "aa:bb:cc:dd:ee:ff", "--site", "berlin"),
+        CLI_RUN);
+    assert_int_equal(a.json, 1);
+    assert_string_equal(a.args[0], "aa:bb:cc:dd:ee:ff");
+    assert_string_equal(cli_args_opt(&a, "site"), "berlin");
+    cli_args_free(&a);
+}
+
+static void test_globals(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[512];
+    assert_int_equal(
+        PARSE(&a, err, "-d", "/tmp/x", "--user", "alice", "site", "list", "--timeout", "5"),
+        CLI_RUN);
+    assert_string_equal(a.datadir, "/tmp/x");
+    assert_string_equal(a.user, "alice");
+    assert_string_equal(a.timeout, "5");
+    assert_null(a.endpoint);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "-d/tmp/y", "site", "list"), CLI_RUN);
+    assert_string_equal(a.datadir, "/tmp/y");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "site", "list", "-A", "tcp://127.0.0.1:7601"), CLI_RUN);
+    assert_string_equal(a.endpoint, "tcp://127.0.0.1:7601");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "--admin=ipc:///tmp/a.sock", "site", "list"), CLI_RUN);
+    assert_string_equal(a.endpoint, "ipc:///tmp/a.sock");
+    cli_args_free(&a);
+    EXPECT_USAGE("not both", "-d", "/tmp", "-A", "ipc:///x", "site", "list");
+    EXPECT_USAGE("given twice", "-d", "/tmp", "-d", "/x", "site", "list");
+    EXPECT_USAGE("needs a value", "site", "list", "-d");
+    EXPECT_USAGE("needs a non-empty value", "--user=", "site", "list");
+}
+
+static void test_value_forms(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[512];
+    assert_int_equal(PARSE(&a, err, "site", "add", "x", "--tz=UTC", "--description=a=b"), CLI_RUN);
+    assert_string_equal(cli_args_opt(&a, "tz"), "UTC");
+    assert_string_equal(cli_args_opt(&a, "description"), "a=b");
+    cli_args_free(&a);
+    /* a value may start with a single dash; one starting with -- needs = */
+    assert_int_equal(PARSE(&a, err, "site", "add", "x", "--tz", "UTC", "--description", "-x"),
+                     CLI_RUN);
+    assert_string_equal(cli_args_opt(&a, "description"), "-x");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "site", "add", "x", "--tz", "UTC", "--description=--x"),
+                     CLI_RUN);
+    assert_string_equal(cli_args_opt(&a, "description"), "--x");
+    cli_args_free(&a);
+    /* -- ends options */
+    assert_int_equal(PARSE(&a, err, "site", "show", "--", "--weird"), CLI_RUN);
+    assert_string_equal(a.args[0], "--weird");
+    cli_args_free(&a);
+    /* flags */
+    assert_int_equal(PARSE(&a, err, "agent", "enroll", "--site", "b", "--out", "f", "--force"),
+                     CLI_RUN);
+    assert_string_equal(cli_args_opt(&a, "force"), "1");
+    assert_null(cli_args_opt(&a, "name"));
+    cli_args_free(&a);
+}
+
+static void test_usage_errors(void **state)
+{
+    (void)state;
+    EXPECT_USAGE("missing command", "--json");
+    EXPECT_USAGE("unknown command 'frobnicate'", "frobnicate", "list");
+    EXPECT_USAGE("unknown verb 'explode' for site", "site", "explode");
+    EXPECT_USAGE("site: missing verb (add, list, show)", "site");
+    EXPECT_USAGE("unknown option --bogus for 'site list'", "site", "list", "--bogus");
+    EXPECT_USAGE("unknown option --model for 'site add'", "site", "add", "x", "--tz", "UTC",
+                 "--model", "y");
+    EXPECT_USAGE("unknown option -x", "-x", "site", "list");
+    EXPECT_USAGE("unknown option -x", "site", "list", "-x");
+    EXPECT_USAGE("option --tz needs a value", "site", "add", "x", "--tz");
+    EXPECT_USAGE("option --tz needs a value", "site", "add", "x", "--tz", "--json");
+    EXPECT_USAGE("option --force takes no value", "agent", "enroll", "--site", "b", "--out", "f",
+                 "--force=yes");
+    EXPECT_USAGE("option --json takes no value", "--json=1", "site", "list");
+    EXPECT_USAGE("option --tz given twice", "site", "add", "x", "--tz", "UTC", "--tz", "UTC");
+    EXPECT_USAGE("missing required option --tz", "site", "add", "x");
+    EXPECT_USAGE("missing required option --out", "agent", "enroll", "--site", "b");
+    EXPECT_USAGE("missing argument", "site", "add", "--tz", "UTC");
+    EXPECT_USAGE("unexpected argument 'extra'", "site", "list", "extra");
+    EXPECT_USAGE("unexpected argument 'y'", "device", "show", "x", "y");
+    EXPECT_USAGE("missing argument", "firmware", "add", "cisco/1", "--models", "a");
+    EXPECT_USAGE("must follow the command", "site", "--tz", "UTC", "add", "x");
+    EXPECT_USAGE("unknown option --", "site", "list", "--=x");
+    /* long garbage is cut and made printable */
+    EXPECT_USAGE("unknown command 'a?b'", "a\nb", "list");
+}
+
+static void test_help(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[512];
+    assert_int_equal(PARSE(&a, err, "help"), CLI_HELP);
+    assert_null(a.noun);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "help", "device"), CLI_HELP);
+    assert_string_equal(a.noun, "device");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "device", "--help"), CLI_HELP);
+    assert_string_equal(a.noun, "device");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "-h"), CLI_HELP);
+    cli_args_free(&a);
+    /* help wins over missing required options */
+    assert_int_equal(PARSE(&a, err, "site", "add", "--help"), CLI_HELP);
+    cli_args_free(&a);
+    EXPECT_USAGE("unknown command 'nope'", "help", "nope");
+    EXPECT_USAGE("unknown command 'nope'", "nope", "--help");
+}
+
+static void test_every_command(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[512];
+    assert_int_equal(
+        PARSE(&a, err, "agent", "enroll", "--site", "b", "--name", "b1", "--out", "/tmp/c"),
+        CLI_RUN);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "agent", "list"), CLI_RUN);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "agent", "revoke", "b1"), CLI_RUN);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "device", "import", "d.csv"), CLI_RUN);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "device", "list", "--site", "b", "--model", "m"), CLI_RUN);
+    assert_int_equal(a.nopts, 2);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "firmware", "add", "cisco/9.4", "--models", "A,B", "f1", "n=f2",
+                           "--description", "d", "f3"),
+                     CLI_RUN);
+    assert_int_equal(a.nargs, 4);
+    assert_string_equal(a.args[2], "n=f2");
+    assert_string_equal(a.args[3], "f3");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "firmware", "show", "cisco/9.4"), CLI_RUN);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "event", "list", "--agent", "a", "--site", "s", "--kind", "k",
+                           "--mac", "m", "--limit", "0", "--since", "7"),
+                     CLI_RUN);
+    assert_int_equal(a.nopts, 6);
+    assert_string_equal(cli_args_opt(&a, "since"), "7");
+    cli_args_free(&a);
+    assert_non_null(cli_cmd_find("site", "add"));
+    assert_null(cli_cmd_find("site", "remove"));
+    assert_null(cli_cmd_find(NULL, "add"));
+    assert_true(cli_noun_known("event"));
+    assert_false(cli_noun_known("rollout"));
+}
+
+static void test_endpoint(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[512], ep[256];
+    unsetenv("FIRMFLEET_ADMIN");
+    assert_int_equal(PARSE(&a, err, "site", "list"), CLI_RUN);
+    assert_int_equal(cli_endpoint(&a, ep, sizeof ep), 0);
+    assert_string_equal(ep, "ipc:///var/lib/firmfleet/admin.sock");
+    setenv("FIRMFLEET_ADMIN", "tcp://127.0.0.1:9", 1);
+    assert_int_equal(cli_endpoint(&a, ep, sizeof ep), 0);
+    assert_string_equal(ep, "tcp://127.0.0.1:9");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "-d", "/srv/ff", "site", "list"), CLI_RUN);
+    assert_int_equal(cli_endpoint(&a, ep, sizeof ep), 0);
+    assert_string_equal(ep, "ipc:///srv/ff/admin.sock");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "-A", "ipc:///x.sock", "site", "list"), CLI_RUN);
+    assert_int_equal(cli_endpoint(&a, ep, sizeof ep), 0);
+    assert_string_equal(ep, "ipc:///x.sock");
+    assert_int_equal(cli_endpoint(&a, ep, 5), -ENAMETOOLONG);
+    cli_args_free(&a);
+    unsetenv("FIRMFLEET_ADMIN");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_site_add),      cmocka_unit_test(test_json_anywhere),
+        cmocka_unit_test(test_globals),       cmocka_unit_test(test_value_forms),
+        cmocka_unit_test(test_usage_errors),  cmocka_unit_test(test_help),
+        cmocka_unit_test(test_every_command), cmocka_unit_test(test_endpoint),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,123 @@
+/* test_util.c: MAC parsing, number and size parsing, hex, atomic writes. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+static void test_mac_forms(void **state)
+{
+    (void)state;
+    char out[18];
+    const char *good[] = {"00:04:F2:aa:bb:01", "00-04-f2-AA-BB-01", "0004.f2aa.bb01", "0004f2aabb01"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        assert_int_equal(util_mac_canon(good[i], out), 0);
+        assert_string_equal(out, "00:04:f2:aa:bb:01");
+    }
+    const char *bad[] = {"",
+                         "00:04:f2:aa:bb",
+                         "00:04:f2:aa:bb:0g",
+                         "00:04-f2:aa:bb:01",
+                         "00:04:f2:aa:bb:01:02",
+                         "0004f2aabb0",
+                         "0004.f2aa.bb01.",
+                         "00:04:f2:aa:bb:1 ",
+                         "zz:zz:zz:zz:zz:zz"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(util_mac_canon(bad[i], out), -EINVAL);
+}
+
+static void test_numbers(void **state)
+{
+    (void)state;
+    int64_t v;
+    assert_int_equal(util_parse_i64("42", 0, 100, &v), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(util_parse_i64("101", 0, 100, &v), -ERANGE);
+    assert_int_equal(util_parse_i64("4x", 0, 100, &v), -EINVAL);
+    assert_int_equal(util_parse_i64("", 0, 100, &v), -EINVAL);
+    assert_int_equal(util_parse_i64(" 4", 0, 100, &v), -EINVAL);
+    assert_int_equal(util_parse_i64("99999999999999999999", 0, INT64_MAX, &v), -ERANGE);
+    uint64_t s;
+    assert_int_equal(util_parse_size("40M", &s), 0);
+    assert_true(s == 40ull << 20);
+    assert_int_equal(util_parse_size("2GiB", &s), 0);
+    assert_true(s == 2ull << 30);
+    assert_int_equal(util_parse_size("512", &s), 0);
+    assert_true(s == 512);
+    assert_int_equal(util_parse_size("5X", &s), -EINVAL);
+    assert_int_equal(util_parse_size("-5", &s), -EINVAL);
+    assert_int_equal(util_parse_size("99999999999999999999G", &s), -ERANGE);
+}
+
+static void test_hex(void **state)
+{
+    (void)state;
+    uint8_t in[4] = {0x00, 0xab, 0x10, 0xff}, back[4];
+    char hex[9];
+    util_hex(in, 4, hex);
+    assert_string_equal(hex, "00ab10ff");
+    assert_int_equal(util_unhex(hex, back, 4), 0);
+    assert_memory_equal(in, back, 4);
+    assert_int_equal(util_unhex("00ab10f", back, 4), -EINVAL);
+    assert_int_equal(util_unhex("00ab10fg", back, 4), -EINVAL);
+}
+
+static void test_atomic_write(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ff-unit-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/a/b/file", dir);
+    char sub[256];
+    snprintf(sub, sizeof sub, "%s/a/b", dir);
+    assert_int_equal(util_mkdir_p(sub, 0700), 0);
+    assert_int_equal(util_write_file_atomic(path, "hello", 5, 0600), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    char *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(util_read_file(path, 100, &buf, &len), 0);
+    assert_int_equal(len, 5);
+    assert_string_equal(buf, "hello");
+    free(buf);
+    assert_int_equal(util_read_file(path, 4, &buf, &len), -EFBIG);
+    assert_int_equal(util_read_file(sub, 100, &buf, &len), -EINVAL);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_log_quote(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_string_equal(log_quote("plain", out, sizeof out), "plain");
+    assert_string_equal(log_quote("two words", out, sizeof out), "\"two words\"");
+    assert_string_equal(log_quote("a\"b\n", out, sizeof out), "\"a\\\"b\\x0a\"");
+    assert_string_equal(log_quote("", out, sizeof out), "\"\"");
+    char tiny[6];
+    log_quote("a long value with spaces", tiny, sizeof tiny);
+    assert_true(strlen(tiny) < sizeof tiny);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mac_forms),   cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_hex),         cmocka_unit_test(test_atomic_write),
+        cmocka_unit_test(test_log_quote),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
