@@ -5,7 +5,8 @@ set -eu
 PKGS="build-essential pkg-config clang-format
 libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev sqlite3
 libuv1-dev libsodium-dev libjansson-dev libcsv-dev libcmocka-dev
-jq tzdata procps iproute2 psmisc util-linux"
+jq tzdata procps iproute2 psmisc util-linux
+busybox isc-dhcp-client tftp-hpa atftp curl libhttp-parser-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -167,6 +167,44 @@ static void s_on_turn(uv_prepare_t *h)
     }
     if (a->up != NULL)
         uplink_after_commit(a->up);
+    for (size_t i = 0; i < a->n_svc; i++)
+        if (a->svc[i].after_commit)
+            a->svc[i].after_commit(a->svc[i].self);
+}
+
+int agent_add_service(struct agent *a, const struct agent_service *svc)
+{
+    if (a->n_svc >= AGENT_MAX_SERVICES)
+        return -ENOSPC;
+    a->svc[a->n_svc++] = *svc;
+    if (a->config != NULL && svc->on_config)
+        svc->on_config(svc->self, a->config);
+    return 0;
+}
+
+int agent_mac_for_ip(struct agent *a, uint32_t ip_be, uint8_t mac[6])
+{
+    for (size_t i = 0; i < a->n_svc; i++)
+        if (a->svc[i].mac_for_ip && a->svc[i].mac_for_ip(a->svc[i].self, ip_be, mac) == 1)
+            return 1;
+    return 0;
+}
+
+const Firmfleet__SiteConfig *agent_config(const struct agent *a) { return a->config; }
+
+/* Replaces the in-memory configuration with an unpacked copy of buf and tells
+ * every service. Takes nothing from buf. */
+static void s_set_config(struct agent *a, const uint8_t *buf, size_t len)
+{
+    Firmfleet__SiteConfig *sc = firmfleet__site_config__unpack(NULL, len, buf);
+    if (sc == NULL)
+        return;
+    if (a->config != NULL)
+        firmfleet__site_config__free_unpacked(a->config, NULL);
+    a->config = sc;
+    for (size_t i = 0; i < a->n_svc; i++)
+        if (a->svc[i].on_config)
+            a->svc[i].on_config(a->svc[i].self, sc);
 }
 
 int agent_emit_event(struct agent *a, const char *kind, const char *mac, const char *detail)
@@ -281,6 +319,9 @@ void agent_stop(struct agent *a, int exit_code)
         return;
     a->stopping = 1;
     a->exit_code = exit_code;
+    for (size_t i = a->n_svc; i-- > 0;)
+        if (a->svc[i].stop)
+            a->svc[i].stop(a->svc[i].self);
     imgcache_destroy(&a->img); /* checkpoints a transfer into the open transaction */
     if (a->jr != NULL && journal_in_tx(a->jr) && journal_commit(a->jr) < 0) {
         log_error("journal.commit_failed", "at=stop");
@@ -369,6 +410,8 @@ void agent_on_site_config(struct agent *a, const Firmfleet__SiteConfig *sc)
         return;
     firmfleet__site_config__pack(sc, buf);
     int rc = journal_config_put(j, sc->generation, buf, len);
+    if (rc == 0)
+        s_set_config(a, buf, len);
     free(buf);
     if (rc < 0)
         return;
@@ -458,14 +501,13 @@ static void s_load_config(struct agent *a)
     size_t len = 0;
     if (journal_config_get(a->jr, &gen, &blob, &len) != 1)
         return;
-    Firmfleet__SiteConfig *sc = firmfleet__site_config__unpack(NULL, len, blob);
+    s_set_config(a, blob, len);
     free(blob);
-    if (sc == NULL) {
+    if (a->config == NULL) {
         log_warn("config.unreadable", "generation=%llu", (unsigned long long)gen);
         return;
     }
-    imgcache_set_wanted(a->img, sc);
-    firmfleet__site_config__free_unpacked(sc, NULL);
+    imgcache_set_wanted(a->img, a->config);
 }
 
 int agent_new(const struct agent_opts *opts, const struct agent_cred *cred, struct agent **out)
@@ -588,5 +630,7 @@ void agent_destroy(struct agent **a_p)
     journal_close(&a->jr);
     if (a->lock_fd >= 0)
         close(a->lock_fd);
+    if (a->config != NULL)
+        firmfleet__site_config__free_unpacked(a->config, NULL);
     free(a);
 }

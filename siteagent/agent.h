@@ -25,6 +25,26 @@
 
 typedef struct uplink uplink_t;
 typedef struct imgcache imgcache_t;
+struct files;
+
+/* A site service (DHCP, TFTP, HTTP, the file resolver) as the agent core sees
+ * it. Every callback runs on the loop thread; any may be NULL. */
+struct agent_service {
+    const char *name;
+    void *self;
+    /* The site configuration: at registration (the stored one, if any) and on
+     * every change. sc is borrowed for the call. */
+    void (*on_config)(void *self, const Firmfleet__SiteConfig *sc);
+    /* This turn's journal transaction committed: what waited for durability
+     * (a DHCP ACK after its lease) may leave now. */
+    void (*after_commit)(void *self);
+    /* 1 and mac filled when the service knows which device holds ip
+     * (network byte order); 0 otherwise. */
+    int (*mac_for_ip)(void *self, uint32_t ip_be, uint8_t mac[6]);
+    /* Begin an orderly close: uv_close every handle, free in the callbacks. */
+    void (*stop)(void *self);
+};
+#define AGENT_MAX_SERVICES 8
 
 /* What `firmfleet agent enroll` writes (JSON, mode 0600). */
 struct agent_cred {
@@ -65,6 +85,10 @@ struct agent {
     int synth_done_logged;
     int commit_failures; /* consecutive; fatal after a few */
     int lock_fd;
+    struct agent_service svc[AGENT_MAX_SERVICES];
+    size_t n_svc;
+    Firmfleet__SiteConfig *config; /* the current site configuration, or NULL */
+    struct files *files;           /* the file resolver (files.c) when TFTP or HTTP is on */
     int stopping;
     int exit_code;
 };
@@ -93,6 +117,14 @@ journal_t *agent_tx(struct agent *a);
  * after the commit. kind: short name, mac: "" or aa:bb:.., detail: logfmt.
  * 0 or <0. */
 int agent_emit_event(struct agent *a, const char *kind, const char *mac, const char *detail);
+
+/* Registers a service; calls its on_config at once when a configuration is
+ * known. 0 or -ENOSPC. */
+int agent_add_service(struct agent *a, const struct agent_service *svc);
+/* Asks each service in turn; 1 when one knows the MAC for ip (network order). */
+int agent_mac_for_ip(struct agent *a, uint32_t ip_be, uint8_t mac[6]);
+/* The current site configuration (borrowed; valid until the next change), or NULL. */
+const Firmfleet__SiteConfig *agent_config(const struct agent *a);
 
 /* Called by the uplink. */
 void agent_on_online(struct agent *a);

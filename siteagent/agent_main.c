@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "services.h"
 #include "log.h"
 #include "util.h"
 
@@ -27,12 +28,32 @@ static void s_usage(FILE *f)
                "  --synth-events N       journal N synthetic events in total (load generator)\n"
                "  --synth-rate R         make at most R synthetic events per second (0 = no "
                "limit)\n"
-               "  --log-level LEVEL      debug, info (default), warn, error\n");
+               "  --log-level LEVEL      debug, info (default), warn, error\n"
+               "  --dhcp IFACE           serve DHCP on IFACE (repeatable)\n"
+               "  --dhcp-port PORT       DHCP server port (default 67; clients at PORT+1)\n"
+               "  --tftp ADDR[:PORT]     serve TFTP on ADDR (default port 69; repeatable)\n"
+               "  --http ADDR:PORT       serve HTTP on ADDR:PORT (repeatable)\n"
+               "  --files-root DIR       files served by TFTP and HTTP (default STATEDIR/files)\n"
+               "  --files-nocase         match file names case-insensitively\n"
+               "  --upload-max SIZE      HTTP PUT area per device (default 1M)\n");
 }
 
 int main(int argc, char **argv)
 {
-    enum { OPT_RATE = 256, OPT_SYNTH, OPT_SYNTH_RATE, OPT_LEVEL, OPT_VERSION };
+    enum {
+        OPT_RATE = 256,
+        OPT_SYNTH,
+        OPT_SYNTH_RATE,
+        OPT_LEVEL,
+        OPT_VERSION,
+        OPT_DHCP,
+        OPT_DHCP_PORT,
+        OPT_TFTP,
+        OPT_HTTP,
+        OPT_FILES_ROOT,
+        OPT_NOCASE,
+        OPT_UPLOAD_MAX,
+    };
     static const struct option opts[] = {
         {"cred", required_argument, NULL, 'c'},
         {"state", required_argument, NULL, 's'},
@@ -40,6 +61,13 @@ int main(int argc, char **argv)
         {"synth-events", required_argument, NULL, OPT_SYNTH},
         {"synth-rate", required_argument, NULL, OPT_SYNTH_RATE},
         {"log-level", required_argument, NULL, OPT_LEVEL},
+        {"dhcp", required_argument, NULL, OPT_DHCP},
+        {"dhcp-port", required_argument, NULL, OPT_DHCP_PORT},
+        {"tftp", required_argument, NULL, OPT_TFTP},
+        {"http", required_argument, NULL, OPT_HTTP},
+        {"files-root", required_argument, NULL, OPT_FILES_ROOT},
+        {"files-nocase", no_argument, NULL, OPT_NOCASE},
+        {"upload-max", required_argument, NULL, OPT_UPLOAD_MAX},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -47,6 +75,7 @@ int main(int argc, char **argv)
     log_set_component("agent");
     const char *cred_path = NULL;
     struct agent_opts ao = {0};
+    struct svc_opts so = {.dhcp_port = 67, .upload_max = 1u << 20};
     int c, level;
     int64_t n;
     while ((c = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
@@ -86,6 +115,41 @@ int main(int argc, char **argv)
             }
             log_set_level((enum log_level)level);
             break;
+        case OPT_DHCP:
+        case OPT_TFTP:
+        case OPT_HTTP: {
+            const char **list = c == OPT_DHCP ? so.dhcp_ifaces
+                                : c == OPT_TFTP ? so.tftp_listen
+                                                : so.http_listen;
+            size_t *cnt = c == OPT_DHCP ? &so.n_dhcp : c == OPT_TFTP ? &so.n_tftp : &so.n_http;
+            const char *what = c == OPT_DHCP ? "dhcp" : c == OPT_TFTP ? "tftp" : "http";
+            if (*cnt >= SVC_MAX_LISTEN || optarg[0] == '\0') {
+                fprintf(stderr, "firmfleet-agent: --%s: at most %d, each non-empty\n", what,
+                        SVC_MAX_LISTEN);
+                return 2;
+            }
+            list[(*cnt)++] = optarg;
+            break;
+        }
+        case OPT_DHCP_PORT:
+            if (util_parse_i64(optarg, 1, 65534, &n) < 0) {
+                fprintf(stderr, "firmfleet-agent: --dhcp-port: a port in 1..65534: %s\n", optarg);
+                return 2;
+            }
+            so.dhcp_port = (uint16_t)n;
+            break;
+        case OPT_FILES_ROOT:
+            so.files_root = optarg;
+            break;
+        case OPT_NOCASE:
+            so.nocase = 1;
+            break;
+        case OPT_UPLOAD_MAX:
+            if (util_parse_size(optarg, &so.upload_max) < 0) {
+                fprintf(stderr, "firmfleet-agent: --upload-max: not a size: %s\n", optarg);
+                return 2;
+            }
+            break;
         case OPT_VERSION:
             printf("firmfleet-agent %s\n", AGENT_VERSION);
             return 0;
@@ -112,6 +176,22 @@ int main(int argc, char **argv)
     memset(&cred, 0, sizeof cred);
     if (rc < 0) {
         fprintf(stderr, "firmfleet-agent: cannot start: %s\n", strerror(-rc > 0 ? -rc : EIO));
+        return 1;
+    }
+    if (so.n_tftp > 0 || so.n_http > 0)
+        rc = files_start(a, &so);
+    if (rc == 0 && so.n_dhcp > 0)
+        rc = dhcpd_start(a, &so);
+    if (rc == 0 && so.n_tftp > 0)
+        rc = tftpd_start(a, &so);
+    if (rc == 0 && so.n_http > 0)
+        rc = httpd_start(a, &so);
+    if (rc < 0) {
+        fprintf(stderr, "firmfleet-agent: a service could not start: %s (see the log)\n",
+                strerror(-rc));
+        agent_stop(a, 1);
+        agent_run(a);
+        agent_destroy(&a);
         return 1;
     }
     int status = agent_run(a);

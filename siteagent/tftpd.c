@@ -1,0 +1,13 @@
+/* tftpd.c: placeholder until the service is written; refuses to start. */
+#include <errno.h>
+
+#include "log.h"
+#include "services.h"
+
+int tftpd_start(struct agent *a, const struct svc_opts *o)
+{
+    (void)a;
+    (void)o;
+    log_error("tftpd.unavailable", "reason=\"not built yet\"");
+    return -ENOSYS;
+}
