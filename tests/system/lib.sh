@@ -49,7 +49,7 @@ ENDPOINT=tcp://127.0.0.1:$PORT
 ff() { "$BIN/firmfleet" -d "$CTL_DIR" "$@"; }
 
 ctl_start() {
-  "$BIN/firmfleetd" -d "$CTL_DIR" --listen "$ENDPOINT" "$@" >>"$T/ctl.log" 2>&1 &
+  ${FF_NS:+ip netns exec "$FF_NS"} "$BIN/firmfleetd" -d "$CTL_DIR" --listen "$ENDPOINT" "$@" >>"$T/ctl.log" 2>&1 &
   PIDS[ctl]=$!
   wait_until 20 ff site list || { note "controller did not come up"; tail -20 "$T/ctl.log"; return 1; }
 }
@@ -59,7 +59,7 @@ ctl_kill9() { kill -9 "${PIDS[ctl]}" 2>/dev/null; wait "${PIDS[ctl]}" 2>/dev/nul
 # agent_start NAME [agent options...]: credential $T/NAME.cred, state $T/NAME.state
 agent_start() {
   local name=$1; shift
-  "$BIN/firmfleet-agent" -c "$T/$name.cred" -s "$T/$name.state" "$@" >>"$T/$name.log" 2>&1 &
+  ${FF_NS:+ip netns exec "$FF_NS"} "$BIN/firmfleet-agent" -c "$T/$name.cred" -s "$T/$name.state" "$@" >>"$T/$name.log" 2>&1 &
   PIDS[$name]=$!
 }
 
@@ -89,6 +89,7 @@ sanitizer_clean() {
 
 finish() {
   stop_all
+  lab_down
   check "no sanitizer reports in daemon logs" sanitizer_clean
   if [ "$_fail" -ne 0 ]; then
     for f in "$T"/*.log; do echo "# ---- $f"; tail -30 "$f" | sed 's/^/# /'; done
@@ -96,4 +97,36 @@ finish() {
   rm -rf "$T"
   exit "$_fail"
 }
-trap 'stop_all; rm -rf "$T"' INT TERM
+trap 'stop_all; lab_down; rm -rf "$T"; exit 1' INT TERM
+
+# ---- network namespaces (for DHCP/TFTP/HTTP tests) ----
+# lab_up SRV CLI NET: creates namespaces "<SRV>-$$" and "<CLI>-$$" joined by a
+# veth pair, server at NET.1/24 and client at NET.2/24 (NET like 198.18.1),
+# with loopback up in both. Sets SRV_NS, CLI_NS, SRV_IF, CLI_IF, SRV_IP, CLI_IP.
+# lab_down (called by finish and on signals) deletes what lab_up made.
+LAB_NS=()
+lab_up() {
+  SRV_NS="$1-$$"; CLI_NS="$2-$$"; local net=$3
+  SRV_IF="vs$$"; CLI_IF="vc$$"; SRV_IP="$net.1"; CLI_IP="$net.2"
+  ip netns add "$SRV_NS" && LAB_NS+=("$SRV_NS") || return 1
+  ip netns add "$CLI_NS" && LAB_NS+=("$CLI_NS") || return 1
+  ip link add "$SRV_IF" type veth peer name "$CLI_IF" || return 1
+  ip link set "$SRV_IF" netns "$SRV_NS" && ip link set "$CLI_IF" netns "$CLI_NS" || return 1
+  ip -n "$SRV_NS" addr add "$SRV_IP/24" dev "$SRV_IF"
+  ip -n "$SRV_NS" link set "$SRV_IF" up; ip -n "$SRV_NS" link set lo up
+  ip -n "$CLI_NS" link set "$CLI_IF" up; ip -n "$CLI_NS" link set lo up
+}
+lab_down() {
+  local ns
+  for ns in "${LAB_NS[@]}"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+    ip netns del "$ns" 2>/dev/null
+  done
+  LAB_NS=()
+}
+# in_srv CMD... / in_cli CMD...: run a command inside the lab's namespaces.
+in_srv() { ip netns exec "$SRV_NS" "$@"; }
+in_cli() { ip netns exec "$CLI_NS" "$@"; }
+# With FF_NS set, ctl_start and agent_start run their daemon inside that
+# namespace (the controller and the agent then share its loopback; the CLI
+# still reaches the controller through the admin socket's file path).
