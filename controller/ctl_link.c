@@ -294,6 +294,31 @@ static void s_on_hello(ctl_link_t *link, struct peer *p, const Firmfleet__Hello 
              " last_received=%" PRIu64, p->name, vq, h->n_cached, h->last_sent, p->last_in);
 }
 
+/* A device the agent saw on the wire: into the inventory when new
+ * (discovery), last_seen and vendor class refreshed when known. */
+static void s_device_seen(ctl_link_t *link, struct peer *p, const Firmfleet__DeviceEvent *ev)
+{
+    char mac[18], raw[256], vc[1024];
+    if (ev->mac == NULL || util_mac_canon(ev->mac, mac) < 0)
+        return;
+    int n = log_field(ev->detail, "vendor_class", raw, sizeof raw);
+    size_t o = 0;
+    for (int i = 0; i < n && o + 5 < sizeof vc; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c < 0x20 || c >= 0x7f || c == '\\')
+            o += (size_t)snprintf(vc + o, sizeof vc - o, "\\x%02x", c);
+        else
+            vc[o++] = (char)c;
+    }
+    vc[o] = '\0';
+    int rc = store_device_seen(link->ctl->st, p->site_id, mac, vc, util_now_ms());
+    if (rc == 1) {
+        char q[1100];
+        log_info("link.device_discovered", "agent=%s mac=%s vendor_class=%s", p->name, mac,
+                 log_quote(vc, q, sizeof q));
+    }
+}
+
 static void s_on_event(ctl_link_t *link, struct peer *p, uint64_t seq,
                        const Firmfleet__DeviceEvent *ev)
 {
@@ -311,6 +336,9 @@ static void s_on_event(ctl_link_t *link, struct peer *p, uint64_t seq,
         return;
     }
     p->pending_in = seq;
+    if (ev->kind && ev->detail &&
+        (strcmp(ev->kind, "device.discovered") == 0 || strcmp(ev->kind, "dhcp.lease") == 0))
+        s_device_seen(link, p, ev);
     if (ev->kind && strcmp(ev->kind, "image.cached") == 0 && ev->detail) {
         const char *s = strstr(ev->detail, "sha256=");
         if (s && strlen(s + 7) >= 64) {

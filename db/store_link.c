@@ -123,6 +123,32 @@ int store_event_append(store_t *st, int64_t agent_id, uint64_t seq, uint64_t now
     return s_step_done(q);
 }
 
+int store_device_seen(store_t *st, int64_t site_id, const char *mac, const char *vendor_class,
+                      uint64_t now_ms)
+{
+    sqlite3_stmt *q = sql_prepare(
+        st->db, "UPDATE device SET last_seen_ms = ?2,"
+                " vendor_class = CASE WHEN ?3 = '' THEN vendor_class ELSE ?3 END WHERE mac = ?1");
+    if (q == NULL)
+        return -EIO;
+    sqlite3_bind_text(q, 1, mac, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, (int64_t)now_ms);
+    sqlite3_bind_text(q, 3, vendor_class, -1, SQLITE_STATIC);
+    int rc = s_step_done(q);
+    if (rc < 0 || sqlite3_changes(st->db) > 0)
+        return rc;
+    q = sql_prepare(st->db, "INSERT INTO device(mac, site_id, vendor_class, origin, created_ms,"
+                            " last_seen_ms) VALUES(?1, ?2, ?3, 'discovered', ?4, ?4)");
+    if (q == NULL)
+        return -EIO;
+    sqlite3_bind_text(q, 1, mac, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, site_id);
+    sqlite3_bind_text(q, 3, vendor_class, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, (int64_t)now_ms);
+    rc = s_step_done(q);
+    return rc < 0 ? rc : 1;
+}
+
 int store_outbox_append(store_t *st, int64_t agent_id, const uint8_t *payload, size_t len,
                         uint64_t *seq)
 {

@@ -42,6 +42,13 @@ int store_agent_add_cached(store_t *st, int64_t id, const char *sha_hex);
 int store_event_append(store_t *st, int64_t agent_id, uint64_t seq, uint64_t now_ms,
                        const Firmfleet__DeviceEvent *ev);
 
+/* A device seen on the wire at a site: inserted with origin 'discovered' when
+ * the inventory does not know its MAC; its vendor class and last_seen are
+ * refreshed either way. vendor_class is printable (escaped by the caller).
+ * 1 inserted, 0 updated, <0 error. */
+int store_device_seen(store_t *st, int64_t site_id, const char *mac, const char *vendor_class,
+                      uint64_t now_ms);
+
 /* Outbox: journals a packed Envelope body for an agent, assigning the next
  * seq (returned in *seq). */
 int store_outbox_append(store_t *st, int64_t agent_id, const uint8_t *payload, size_t len,

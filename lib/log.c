@@ -2,7 +2,9 @@
  * process never interleave; the timestamp is UTC with milliseconds. */
 #include "log.h"
 
+#include <ctype.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -72,4 +74,50 @@ void log_emit(enum log_level level, const char *event, const char *fmt, ...)
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
     fprintf(stderr, "ts=%s.%03ldZ level=%s app=%s msg=%s%s%s\n", when, ts.tv_nsec / 1000000,
             names[level], s_component, event, body[0] ? " " : "", body);
+}
+
+int log_field(const char *line, const char *key, char *out, size_t n)
+{
+    size_t kl = strlen(key);
+    if (n == 0 || kl == 0)
+        return -1;
+    const char *p = line;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        const char *eq = p;
+        while (*eq && *eq != '=' && *eq != ' ')
+            eq++;
+        int match = *eq == '=' && (size_t)(eq - p) == kl && memcmp(p, key, kl) == 0;
+        const char *v = *eq == '=' ? eq + 1 : eq;
+        size_t o = 0;
+        if (*v == '"') {
+            for (v++; *v && *v != '"'; v++) {
+                int c = (unsigned char)*v;
+                if (c == '\\' && (v[1] == '"' || v[1] == '\\')) {
+                    c = (unsigned char)*++v;
+                } else if (c == '\\' && v[1] == 'x' && isxdigit((unsigned char)v[2]) &&
+                           isxdigit((unsigned char)v[3])) {
+                    char hex[3] = {v[2], v[3], 0};
+                    c = (int)strtol(hex, NULL, 16);
+                    v += 3;
+                }
+                if (match && o + 1 < n)
+                    out[o++] = (char)c;
+            }
+            if (*v != '"')
+                return -1; /* unterminated quote */
+            v++;
+        } else {
+            for (; *v && *v != ' '; v++)
+                if (match && o + 1 < n)
+                    out[o++] = *v;
+        }
+        if (match) {
+            out[o] = '\0';
+            return (int)o;
+        }
+        p = v;
+    }
+    return -1;
 }

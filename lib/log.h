@@ -25,6 +25,11 @@ void log_emit(enum log_level level, const char *event, const char *fmt, ...)
  * \" and \\ escaped and control bytes as \xNN. Always NUL-terminates; truncates. */
 const char *log_quote(const char *s, char *out, size_t n);
 
+/* Finds key=value in a logfmt line (as log_quote writes values) and writes the
+ * unquoted, unescaped value into out (size n, NUL-terminated, truncated).
+ * Returns the value's length, or -1 when the key is absent or malformed. */
+int log_field(const char *line, const char *key, char *out, size_t n);
+
 #define log_debug(ev, ...) \
   do { if (log_get_level() <= LOG_LEVEL_DEBUG) log_emit(LOG_LEVEL_DEBUG, ev, __VA_ARGS__); } while (0)
 #define log_info(ev, ...) log_emit(LOG_LEVEL_INFO, ev, __VA_ARGS__)

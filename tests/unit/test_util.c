@@ -112,12 +112,32 @@ static void test_log_quote(void **state)
     assert_true(strlen(tiny) < sizeof tiny);
 }
 
+static void test_log_field(void **state)
+{
+    (void)state;
+    char out[64], q[64];
+    const char *line = "ip=198.18.1.10 vendor_class=\"Cisco Systems, Inc. IP Phone\\x00\" n=5";
+    assert_int_equal(log_field(line, "ip", out, sizeof out), 11);
+    assert_string_equal(out, "198.18.1.10");
+    assert_int_equal(log_field(line, "vendor_class", out, sizeof out), 29);
+    assert_memory_equal(out, "Cisco Systems, Inc. IP Phone\0", 29);
+    assert_int_equal(log_field(line, "n", out, sizeof out), 1);
+    assert_int_equal(log_field(line, "missing", out, sizeof out), -1);
+    assert_int_equal(log_field(line, "v", out, sizeof out), -1);
+    assert_int_equal(log_field("a=\"open", "a", out, sizeof out), -1);
+    /* what log_quote writes, log_field reads back */
+    char line2[200];
+    snprintf(line2, sizeof line2, "x=%s y=1", log_quote("say \"hi\"\\ now", q, sizeof q));
+    assert_true(log_field(line2, "x", out, sizeof out) > 0);
+    assert_string_equal(out, "say \"hi\"\\ now");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mac_forms),   cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_hex),         cmocka_unit_test(test_atomic_write),
-        cmocka_unit_test(test_log_quote),
+        cmocka_unit_test(test_log_quote),   cmocka_unit_test(test_log_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
