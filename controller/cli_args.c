@@ -28,6 +28,8 @@ static const struct cli_opt o_device_add[] = {
     {"model", 1, 0, "MODEL", "device model, e.g. CP-7961G"},
     {"serial", 1, 0, "SERIAL", "serial number"},
     {"tags", 1, 0, "A,B", "comma-separated tags"},
+    {"ip", 1, 0, "IP", "DHCP reservation, inside one of the site's subnets"},
+    {"class", 1, 0, "NAME", "pin the device to this class (global or the site's)"},
     {NULL, 0, 0, NULL, NULL}};
 static const struct cli_opt o_device_list[] = {
     {"site", 1, 0, "SITE", "only this site"},
@@ -36,6 +38,45 @@ static const struct cli_opt o_device_list[] = {
 static const struct cli_opt o_fw_add[] = {
     {"models", 1, 1, "M1,M2", "models this firmware is for"},
     {"description", 1, 0, "TEXT", "free text"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_subnet_add[] = {
+    {"pool", 1, 1, "START-END", "addresses handed out dynamically, inside CIDR"},
+    {"router", 1, 0, "IP", "default gateway (option 3), inside CIDR, not in the pool"},
+    {"dns", 1, 0, "IP[,IP..]", "DNS servers (option 6)"},
+    {"lease", 1, 0, "SECONDS", "lease time, 60 or more (default 86400)"},
+    {"relay", 1, 0, "IP[,IP..]", "relay (giaddr) addresses that select this subnet"},
+    {"option", 2, 0, "SPEC", "extra option CODE=[TYPE:]VALUE (repeatable)"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_site_filter[] = {
+    {"site", 1, 0, "SITE", "only this site"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_class_add[] = {
+    {"site", 1, 0, "SITE", "the class is the site's own (default: global)"},
+    {"priority", 1, 0, "N", "0-1000000, lower is tried first (default 100)"},
+    {"match", 2, 1, "RULE", "KIND:VALUE a device is recognised by (repeatable)"},
+    {"option", 2, 0, "SPEC", "DHCP option CODE=[TYPE:]VALUE it gets (repeatable)"},
+    {"tftp-root", 1, 0, "DIR", "subdirectory of the agent's files root it is served from"},
+    {"replace", 0, 0, NULL, "replace a class of that name in that scope"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_class_list[] = {
+    {"site", 1, 0, "SITE", "what this site gets, in the order classes are tried"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_scope[] = {
+    {"site", 1, 0, "SITE", "the site's own (default: global)"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_scope_show[] = {
+    {"site", 1, 0, "SITE", "the one this site gets (its own, else the global one)"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_template_add[] = {
+    {"from", 1, 1, "FILE", "the template body (at most 1 MiB)"},
+    {"site", 1, 0, "SITE", "the template is the site's own (default: global)"},
+    {"replace", 0, 0, NULL, "replace a template of that name in that scope"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_template_list[] = {
+    {"site", 1, 0, "SITE", "what this site gets"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_device_assign[] = {
+    {"firmware", 1, 1, "VENDOR/VERSION", "the firmware (as in firmware list)"},
     {NULL, 0, 0, NULL, NULL}};
 static const struct cli_opt o_event_list[] = {
     {"agent", 1, 0, "AGENT", "only events from this agent"},
@@ -56,14 +97,29 @@ static const struct cli_cmd s_cmds[] = {
     {"agent", "revoke", "NAME", 1, 1, o_none, "revoke an agent's key (it is refused from now on)"},
     {"device", "add", "MAC", 1, 1, o_device_add, "add a device"},
     {"device", "import", "FILE.csv", 1, 1, o_none,
-     "add devices from CSV (header mac,site[,model,serial,tags]); all or nothing"},
+     "add devices from CSV (header mac,site[,model,serial,tags,ip,class]); all or nothing"},
     {"device", "list", "", 0, 0, o_device_list, "list devices"},
     {"device", "show", "MAC", 1, 1, o_none, "show one device"},
+    {"device", "assign", "MAC...", 1, -1, o_device_assign,
+     "set the firmware devices should end at (journaled to their site's agent)"},
     {"firmware", "add", "VENDOR/VERSION [NAME=]FILE...", 2, -1, o_fw_add,
      "upload files and register them as one firmware"},
     {"firmware", "list", "", 0, 0, o_none, "list firmware"},
     {"firmware", "show", "VENDOR/VERSION", 1, 1, o_none, "show a firmware with its files"},
     {"event", "list", "", 0, 0, o_event_list, "list device events reported by agents"},
+    {"subnet", "add", "SITE CIDR", 2, 2, o_subnet_add, "add a DHCP subnet to a site"},
+    {"subnet", "list", "", 0, 0, o_site_filter, "list DHCP subnets"},
+    {"subnet", "remove", "SITE CIDR", 2, 2, o_none, "remove a DHCP subnet"},
+    {"class", "add", "NAME", 1, 1, o_class_add,
+     "add a device class: how devices are recognised and what they get"},
+    {"class", "list", "", 0, 0, o_class_list, "list device classes"},
+    {"class", "show", "NAME", 1, 1, o_scope_show, "show a device class"},
+    {"class", "remove", "NAME", 1, 1, o_scope, "remove a device class"},
+    {"template", "add", "NAME", 1, 1, o_template_add,
+     "add a file template devices fetch by NAME ({mac}/{MAC} expand)"},
+    {"template", "list", "", 0, 0, o_template_list, "list file templates"},
+    {"template", "show", "NAME", 1, 1, o_scope_show, "print a template's body"},
+    {"template", "remove", "NAME", 1, 1, o_scope, "remove a file template"},
 };
 /* clang-format on */
 
@@ -310,7 +366,7 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
                 return rc;
             continue;
         }
-        if (cli_args_opt(a, co->name) != NULL) {
+        if (co->takes_value != CLI_VALUES && cli_args_opt(a, co->name) != NULL) {
             s_err(err, errlen, "option %s given twice", spelled);
             return -EINVAL;
         }
@@ -392,7 +448,9 @@ static void s_cmd_usage(FILE *f, const struct cli_cmd *c)
     if (c->args_usage[0])
         fprintf(f, " %s", c->args_usage);
     for (const struct cli_opt *o = c->opts; o->name; o++) {
-        if (o->takes_value)
+        if (o->takes_value == CLI_VALUES)
+            fprintf(f, o->required ? " --%s %s..." : " [--%s %s]...", o->name, o->metavar);
+        else if (o->takes_value)
             fprintf(f, o->required ? " --%s %s" : " [--%s %s]", o->name, o->metavar);
         else
             fprintf(f, o->required ? " --%s" : " [--%s]", o->name);

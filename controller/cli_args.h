@@ -10,8 +10,9 @@
  * given as `--opt value` or `--opt=value`; a following word that starts with
  * "--" is not taken as a value (write `--opt=--x` for that). `--` ends
  * option parsing. A flag given a value, an unknown option, a missing value,
- * a repeated option, a missing required option or a wrong argument count is
- * a usage error with a one-line message.
+ * a repeated option (unless its table entry says CLI_VALUES), a missing
+ * required option or a wrong argument count is a usage error with a one-line
+ * message. Repeated values are kept in command-line order.
  *
  * argv strings are borrowed: a parsed cli_args points into argv.
  */
@@ -21,11 +22,14 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define CLI_MAX_OPTS 16
+#define CLI_MAX_OPTS 80 /* command options per command line, repeats included */
+
+enum { CLI_FLAG = 0, CLI_VALUE = 1, CLI_VALUES = 2 };
 
 struct cli_opt {
     const char *name;    /* without the leading "--" */
-    int takes_value;     /* 1: --name VALUE, 0: flag */
+    int takes_value;     /* CLI_FLAG, CLI_VALUE (--name VALUE) or CLI_VALUES
+                          * (--name VALUE, may be given again) */
     int required;        /* must be given */
     const char *metavar; /* for usage text */
     const char *help;
@@ -61,7 +65,8 @@ enum { CLI_RUN = 0, CLI_HELP = 1 };
 int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size_t errlen);
 void cli_args_free(struct cli_args *a);
 
-/* Value of a command option, or NULL when not given. */
+/* Value of a command option (the first, for a repeated one), or NULL when
+ * not given. */
 const char *cli_args_opt(const struct cli_args *a, const char *name);
 
 /* The command table entry, or NULL. */

@@ -10,7 +10,8 @@
  *   - the agent's secret key is written only to the credential file (mode
  *     0600, via a temporary file and link/rename) and never printed; our
  *     copies are wiped;
- *   - options the controller does not know (--out, --force) stay here.
+ *   - options the controller does not know (--out, --force, --from) stay here;
+ *   - a template body is read whole (at most 1 MiB) before anything is sent.
  */
 #define _GNU_SOURCE
 #include "cli_cmd.h"
@@ -658,6 +659,81 @@ static int s_firmware_add(struct run *r)
     return rc;
 }
 
+/* ---- templates ---- */
+
+/* template add: the body comes from --from, read (and its name checked)
+ * before the controller hears of it. */
+static int s_template_add(struct run *r)
+{
+    const struct cli_args *a = r->a;
+    const char *name = a->args[0], *path = cli_args_opt(a, "from");
+    char msg[512];
+    if (store_check_template_name(name, msg, sizeof msg) < 0)
+        return s_fail(r, "%s", msg);
+    char *body = NULL;
+    size_t len = 0;
+    int rc = util_read_file(path, STORE_TEMPLATE_MAX, &body, &len);
+    if (rc == -EINVAL)
+        return s_fail(r, "%s: not a regular file", path);
+    if (rc == -EFBIG)
+        return s_fail(r, "%s: too large for a template (at most %u bytes)", path,
+                      STORE_TEMPLATE_MAX);
+    if (rc < 0)
+        return s_fail(r, "%s: %s", path, strerror(-rc));
+    struct reqb b;
+    s_req_init(&b, r, "template", "add");
+    s_req_arg(&b, name);
+    s_req_opt(&b, "site", cli_args_opt(a, "site"));
+    s_req_opt(&b, "replace", cli_args_opt(a, "replace"));
+    b.req.blob.data = (uint8_t *)body;
+    b.req.blob.len = len;
+    json_t *doc = NULL;
+    rc = s_call(r, &b, &doc);
+    free(body);
+    if (rc == 0)
+        rc = s_output(r, doc);
+    json_decref(doc);
+    return rc;
+}
+
+/* template show: the body as it is on stdout, or with --json the template
+ * with its body as a string (when it is UTF-8) or as body_hex. */
+static int s_template_show(struct run *r)
+{
+    const struct cli_args *a = r->a;
+    struct reqb b;
+    s_req_init(&b, r, "template", "show");
+    s_req_arg(&b, a->args[0]);
+    s_req_opt(&b, "site", cli_args_opt(a, "site"));
+    json_t *doc = NULL;
+    if (s_call(r, &b, &doc) != 0)
+        return 1;
+    const char *hex = json_string_value(json_object_get(doc, "body_hex"));
+    size_t n = hex ? strlen(hex) / 2 : 0;
+    uint8_t *body = malloc(n ? n : 1);
+    int rc = 0;
+    if (hex == NULL || strlen(hex) % 2 != 0)
+        rc = s_fail(r, "malformed response from the controller");
+    else if (body == NULL)
+        rc = s_fail(r, "out of memory");
+    else if (util_unhex(hex, body, n) < 0)
+        rc = s_fail(r, "malformed response from the controller");
+    if (rc == 0 && a->json) {
+        json_t *text = json_stringn((const char *)body, n);
+        if (text != NULL) {
+            json_object_del(doc, "body_hex");
+            json_object_set_new(doc, "body", text);
+        }
+        rc = cli_render_json(stdout, doc) < 0 ? s_fail(r, "cannot write output") : 0;
+    } else if (rc == 0) {
+        if ((n > 0 && fwrite(body, 1, n, stdout) != n) || fflush(stdout) != 0)
+            rc = s_fail(r, "cannot write output: %s", strerror(errno));
+    }
+    free(body);
+    json_decref(doc);
+    return rc;
+}
+
 /* ---- entry ---- */
 
 int cli_endpoint(const struct cli_args *a, char *out, size_t n)
@@ -719,6 +795,10 @@ int cli_run(const struct cli_args *a, char *err, size_t errlen)
         rc = s_device_list(&r);
     else if (strcmp(noun, "event") == 0 && strcmp(verb, "list") == 0)
         rc = s_event_list(&r);
+    else if (strcmp(noun, "template") == 0 && strcmp(verb, "add") == 0)
+        rc = s_template_add(&r);
+    else if (strcmp(noun, "template") == 0 && strcmp(verb, "show") == 0)
+        rc = s_template_show(&r);
     else
         rc = s_simple(&r);
     cli_conn_destroy(&r.conn);

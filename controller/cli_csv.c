@@ -14,10 +14,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dhcpopt.h"
 #include "util.h"
 
-enum { COL_MAC, COL_SITE, COL_MODEL, COL_SERIAL, COL_TAGS, N_COLS };
-static const char *const s_col_names[N_COLS] = {"mac", "site", "model", "serial", "tags"};
+enum { COL_MAC, COL_SITE, COL_MODEL, COL_SERIAL, COL_TAGS, COL_IP, COL_CLASS, N_COLS };
+static const char *const s_col_names[N_COLS] = {"mac",  "site", "model", "serial",
+                                                "tags", "ip",   "class"};
 
 #define MAX_FIELDS 16
 #define MAX_FIELD 1024
@@ -107,7 +109,9 @@ static void s_header(struct parse *p)
             if (strcasecmp(p->fields[i], s_col_names[k]) == 0)
                 col = k;
         if (col < 0) {
-            s_fail(p, "line %d: unknown column '%s' (expected mac, site, model, serial, tags)",
+            s_fail(p,
+                   "line %d: unknown column '%s' (expected mac, site, model, serial, tags, ip, "
+                   "class)",
                    p->rec_line, s_show(p->fields[i], q));
             return;
         }
@@ -146,6 +150,11 @@ static void s_row(struct parse *p)
                        s_show(p->fields[i], q));
                 return;
             }
+        }
+        uint32_t ip;
+        if (col == COL_IP && p->fields[i][0] != '\0' && dhcpopt_ip_parse(p->fields[i], &ip) < 0) {
+            s_fail(p, "line %d: invalid IP address '%s'", p->rec_line, s_show(p->fields[i], q));
+            return;
         }
         json_t *v = json_string(p->fields[i]);
         if (v == NULL) {
@@ -203,7 +212,7 @@ int cli_csv_parse(const char *text, size_t len, json_t **rows, char *err, size_t
     csv_free(&cp);
     s_clear(&p);
     if (!p.failed && !p.have_header)
-        s_fail(&p, "empty file (a header line mac,site,model,serial,tags is required)");
+        s_fail(&p, "empty file (a header line such as mac,site,model,serial,tags is required)");
     if (!p.failed && json_array_size(p.rows) == 0)
         s_fail(&p, "no devices in file");
     if (p.failed) {

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-enum fmt { F_STR, F_INT, F_TIME, F_BOOL, F_LIST, F_SIZE, F_ONLINE, F_COUNT };
+enum fmt { F_STR, F_INT, F_TIME, F_BOOL, F_LIST, F_SIZE, F_ONLINE, F_COUNT, F_SPECS, F_SCOPE };
 
 struct col {
     const char *header;
@@ -114,20 +114,36 @@ static char *s_cell(const json_t *obj, const struct col *c)
             return strdup(buf);
         }
         break;
+    case F_SCOPE:
+        /* a site name, or null for the global scope */
+        if (json_is_null(v))
+            return strdup("(global)");
+        if (json_is_string(v))
+            return s_clean(json_string_value(v));
+        break;
+    case F_SPECS:
     case F_LIST:
         if (json_is_array(v) && json_array_size(v) > 0) {
+            /* F_LIST: strings joined by ","; F_SPECS: the "spec" of each
+             * object joined by ", " */
+            const char *sep = c->fmt == F_SPECS ? ", " : ",";
             size_t len = 1, i;
             const json_t *item;
-            json_array_foreach(v, i, item) len += strlen(s_or(json_string_value(item), "")) + 1;
+            json_array_foreach(v, i, item)
+            {
+                const json_t *t = c->fmt == F_SPECS ? json_object_get(item, "spec") : item;
+                len += strlen(s_or(json_string_value(t), "")) + strlen(sep);
+            }
             char *s = malloc(len);
             if (s == NULL)
                 return NULL;
             s[0] = '\0';
             json_array_foreach(v, i, item)
             {
+                const json_t *t = c->fmt == F_SPECS ? json_object_get(item, "spec") : item;
                 if (i)
-                    strcat(s, ",");
-                strcat(s, s_or(json_string_value(item), ""));
+                    strcat(s, sep);
+                strcat(s, s_or(json_string_value(t), ""));
             }
             char *clean = s_clean(s);
             free(s);
@@ -235,6 +251,8 @@ static const struct col c_device_list[] = {
     {"MODEL", "model", F_STR},
     {"SERIAL", "serial", F_STR},
     {"VERSION", "current_version", F_STR},
+    {"IP", "ip", F_STR},
+    {"CLASS", "class", F_STR},
     {"TAGS", "tags", F_LIST},
 };
 static const struct col c_device_show[] = {
@@ -243,6 +261,8 @@ static const struct col c_device_show[] = {
     {"model:", "model", F_STR},
     {"serial:", "serial", F_STR},
     {"tags:", "tags", F_LIST},
+    {"ip:", "ip", F_STR},
+    {"class:", "class", F_STR},
     {"vendor class:", "vendor_class", F_STR},
     {"version:", "current_version", F_STR},
     {"origin:", "origin", F_STR},
@@ -269,6 +289,100 @@ static const struct col c_event_list[] = {
     {"KIND", "kind", F_STR}, {"MAC", "mac", F_STR},       {"DETAIL", "detail", F_STR},
 };
 
+static const struct col c_subnet_list[] = {
+    {"SITE", "site", F_STR},
+    {"CIDR", "cidr", F_STR},
+    {"POOL START", "pool_start", F_STR},
+    {"POOL END", "pool_end", F_STR},
+    {"ROUTER", "router", F_STR},
+    {"DNS", "dns", F_LIST},
+    {"LEASE", "lease_seconds", F_INT},
+    {"RELAYS", "relays", F_LIST},
+    {"OPTIONS", "options", F_SPECS},
+};
+static const struct col c_class_list[] = {
+    {"NAME", "name", F_STR},           {"SITE", "site", F_SCOPE},   {"PRIORITY", "priority", F_INT},
+    {"TFTP ROOT", "tftp_root", F_STR}, {"MATCH", "rules", F_SPECS}, {"OPTIONS", "options", F_SPECS},
+};
+static const struct col c_class_show[] = {
+    {"name:", "name", F_STR},           {"site:", "site", F_SCOPE},
+    {"priority:", "priority", F_INT},   {"tftp root:", "tftp_root", F_STR},
+    {"created:", "created_ms", F_TIME},
+};
+static const struct col c_template_list[] = {
+    {"NAME", "name", F_STR},
+    {"SITE", "site", F_SCOPE},
+    {"SIZE", "size", F_INT},
+    {"CREATED", "created_ms", F_TIME},
+};
+
+/* "global" or "at site S" of a class or template document. */
+static const char *s_scope_of(const json_t *doc, char *out, size_t n)
+{
+    const char *site = json_string_value(json_object_get(doc, "site"));
+    if (site == NULL)
+        snprintf(out, n, "global");
+    else
+        snprintf(out, n, "at site %s", site);
+    return out;
+}
+
+/* "  spec" lines of an array of {spec} objects under a heading. */
+static void s_spec_lines(FILE *f, const char *heading, const json_t *arr)
+{
+    size_t i;
+    const json_t *item;
+    fprintf(f, "%s\n", heading);
+    if (json_array_size(arr) == 0)
+        fprintf(f, "  -\n");
+    json_array_foreach(arr, i, item)
+    {
+        char *s = s_clean(s_or(json_string_value(json_object_get(item, "spec")), "?"));
+        fprintf(f, "  %s\n", s ? s : "?");
+        free(s);
+    }
+}
+
+static void s_render_services(FILE *f, const char *noun, const char *verb, const json_t *doc)
+{
+    char scope[160];
+    char *name = s_clean(s_or(json_string_value(json_object_get(doc, "name")), "?"));
+    if (strcmp(noun, "subnet") == 0) {
+        char *cidr = s_clean(s_or(json_string_value(json_object_get(doc, "cidr")), "?"));
+        char *site = s_clean(s_or(json_string_value(json_object_get(doc, "site")), "?"));
+        if (strcmp(verb, "list") == 0)
+            s_table(f, doc, c_subnet_list, N(c_subnet_list));
+        else if (strcmp(verb, "add") == 0)
+            fprintf(f, "added subnet %s at site %s\n", cidr ? cidr : "?", site ? site : "?");
+        else
+            fprintf(f, "removed subnet %s from site %s\n", cidr ? cidr : "?", site ? site : "?");
+        free(cidr);
+        free(site);
+    } else if (strcmp(noun, "class") == 0) {
+        if (strcmp(verb, "list") == 0) {
+            s_table(f, doc, c_class_list, N(c_class_list));
+        } else if (strcmp(verb, "show") == 0) {
+            s_block(f, doc, c_class_show, N(c_class_show));
+            s_spec_lines(f, "match:", json_object_get(doc, "rules"));
+            s_spec_lines(f, "options:", json_object_get(doc, "options"));
+        } else {
+            fprintf(f, "%s class %s (%s)\n", strcmp(verb, "add") == 0 ? "added" : "removed",
+                    name ? name : "?", s_scope_of(doc, scope, sizeof scope));
+        }
+    } else if (strcmp(noun, "template") == 0) {
+        if (strcmp(verb, "list") == 0)
+            s_table(f, doc, c_template_list, N(c_template_list));
+        else if (strcmp(verb, "add") == 0)
+            fprintf(f, "added template %s (%s, %lld bytes)\n", name ? name : "?",
+                    s_scope_of(doc, scope, sizeof scope),
+                    (long long)json_integer_value(json_object_get(doc, "size")));
+        else
+            fprintf(f, "removed template %s (%s)\n", name ? name : "?",
+                    s_scope_of(doc, scope, sizeof scope));
+    }
+    free(name);
+}
+
 void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t *doc)
 {
     const char *name = json_string_value(json_object_get(doc, "name"));
@@ -294,6 +408,12 @@ void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t 
             fprintf(f, "added device %s at site %s\n",
                     s_or(json_string_value(json_object_get(doc, "mac")), "?"),
                     s_or(json_string_value(json_object_get(doc, "site")), "?"));
+        } else if (strcmp(verb, "assign") == 0) {
+            long long n = (long long)json_integer_value(json_object_get(doc, "assigned"));
+            long long k = (long long)json_integer_value(json_object_get(doc, "agents"));
+            fprintf(f, "assigned %s to %lld device%s through %lld agent%s\n",
+                    s_or(json_string_value(json_object_get(doc, "firmware")), "?"), n,
+                    n == 1 ? "" : "s", k, k == 1 ? "" : "s");
         } else if (strcmp(verb, "import") == 0) {
             long long n = (long long)json_integer_value(json_object_get(doc, "imported"));
             long long s = (long long)json_integer_value(json_object_get(doc, "sites"));
@@ -312,6 +432,9 @@ void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t 
         }
     } else if (strcmp(noun, "event") == 0) {
         s_table(f, doc, c_event_list, N(c_event_list));
+    } else if (strcmp(noun, "subnet") == 0 || strcmp(noun, "class") == 0 ||
+               strcmp(noun, "template") == 0) {
+        s_render_services(f, noun, verb, doc);
     } else {
         cli_render_json(f, doc);
     }

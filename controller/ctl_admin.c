@@ -25,6 +25,7 @@
 #include "imgstore.h"
 #include "log.h"
 #include "store_inv.h"
+#include "store_link.h"
 #include "util.h"
 #include "wire.h"
 
@@ -48,12 +49,14 @@ typedef int (*handler_fn)(struct call *c);
 struct verb {
     const char *noun, *verb;
     int min_args, max_args;
-    const char *opts[MAX_OPTS]; /* allowed option names, NULL-terminated */
-    int write;                  /* logged at info */
+    const char *opts[MAX_OPTS];   /* allowed option names, NULL-terminated */
+    const char *repeat[MAX_OPTS]; /* those of them that may be given more than once */
+    int write;                    /* logged at info */
     handler_fn fn;
 };
 
 static void s_errf(struct call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int s_oom(struct call *c);
 static void s_errf(struct call *c, const char *fmt, ...)
 {
     va_list ap;
@@ -69,6 +72,27 @@ static const char *s_opt(const req_t *req, const char *name)
         if (req->opts[i] && req->opts[i]->key && strcmp(req->opts[i]->key, name) == 0)
             return req->opts[i]->value ? req->opts[i]->value : "";
     return NULL;
+}
+
+/* Every value of option name, in request order, into a malloc'd array
+ * (*out NULL when there are none). 0 or -ENOMEM. */
+static int s_opt_all(struct call *c, const char *name, const char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t count = 0;
+    for (size_t i = 0; i < c->req->n_opts; i++)
+        count += c->req->opts[i] && c->req->opts[i]->key && strcmp(c->req->opts[i]->key, name) == 0;
+    if (count == 0)
+        return 0;
+    const char **v = calloc(count, sizeof *v);
+    if (v == NULL)
+        return s_oom(c);
+    for (size_t i = 0; i < c->req->n_opts; i++)
+        if (c->req->opts[i] && c->req->opts[i]->key && strcmp(c->req->opts[i]->key, name) == 0)
+            v[(*n)++] = c->req->opts[i]->value ? c->req->opts[i]->value : "";
+    *out = v;
+    return 0;
 }
 
 static const char *s_arg(const req_t *req, size_t i)
@@ -234,6 +258,8 @@ static int h_device_add(struct call *c)
         .model = s_opt(c->req, "model"),
         .serial = s_opt(c->req, "serial"),
         .tags = s_opt(c->req, "tags"),
+        .ip = s_opt(c->req, "ip"),
+        .class_name = s_opt(c->req, "class"),
     };
     int64_t site_id = 0;
     rc = store_device_add(c->ctl->st, c->user, &d, &site_id, c->err, sizeof c->err);
@@ -299,7 +325,9 @@ static int h_device_import(struct call *c)
             (rc = s_row_str(c, row, i, "site", &rows[i].site)) < 0 ||
             (rc = s_row_str(c, row, i, "model", &rows[i].model)) < 0 ||
             (rc = s_row_str(c, row, i, "serial", &rows[i].serial)) < 0 ||
-            (rc = s_row_str(c, row, i, "tags", &rows[i].tags)) < 0)
+            (rc = s_row_str(c, row, i, "tags", &rows[i].tags)) < 0 ||
+            (rc = s_row_str(c, row, i, "ip", &rows[i].ip)) < 0 ||
+            (rc = s_row_str(c, row, i, "class", &rows[i].class_name)) < 0)
             break;
     }
     json_t *ids = NULL;
@@ -347,6 +375,79 @@ static int h_device_list(struct call *c)
 static int h_device_show(struct call *c)
 {
     return store_device_show(c->ctl->st, s_arg(c->req, 0), &c->out, c->err, sizeof c->err);
+}
+
+/* device assign MAC... --firmware VENDOR/VERSION: the desired state of each
+ * device, journaled in the outbox of every agent of its site in one
+ * transaction with the audit row, then sent; agents apply it once (a resent
+ * or repeated assignment is a no-op) and acknowledge after their commit. */
+#define ASSIGN_MAX_AGENTS 64
+
+static int h_device_assign(struct call *c)
+{
+    const char *fw;
+    int rc = s_required(c, "firmware", &fw);
+    if (rc < 0)
+        return rc;
+    int64_t agents[ASSIGN_MAX_AGENTS];
+    size_t n_agents = 0;
+    if (store_begin(c->ctl->st) < 0) {
+        s_errf(c, "database busy");
+        return -EIO;
+    }
+    for (size_t i = 0; i < c->req->n_args && rc == 0; i++) {
+        char mac[18];
+        if (util_mac_canon(c->req->args[i], mac) < 0) {
+            s_errf(c, "malformed MAC '%s'", c->req->args[i]);
+            rc = -EINVAL;
+            break;
+        }
+        Firmfleet__Assignment *as = NULL;
+        int64_t site_id = 0;
+        rc = store_assignment_build(c->ctl->st, mac, fw, &as, &site_id, c->err, sizeof c->err);
+        if (rc < 0)
+            break;
+        int64_t ids[ASSIGN_MAX_AGENTS];
+        int n = store_site_agents(c->ctl->st, site_id, ids, ASSIGN_MAX_AGENTS);
+        if (n <= 0) {
+            s_errf(c, "device %s: its site has no enrolled agent to send the assignment to", mac);
+            rc = n < 0 ? n : -ENOENT;
+        }
+        Firmfleet__Envelope env = FIRMFLEET__ENVELOPE__INIT;
+        env.body_case = FIRMFLEET__ENVELOPE__BODY_ASSIGNMENT;
+        env.assignment = as;
+        for (int k = 0; k < n && rc == 0; k++) {
+            rc = ctl_link_enqueue(c->ctl->link, ids[k], &env);
+            if (rc < 0)
+                s_errf(c, "cannot journal the assignment for %s", mac);
+            size_t j = 0;
+            while (j < n_agents && agents[j] != ids[k])
+                j++;
+            if (j == n_agents && n_agents < ASSIGN_MAX_AGENTS)
+                agents[n_agents++] = ids[k];
+        }
+        store_assignment_free(as);
+    }
+    if (rc == 0) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "firmware=%s devices=%zu", fw, c->req->n_args);
+        rc = store_audit(c->ctl->st, c->user, "device.assign", detail);
+        if (rc < 0)
+            s_errf(c, "cannot write the audit log");
+    }
+    if (rc == 0 && store_commit(c->ctl->st) < 0) {
+        s_errf(c, "cannot commit");
+        rc = -EIO;
+    }
+    if (rc < 0) {
+        store_rollback(c->ctl->st);
+        return rc;
+    }
+    for (size_t j = 0; j < n_agents; j++)
+        ctl_link_flush_outbox(c->ctl->link, agents[j]);
+    c->out = json_pack("{s:i, s:s, s:i}", "assigned", (json_int_t)c->req->n_args, "firmware", fw,
+                       "agents", (json_int_t)n_agents);
+    return c->out ? 0 : s_oom(c);
 }
 
 /* ---- firmware ---- */
@@ -638,25 +739,216 @@ static int h_event_list(struct call *c)
     return store_event_list(c->ctl->st, &f, &c->out, c->err, sizeof c->err);
 }
 
+/* ---- site services: subnets, classes, templates ---- */
+
+/* After a write: tells the link about every site in ids (after the commit),
+ * and sets the result to doc (taking it). */
+static int s_done(struct call *c, json_t *ids, json_t *doc)
+{
+    s_notify_ids(c, ids);
+    json_decref(ids);
+    c->out = doc;
+    return 0;
+}
+
+static int h_subnet_add(struct call *c)
+{
+    const char *pool;
+    int rc = s_required(c, "pool", &pool);
+    if (rc < 0)
+        return rc;
+    const char **opts = NULL;
+    size_t n_opts = 0;
+    if ((rc = s_opt_all(c, "option", &opts, &n_opts)) < 0)
+        return rc;
+    struct store_subnet_in in = {
+        .site = s_arg(c->req, 0),
+        .cidr = s_arg(c->req, 1),
+        .pool = pool,
+        .router = s_opt(c->req, "router"),
+        .dns = s_opt(c->req, "dns"),
+        .lease = s_opt(c->req, "lease"),
+        .relays = s_opt(c->req, "relay"),
+        .options = opts,
+        .n_options = n_opts,
+    };
+    json_t *ids = NULL, *doc = NULL;
+    rc = store_subnet_add(c->ctl->st, c->user, &in, &ids, c->err, sizeof c->err);
+    free(opts);
+    if (rc < 0)
+        return rc;
+    s_notify_ids(c, ids);
+    json_decref(ids);
+    rc = store_subnet_show(c->ctl->st, in.site, in.cidr, &doc, c->err, sizeof c->err);
+    c->out = doc;
+    return rc;
+}
+
+static int h_subnet_list(struct call *c)
+{
+    return store_subnet_list(c->ctl->st, s_opt(c->req, "site"), &c->out, c->err, sizeof c->err);
+}
+
+static int h_subnet_remove(struct call *c)
+{
+    json_t *ids = NULL, *old = NULL;
+    int rc = store_subnet_remove(c->ctl->st, c->user, s_arg(c->req, 0), s_arg(c->req, 1), &old,
+                                 &ids, c->err, sizeof c->err);
+    return rc < 0 ? rc : s_done(c, ids, old);
+}
+
+static int h_class_add(struct call *c)
+{
+    const char **rules = NULL, **opts = NULL;
+    size_t n_rules = 0, n_opts = 0;
+    int rc = s_opt_all(c, "match", &rules, &n_rules);
+    if (rc == 0)
+        rc = s_opt_all(c, "option", &opts, &n_opts);
+    if (rc == 0 && n_rules == 0) {
+        s_errf(c, "class add: at least one --match is required");
+        rc = -EINVAL;
+    }
+    const char *name = s_arg(c->req, 0), *site = s_opt(c->req, "site");
+    struct store_class_in in = {
+        .name = name,
+        .site = site,
+        .priority = s_opt(c->req, "priority"),
+        .rules = rules,
+        .n_rules = n_rules,
+        .options = opts,
+        .n_options = n_opts,
+        .tftp_root = s_opt(c->req, "tftp-root"),
+        .replace = s_opt(c->req, "replace") != NULL,
+    };
+    json_t *ids = NULL, *doc = NULL;
+    if (rc == 0)
+        rc = store_class_add(c->ctl->st, c->user, &in, &ids, c->err, sizeof c->err);
+    free(rules);
+    free(opts);
+    if (rc < 0)
+        return rc;
+    s_notify_ids(c, ids);
+    json_decref(ids);
+    rc = store_class_show(c->ctl->st, name, site, &doc, c->err, sizeof c->err);
+    c->out = doc;
+    return rc;
+}
+
+static int h_class_list(struct call *c)
+{
+    return store_class_list(c->ctl->st, s_opt(c->req, "site"), &c->out, c->err, sizeof c->err);
+}
+
+static int h_class_show(struct call *c)
+{
+    return store_class_show(c->ctl->st, s_arg(c->req, 0), s_opt(c->req, "site"), &c->out, c->err,
+                            sizeof c->err);
+}
+
+static int h_class_remove(struct call *c)
+{
+    json_t *ids = NULL, *old = NULL;
+    int rc = store_class_remove(c->ctl->st, c->user, s_arg(c->req, 0), s_opt(c->req, "site"), &old,
+                                &ids, c->err, sizeof c->err);
+    return rc < 0 ? rc : s_done(c, ids, old);
+}
+
+static int h_template_add(struct call *c)
+{
+    const char *name = s_arg(c->req, 0), *site = s_opt(c->req, "site");
+    json_t *ids = NULL, *doc = NULL;
+    int rc =
+        store_template_add(c->ctl->st, c->user, name, site, c->req->blob.data, c->req->blob.len,
+                           s_opt(c->req, "replace") != NULL, &ids, c->err, sizeof c->err);
+    if (rc < 0)
+        return rc;
+    s_notify_ids(c, ids);
+    json_decref(ids);
+    rc = store_template_show(c->ctl->st, name, site, &doc, c->err, sizeof c->err);
+    if (rc == 0)
+        json_object_del(doc, "body_hex"); /* the caller has the body */
+    c->out = doc;
+    return rc;
+}
+
+static int h_template_list(struct call *c)
+{
+    return store_template_list(c->ctl->st, s_opt(c->req, "site"), &c->out, c->err, sizeof c->err);
+}
+
+static int h_template_show(struct call *c)
+{
+    return store_template_show(c->ctl->st, s_arg(c->req, 0), s_opt(c->req, "site"), &c->out, c->err,
+                               sizeof c->err);
+}
+
+static int h_template_remove(struct call *c)
+{
+    json_t *ids = NULL, *old = NULL;
+    int rc = store_template_remove(c->ctl->st, c->user, s_arg(c->req, 0), s_opt(c->req, "site"),
+                                   &old, &ids, c->err, sizeof c->err);
+    return rc < 0 ? rc : s_done(c, ids, old);
+}
+
 static const struct verb s_verbs[] = {
-    {"site", "add", 1, 1, {"tz", "description"}, 1, h_site_add},
-    {"site", "list", 0, 0, {NULL}, 0, h_site_list},
-    {"site", "show", 1, 1, {NULL}, 0, h_site_show},
-    {"agent", "enroll", 0, 0, {"site", "name"}, 1, h_agent_enroll},
-    {"agent", "list", 0, 0, {NULL}, 0, h_agent_list},
-    {"agent", "show", 1, 1, {NULL}, 0, h_agent_show},
-    {"agent", "revoke", 1, 1, {NULL}, 1, h_agent_revoke},
-    {"device", "add", 1, 1, {"site", "model", "serial", "tags"}, 1, h_device_add},
-    {"device", "import", 0, 0, {NULL}, 1, h_device_import},
-    {"device", "list", 0, 0, {"site", "model", "limit", "after"}, 0, h_device_list},
-    {"device", "show", 1, 1, {NULL}, 0, h_device_show},
-    {"firmware", "upload-begin", 0, 0, {"size"}, 0, h_fw_upload_begin},
-    {"firmware", "upload-chunk", 0, 0, {"token", "offset"}, 0, h_fw_upload_chunk},
-    {"firmware", "upload-abort", 0, 0, {"token"}, 0, h_fw_upload_abort},
-    {"firmware", "add", 1, 1, {"models", "description"}, 1, h_fw_add},
-    {"firmware", "list", 0, 0, {NULL}, 0, h_fw_list},
-    {"firmware", "show", 1, 1, {NULL}, 0, h_fw_show},
-    {"event", "list", 0, 0, {"agent", "site", "kind", "mac", "limit", "since"}, 0, h_event_list},
+    {"site", "add", 1, 1, {"tz", "description"}, {NULL}, 1, h_site_add},
+    {"site", "list", 0, 0, {NULL}, {NULL}, 0, h_site_list},
+    {"site", "show", 1, 1, {NULL}, {NULL}, 0, h_site_show},
+    {"agent", "enroll", 0, 0, {"site", "name"}, {NULL}, 1, h_agent_enroll},
+    {"agent", "list", 0, 0, {NULL}, {NULL}, 0, h_agent_list},
+    {"agent", "show", 1, 1, {NULL}, {NULL}, 0, h_agent_show},
+    {"agent", "revoke", 1, 1, {NULL}, {NULL}, 1, h_agent_revoke},
+    {"device",
+     "add",
+     1,
+     1,
+     {"site", "model", "serial", "tags", "ip", "class"},
+     {NULL},
+     1,
+     h_device_add},
+    {"device", "import", 0, 0, {NULL}, {NULL}, 1, h_device_import},
+    {"device", "list", 0, 0, {"site", "model", "limit", "after"}, {NULL}, 0, h_device_list},
+    {"device", "show", 1, 1, {NULL}, {NULL}, 0, h_device_show},
+    {"device", "assign", 1, 10000, {"firmware"}, {NULL}, 1, h_device_assign},
+    {"firmware", "upload-begin", 0, 0, {"size"}, {NULL}, 0, h_fw_upload_begin},
+    {"firmware", "upload-chunk", 0, 0, {"token", "offset"}, {NULL}, 0, h_fw_upload_chunk},
+    {"firmware", "upload-abort", 0, 0, {"token"}, {NULL}, 0, h_fw_upload_abort},
+    {"firmware", "add", 1, 1, {"models", "description"}, {NULL}, 1, h_fw_add},
+    {"firmware", "list", 0, 0, {NULL}, {NULL}, 0, h_fw_list},
+    {"firmware", "show", 1, 1, {NULL}, {NULL}, 0, h_fw_show},
+    {"event",
+     "list",
+     0,
+     0,
+     {"agent", "site", "kind", "mac", "limit", "since"},
+     {NULL},
+     0,
+     h_event_list},
+    {"subnet",
+     "add",
+     2,
+     2,
+     {"pool", "router", "dns", "lease", "relay", "option"},
+     {"option"},
+     1,
+     h_subnet_add},
+    {"subnet", "list", 0, 0, {"site"}, {NULL}, 0, h_subnet_list},
+    {"subnet", "remove", 2, 2, {NULL}, {NULL}, 1, h_subnet_remove},
+    {"class",
+     "add",
+     1,
+     1,
+     {"site", "priority", "match", "option", "tftp-root", "replace"},
+     {"match", "option"},
+     1,
+     h_class_add},
+    {"class", "list", 0, 0, {"site"}, {NULL}, 0, h_class_list},
+    {"class", "show", 1, 1, {"site"}, {NULL}, 0, h_class_show},
+    {"class", "remove", 1, 1, {"site"}, {NULL}, 1, h_class_remove},
+    {"template", "add", 1, 1, {"site", "replace"}, {NULL}, 1, h_template_add},
+    {"template", "list", 0, 0, {"site"}, {NULL}, 0, h_template_list},
+    {"template", "show", 1, 1, {"site"}, {NULL}, 0, h_template_show},
+    {"template", "remove", 1, 1, {"site"}, {NULL}, 1, h_template_remove},
 };
 
 /* Checks the request against the verb table; fills c->err on failure. */
@@ -701,7 +993,10 @@ static const struct verb *s_lookup(struct call *c)
             s_errf(c, "%s %s: unknown option --%s", noun, verb, log_quote(key, qn, sizeof qn));
             return NULL;
         }
-        for (size_t j = 0; j < i; j++)
+        int repeatable = 0;
+        for (int k = 0; k < MAX_OPTS && v->repeat[k]; k++)
+            repeatable |= strcmp(v->repeat[k], key) == 0;
+        for (size_t j = 0; j < i && !repeatable; j++)
             if (strcmp(req->opts[j]->key, key) == 0) {
                 s_errf(c, "%s %s: option --%s given twice", noun, verb, key);
                 return NULL;

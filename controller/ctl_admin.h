@@ -13,12 +13,16 @@
  *   agent list                                                   -> [agent]
  *   agent show NAME|ID                                           -> agent
  *   agent revoke NAME|ID                                         -> agent
- *   device add MAC  --site SITE [--model M] [--serial S] [--tags a,b] -> device
+ *   device add MAC  --site SITE [--model M] [--serial S] [--tags a,b]
+ *                  [--ip IP] [--class NAME]                      -> device
  *   device import; blob = JSON [{"line":N,"mac":..,"site":..,"model":..,
- *                  "serial":..,"tags":..}, ...]                  -> {"imported":N}
+ *                  "serial":..,"tags":..,"ip":..,"class":..}, ...]
+ *                                                                -> {"imported":N}
  *   device list [--site S] [--model M] [--limit N] [--after SITE/MAC]
  *                  (ordered by site, mac; --after pages on)      -> [device]
  *   device show MAC                                              -> device
+ *   device assign MAC... --firmware VENDOR/VERSION|ID  (journaled to the
+ *                  site's agents)               -> {"assigned":N,"agents":M}
  *   firmware upload-begin  --size BYTES                          -> {"token":T}
  *   firmware upload-chunk  --token T --offset O; blob = bytes    -> {"received":N}
  *   firmware upload-abort  --token T                             -> {}
@@ -32,6 +36,20 @@
  *              [--since ID]                                      -> [event]
  *                  (without --since: the newest N, default 100, 0 = all;
  *                  with --since: the first N after event ID, oldest first)
+ *   subnet add SITE CIDR  --pool START-END [--router IP] [--dns IP,..]
+ *                  [--lease SECONDS] [--relay IP,..] [--option SPEC]... -> subnet
+ *   subnet list [--site S]                                       -> [subnet]
+ *   subnet remove SITE CIDR                                      -> subnet (as it was)
+ *   class add NAME [--site S] [--priority N] --match RULE... [--option SPEC]...
+ *                  [--tftp-root DIR] [--replace]                 -> class
+ *   class list [--site S]  (with S: what S's agents get, in order) -> [class]
+ *   class show NAME [--site S]                                   -> class
+ *   class remove NAME [--site S]                                 -> class (as it was)
+ *   template add NAME [--site S] [--replace]; blob = the body    -> template
+ *   template list [--site S]                                     -> [template]
+ *   template show NAME [--site S]                                -> template + body_hex
+ *   template remove NAME [--site S]                              -> template (as it was)
+ *                  (--option, --match may be repeated; no other option may)
  * Document shapes are those of store_inv.h; agents also carry `online` and
  * `image_bytes_sent`. The credential is exactly
  *   {"version":1,"agent":..,"site":..,"endpoint":..,"server_public_key":..,

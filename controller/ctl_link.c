@@ -198,7 +198,6 @@ static void s_send_site_config(ctl_link_t *link, struct peer *p)
         log_error("link.site_config_failed", "agent=%s", p->name);
         return;
     }
-    sc->generation = util_now_ms();
     wire_env_t env = FIRMFLEET__ENVELOPE__INIT;
     env.body_case = FIRMFLEET__ENVELOPE__BODY_SITE_CONFIG;
     env.site_config = sc;

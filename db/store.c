@@ -6,7 +6,10 @@
  *     64 lowercase hex characters, times as ms since the epoch;
  *   - event(agent_id, seq) is unique: the link dedupes on it, and an agent's
  *     last_in_seq is the highest seq committed contiguously from 1;
- *   - outbox holds controller->agent journaled messages until the agent acks.
+ *   - outbox holds controller->agent journaled messages until the agent acks;
+ *   - site.generation grows in the same transaction as every change to what
+ *     the site's agents get (SiteConfig.generation is this number); a global
+ *     class or template change bumps every site.
  */
 #include "store.h"
 
@@ -27,15 +30,15 @@ static const char *const s_migrations[] = {
     "  id INTEGER PRIMARY KEY,"
     "  name TEXT NOT NULL UNIQUE,"
     "  site_id INTEGER NOT NULL REFERENCES site(id),"
-    "  pubkey TEXT NOT NULL UNIQUE,"          /* Z85, 40 chars */
+    "  pubkey TEXT NOT NULL UNIQUE," /* Z85, 40 chars */
     "  created_ms INTEGER NOT NULL,"
     "  revoked_ms INTEGER,"
     "  last_seen_ms INTEGER,"
     "  version TEXT NOT NULL DEFAULT '',"
-    "  last_in_seq INTEGER NOT NULL DEFAULT 0,"  /* highest agent seq committed */
-    "  last_out_seq INTEGER NOT NULL DEFAULT 0," /* highest seq written to outbox */
+    "  last_in_seq INTEGER NOT NULL DEFAULT 0,"    /* highest agent seq committed */
+    "  last_out_seq INTEGER NOT NULL DEFAULT 0,"   /* highest seq written to outbox */
     "  peer_acked_seq INTEGER NOT NULL DEFAULT 0," /* highest outbox seq the agent acked */
-    "  cached TEXT NOT NULL DEFAULT '');"        /* space-separated sha256 hex the agent holds */
+    "  cached TEXT NOT NULL DEFAULT '');"          /* space-separated sha256 hex the agent holds */
     "CREATE TABLE device("
     "  id INTEGER PRIMARY KEY,"
     "  mac TEXT NOT NULL UNIQUE,"
@@ -45,7 +48,7 @@ static const char *const s_migrations[] = {
     "  tags TEXT NOT NULL DEFAULT '',"
     "  vendor_class TEXT NOT NULL DEFAULT '',"
     "  current_version TEXT NOT NULL DEFAULT '',"
-    "  origin TEXT NOT NULL DEFAULT 'operator',"  /* operator | import | discovered */
+    "  origin TEXT NOT NULL DEFAULT 'operator'," /* operator | import | discovered */
     "  created_ms INTEGER NOT NULL,"
     "  last_seen_ms INTEGER);"
     "CREATE INDEX device_site ON device(site_id);"
@@ -91,6 +94,57 @@ static const char *const s_migrations[] = {
     "  user TEXT NOT NULL,"
     "  action TEXT NOT NULL,"
     "  detail TEXT NOT NULL DEFAULT '');",
+    /* 2: site services: DHCP subnets, device classes, file templates and
+     * reservations. Option lists and match rules are kept twice on purpose:
+     * encoded (dhcpopt_pack records, exactly what agents get, so a newer
+     * encoder never changes a stored configuration behind the generation's
+     * back) and as the operator wrote them (one spec per line, for display).
+     * site_id NULL = global; coalesce(site_id, 0) makes names unique per
+     * scope (site ids start at 1). */
+    "CREATE TABLE subnet("
+    "  id INTEGER PRIMARY KEY,"
+    "  site_id INTEGER NOT NULL REFERENCES site(id),"
+    "  cidr TEXT NOT NULL,"   /* canonical a.b.c.d/p */
+    "  net INTEGER NOT NULL," /* network address, host order */
+    "  prefix INTEGER NOT NULL,"
+    "  pool_start TEXT NOT NULL,"
+    "  pool_end TEXT NOT NULL,"
+    "  router TEXT NOT NULL DEFAULT '',"
+    "  dns TEXT NOT NULL DEFAULT ''," /* comma list */
+    "  lease_seconds INTEGER NOT NULL,"
+    "  relays TEXT NOT NULL DEFAULT ''," /* comma list of giaddr values */
+    "  options BLOB NOT NULL DEFAULT x'',"
+    "  option_specs TEXT NOT NULL DEFAULT '',"
+    "  created_ms INTEGER NOT NULL,"
+    "  UNIQUE(site_id, cidr));"
+    "CREATE TABLE device_class("
+    "  id INTEGER PRIMARY KEY,"
+    "  site_id INTEGER REFERENCES site(id),"
+    "  name TEXT NOT NULL,"
+    "  priority INTEGER NOT NULL,"
+    "  tftp_root TEXT NOT NULL DEFAULT '',"
+    "  rules BLOB NOT NULL," /* dhcpopt_rule_pack records */
+    "  rule_specs TEXT NOT NULL,"
+    "  options BLOB NOT NULL DEFAULT x'',"
+    "  option_specs TEXT NOT NULL DEFAULT '',"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX device_class_scope_name ON device_class(coalesce(site_id, 0), name);"
+    "CREATE TABLE file_template("
+    "  id INTEGER PRIMARY KEY,"
+    "  site_id INTEGER REFERENCES site(id),"
+    "  name TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX file_template_scope_name ON file_template(coalesce(site_id, 0), name);"
+    "ALTER TABLE device ADD COLUMN ip TEXT NOT NULL DEFAULT '';"    /* reservation */
+    "ALTER TABLE device ADD COLUMN class TEXT NOT NULL DEFAULT '';" /* pinned class */
+    "CREATE UNIQUE INDEX device_site_ip ON device(site_id, ip) WHERE ip <> '';"
+    /* Until now SiteConfig.generation was the controller's clock (ms) at
+     * send time, and agents keep a configuration only when its generation
+     * is newer than the one they hold: move existing sites past any such
+     * value, so agents of an upgraded controller take its next push. */
+    "UPDATE site SET generation = max(generation,"
+    " (CAST(strftime('%s', 'now') AS INTEGER) + 1) * 1000);",
 };
 
 int store_open(const char *path, store_t **out)

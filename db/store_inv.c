@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dhcpopt.h"
 #include "log.h"
 #include "store_int.h"
 #include "util.h"
@@ -858,9 +859,14 @@ int store_agent_revoke(store_t *st, const char *user, const char *name_or_id, in
 struct dev_ok {
     char mac[18];
     char tags[256];
+    uint32_t ip; /* when d->ip is set */
     int line;
     size_t index;
 };
+
+static int s_reservation_check(store_t *st, int64_t site_id, const char *site, const char *ip_text,
+                               uint32_t ip, const char *pre, char *err, size_t errlen);
+static int s_class_known(store_t *st, int64_t site_id, const char *name, char *err, size_t errlen);
 
 /* Prefix for row messages: "line N: " on import, "" otherwise. */
 static const char *s_line_prefix(int line, char buf[32])
@@ -892,7 +898,12 @@ static int s_device_check(const struct store_device_in *d, struct dev_ok *ok, ch
     } else if (store_check_name("site", d->site, msg, sizeof msg) < 0 ||
                (!s_empty(d->model) && store_check_model(d->model, msg, sizeof msg) < 0) ||
                store_check_serial(d->serial, msg, sizeof msg) < 0 ||
-               store_check_tags(d->tags, ok->tags, sizeof ok->tags, msg, sizeof msg) < 0) {
+               store_check_tags(d->tags, ok->tags, sizeof ok->tags, msg, sizeof msg) < 0 ||
+               (!s_empty(d->class_name) &&
+                store_check_name("class", d->class_name, msg, sizeof msg) < 0)) {
+        rc = -EINVAL;
+    } else if (!s_empty(d->ip) && dhcpopt_ip_parse(d->ip, &ok->ip) < 0) {
+        snprintf(msg, sizeof msg, "invalid IP address '%s' (a.b.c.d)", s_show(d->ip, q));
         rc = -EINVAL;
     }
     if (rc < 0)
@@ -911,7 +922,7 @@ static int s_device_insert(store_t *st, const struct store_device_in *rows,
         st->db, "SELECT s.name FROM device d JOIN site s ON s.id = d.site_id WHERE d.mac = ?1");
     sqlite3_stmt *qins =
         sql_prepare(st->db, "INSERT INTO device(mac, site_id, model, serial, tags, origin,"
-                            " created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+                            " created_ms, ip, class) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     sqlite3_stmt *qgen =
         sql_prepare(st->db, "UPDATE site SET generation = generation + 1 WHERE id = ?1");
     int rc = 0;
@@ -945,6 +956,17 @@ static int s_device_insert(store_t *st, const struct store_device_in *rows,
             rc = s_dberr(st, err, errlen);
             break;
         }
+        if (!s_empty(d->class_name)) {
+            char msg[256];
+            rc = s_class_known(st, site_id, d->class_name, msg, sizeof msg);
+            if (rc < 0) {
+                s_err(err, errlen, "%s%s", pre, msg);
+                break;
+            }
+        }
+        if (!s_empty(d->ip) && (rc = s_reservation_check(st, site_id, d->site, d->ip, oks[i].ip,
+                                                         pre, err, errlen)) < 0)
+            break;
         sqlite3_reset(qins);
         s_bind_text(qins, 1, oks[i].mac);
         sqlite3_bind_int64(qins, 2, site_id);
@@ -953,6 +975,8 @@ static int s_device_insert(store_t *st, const struct store_device_in *rows,
         s_bind_text(qins, 5, oks[i].tags);
         s_bind_text(qins, 6, origin);
         sqlite3_bind_int64(qins, 7, now);
+        s_bind_text(qins, 8, d->ip);
+        s_bind_text(qins, 9, d->class_name);
         if ((rc = s_step_done(st, qins, err, errlen)) < 0)
             break;
         /* remember the site once */
@@ -1000,9 +1024,10 @@ int store_device_add(store_t *st, const char *user, const struct store_device_in
     rc = s_device_insert(st, &row, &ok, 1, "operator", ids, err, errlen);
     if (rc == 0) {
         char detail[1024], qm[160], qs[160];
-        snprintf(detail, sizeof detail, "mac=%s site=%s model=%s serial=%s tags=%s", ok.mac,
-                 row.site, log_quote(row.model ? row.model : "", qm, sizeof qm),
-                 log_quote(row.serial ? row.serial : "", qs, sizeof qs), ok.tags);
+        snprintf(detail, sizeof detail, "mac=%s site=%s model=%s serial=%s tags=%s ip=%s class=%s",
+                 ok.mac, row.site, log_quote(row.model ? row.model : "", qm, sizeof qm),
+                 log_quote(row.serial ? row.serial : "", qs, sizeof qs), ok.tags,
+                 row.ip ? row.ip : "", row.class_name ? row.class_name : "");
         if (store_audit(st, user, "device.add", detail) < 0)
             rc = s_dberr(st, err, errlen);
     }
@@ -1094,7 +1119,8 @@ int store_device_import(store_t *st, const char *user, const struct store_device
 
 #define DEVICE_SELECT                                                                              \
     "SELECT d.id, d.mac, s.name, d.model, d.serial, d.tags, d.vendor_class, d.current_version,"    \
-    " d.origin, d.created_ms, d.last_seen_ms FROM device d JOIN site s ON s.id = d.site_id "
+    " d.origin, d.created_ms, d.last_seen_ms, d.ip, d.class"                                       \
+    " FROM device d JOIN site s ON s.id = d.site_id "
 
 static json_t *s_device_row(sqlite3_stmt *q)
 {
@@ -1111,7 +1137,9 @@ static json_t *s_device_row(sqlite3_stmt *q)
         s_set(o, "current_version", s_jstr(sqlite3_column_text(q, 7))) ||
         s_set(o, "origin", s_jstr(sqlite3_column_text(q, 8))) ||
         s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 9))) ||
-        s_set(o, "last_seen_ms", s_jint_or_null(q, 10))) {
+        s_set(o, "last_seen_ms", s_jint_or_null(q, 10)) ||
+        s_set(o, "ip", s_jstr(sqlite3_column_text(q, 11))) ||
+        s_set(o, "class", s_jstr(sqlite3_column_text(q, 12)))) {
         json_decref(o);
         return NULL;
     }
@@ -1676,4 +1704,1319 @@ int store_event_list(store_t *st, const struct store_event_filter *f, json_t **o
     }
     *out = arr;
     return 0;
+}
+
+/* ---- site services ---- */
+
+#define SUBNETS_PER_SITE 256
+#define SCOPE_ITEMS_MAX 1024 /* classes, templates per scope */
+#define IP_LIST_MAX 8
+#define PRIORITY_MAX 1000000
+#define PRIORITY_DEFAULT 100
+#define LEASE_DEFAULT 86400
+#define LEASE_MIN 60
+#define TFTP_ROOT_MAX 200
+
+/* "global" or "at site S", for messages. */
+static const char *s_scope_text(const char *site, char out[96])
+{
+    char q[SHOW_MAX + 4];
+    if (s_empty(site))
+        snprintf(out, 96, "global");
+    else
+        snprintf(out, 96, "at site %s", s_show(site, q));
+    return out;
+}
+
+/* The scope a site argument names: 0 (global) for NULL or "", else the
+ * site's id. 0, -EINVAL (bad name), -ENOENT (unknown), -EIO. */
+static int s_scope(store_t *st, const char *site, int64_t *site_id, char *err, size_t errlen)
+{
+    *site_id = 0;
+    if (s_empty(site))
+        return 0;
+    int rc = store_check_name("site", site, err, errlen);
+    return rc < 0 ? rc : store_site_id(st, site, site_id, err, errlen);
+}
+
+/* Bumps the generation of site_id (0: every site) and appends the ids of
+ * the sites bumped to ids (no duplicates). Inside the caller's transaction. */
+static int s_bump(store_t *st, int64_t site_id, json_t *ids, char *err, size_t errlen)
+{
+    sqlite3_stmt *q = sql_prepare(st->db, "UPDATE site SET generation = generation + 1"
+                                          " WHERE ?1 = 0 OR id = ?1");
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    sqlite3_bind_int64(q, 1, site_id);
+    int rc = s_step_done(st, q, err, errlen);
+    sqlite3_finalize(q);
+    if (rc < 0 || ids == NULL)
+        return rc;
+    q = sql_prepare(st->db, "SELECT id FROM site WHERE ?1 = 0 OR id = ?1 ORDER BY id");
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    sqlite3_bind_int64(q, 1, site_id);
+    int step;
+    while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(q, 0);
+        size_t k, n = json_array_size(ids);
+        for (k = 0; k < n; k++)
+            if (json_integer_value(json_array_get(ids, k)) == id)
+                break;
+        if (k == n && json_array_append_new(ids, json_integer(id)) < 0) {
+            s_err(err, errlen, "out of memory");
+            rc = -ENOMEM;
+        }
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = s_dberr(st, err, errlen);
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* A site name, or JSON null for the global scope. */
+static json_t *s_jsite(sqlite3_stmt *q, int col)
+{
+    if (sqlite3_column_type(q, col) == SQLITE_NULL)
+        return json_null();
+    return s_jstr(sqlite3_column_text(q, col));
+}
+
+/* Option specs and match rules, encoded and as written. */
+struct packed {
+    uint8_t *blob;
+    size_t len;
+    char *specs; /* one per line */
+};
+
+static void s_packed_free(struct packed *p)
+{
+    free(p->blob);
+    free(p->specs);
+    memset(p, 0, sizeof *p);
+}
+
+static int s_packed_alloc(const char *const *specs, size_t n, struct packed *p, char *err,
+                          size_t errlen)
+{
+    size_t text = 1;
+    for (size_t i = 0; i < n; i++)
+        text += (specs[i] ? strnlen(specs[i], DHCPOPT_SPEC_MAX + 1) : 0) + 1;
+    p->blob = malloc(n * DHCPOPT_PACKED_MAX + 1);
+    p->specs = malloc(text);
+    p->len = 0;
+    if (p->blob == NULL || p->specs == NULL) {
+        s_packed_free(p);
+        s_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    p->specs[0] = '\0';
+    return 0;
+}
+
+static void s_packed_spec(struct packed *p, const char *spec, size_t i)
+{
+    size_t o = strlen(p->specs);
+    /* checked printable and at most DHCPOPT_SPEC_MAX long by the parser */
+    sprintf(p->specs + o, "%s%s", i ? "\n" : "", spec);
+}
+
+/* Parses option specs into p. subnet: refuse the codes a subnet sets from
+ * its own fields. */
+static int s_pack_options(const char *const *specs, size_t n, int subnet, struct packed *p,
+                          char *err, size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    if (n > STORE_LIST_MAX) {
+        s_err(err, errlen, "too many options (at most %d)", STORE_LIST_MAX);
+        return -EINVAL;
+    }
+    int rc = s_packed_alloc(specs, n, p, err, errlen);
+    uint8_t seen[256] = {0};
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct dhcpopt o;
+        if ((rc = dhcpopt_parse(specs[i], &o, err, errlen)) < 0)
+            break;
+        const char *why = !subnet        ? NULL
+                          : o.code == 1  ? "(subnet mask) comes from the subnet's CIDR"
+                          : o.code == 3  ? "(router) is the subnet's router (--router)"
+                          : o.code == 6  ? "(DNS servers) is the subnet's dns (--dns)"
+                          : o.code == 51 ? "(lease time) is the subnet's lease (--lease)"
+                                         : NULL;
+        if (why != NULL) {
+            s_err(err, errlen, "option %u %s", o.code, why);
+            rc = -EINVAL;
+        } else if (seen[o.code]++) {
+            s_err(err, errlen, "option %u given twice", o.code);
+            rc = -EINVAL;
+        } else {
+            p->len += dhcpopt_pack(&o, p->blob + p->len);
+            s_packed_spec(p, specs[i], i);
+        }
+    }
+    if (rc < 0)
+        s_packed_free(p);
+    return rc;
+}
+
+static int s_pack_rules(const char *const *specs, size_t n, struct packed *p, char *err,
+                        size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    if (n == 0 || n > STORE_LIST_MAX) {
+        s_err(err, errlen, "a class needs 1 to %d match rules", STORE_LIST_MAX);
+        return -EINVAL;
+    }
+    int rc = s_packed_alloc(specs, n, p, err, errlen);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct dhcpopt_rule r;
+        if ((rc = dhcpopt_rule_parse(specs[i], &r, err, errlen)) < 0)
+            break;
+        p->len += dhcpopt_rule_pack(&r, p->blob + p->len);
+        s_packed_spec(p, specs[i], i);
+    }
+    if (rc < 0)
+        s_packed_free(p);
+    return rc;
+}
+
+/* The next line of a spec list (advances *sp), as a JSON string. */
+static json_t *s_next_spec(const char **sp)
+{
+    const char *s = *sp, *nl = strchr(s, '\n');
+    size_t n = nl ? (size_t)(nl - s) : strlen(s);
+    *sp = nl ? nl + 1 : s + n;
+    return json_stringn(s, n);
+}
+
+/* [{spec, code, fill, value}] from the columns blob_col (packed) and
+ * specs_col; NULL on ENOMEM. A malformed blob ends the list early. */
+static json_t *s_options_json(sqlite3_stmt *q, int blob_col, int specs_col)
+{
+    const uint8_t *blob = sqlite3_column_blob(q, blob_col);
+    size_t len = (size_t)sqlite3_column_bytes(q, blob_col), off = 0;
+    const char *sp = (const char *)sqlite3_column_text(q, specs_col);
+    if (sp == NULL)
+        sp = "";
+    json_t *arr = json_array();
+    struct dhcpopt o;
+    char hex[2 * DHCPOPT_VALUE_MAX + 1];
+    while (arr != NULL && blob != NULL && dhcpopt_unpack(blob, len, &off, &o) == 1) {
+        json_t *e = json_object();
+        util_hex(o.value, o.len, hex);
+        if (e == NULL || json_array_append_new(arr, e) < 0 || s_set(e, "spec", s_next_spec(&sp)) ||
+            s_set(e, "code", json_integer(o.code)) ||
+            s_set(e, "fill", json_string(dhcpopt_fill_name(o.fill))) ||
+            s_set(e, "value", json_string(hex))) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    return arr;
+}
+
+static json_t *s_rules_json(sqlite3_stmt *q, int blob_col, int specs_col)
+{
+    const uint8_t *blob = sqlite3_column_blob(q, blob_col);
+    size_t len = (size_t)sqlite3_column_bytes(q, blob_col), off = 0;
+    const char *sp = (const char *)sqlite3_column_text(q, specs_col);
+    if (sp == NULL)
+        sp = "";
+    json_t *arr = json_array();
+    struct dhcpopt_rule r;
+    char hex[2 * DHCPOPT_VALUE_MAX + 1];
+    while (arr != NULL && blob != NULL && dhcpopt_rule_unpack(blob, len, &off, &r) == 1) {
+        json_t *e = json_object();
+        util_hex(r.value, r.len, hex);
+        if (e == NULL || json_array_append_new(arr, e) < 0 || s_set(e, "spec", s_next_spec(&sp)) ||
+            s_set(e, "kind", json_string(dhcpopt_rule_kind_name(r.kind))) ||
+            s_set(e, "value", json_string(hex)) ||
+            s_set(e, "ignore_trailing_nul", json_boolean(r.ignore_trailing_nul)) ||
+            s_set(e, "enterprise", json_integer(r.enterprise))) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    return arr;
+}
+
+/* Checks a comma list of 1..IP_LIST_MAX addresses (NULL or "" is fine). */
+static int s_check_ip_list(const char *what, const char *s, char *err, size_t errlen)
+{
+    char q[SHOW_MAX + 4], one[32];
+    if (s_empty(s))
+        return 0;
+    size_t count = 0;
+    for (const char *p = s;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        uint32_t ip;
+        snprintf(one, sizeof one, "%.*s", (int)(n < sizeof one - 1 ? n : sizeof one - 1), p);
+        if (n >= sizeof one || dhcpopt_ip_parse(one, &ip) < 0) {
+            s_err(err, errlen, "invalid %s '%s' (a comma list of IPv4 addresses)", what,
+                  s_show(s, q));
+            return -EINVAL;
+        }
+        if (++count > IP_LIST_MAX) {
+            s_err(err, errlen, "too many %s addresses (at most %d)", what, IP_LIST_MAX);
+            return -EINVAL;
+        }
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+/* 1 when the comma lists a and b share an address. */
+static int s_lists_meet(const char *a, const char *b, char common[32])
+{
+    for (const char *p = a; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        for (const char *r = b; r && *r;) {
+            const char *c2 = strchr(r, ',');
+            size_t m = c2 ? (size_t)(c2 - r) : strlen(r);
+            if (n == m && memcmp(p, r, n) == 0 && n < 32) {
+                memcpy(common, p, n);
+                common[n] = '\0';
+                return 1;
+            }
+            r = c2 ? c2 + 1 : r + m;
+        }
+        p = comma ? comma + 1 : p + n;
+    }
+    return 0;
+}
+
+static int s_check_tftp_root(const char *s, char *err, size_t errlen)
+{
+    char q[SHOW_MAX + 4];
+    size_t n = s ? strlen(s) : 0;
+    int ok = n <= TFTP_ROOT_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = s[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '_' || c == '+' || c == '-' || c == '/';
+    }
+    /* every component non-empty and not "." or ".." (so no leading or
+     * trailing '/', no "//") */
+    for (const char *p = s; ok && n > 0;) {
+        const char *slash = strchr(p, '/');
+        size_t k = slash ? (size_t)(slash - p) : strlen(p);
+        ok = k > 0 && !(k == 1 && p[0] == '.') && !(k == 2 && p[0] == '.' && p[1] == '.');
+        if (slash == NULL)
+            break;
+        p = slash + 1;
+    }
+    if (!ok) {
+        s_err(err, errlen,
+              "invalid TFTP root '%s' (a relative path of A-Z a-z 0-9 . _ + - components, no . "
+              "or .., at most %d characters)",
+              s_show(s, q), TFTP_ROOT_MAX);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int store_check_template_name(const char *s, char *err, size_t errlen)
+{
+    char q[SHOW_MAX + 4];
+    size_t n = s ? strlen(s) : 0;
+    int ok = n >= 1 && n <= 255 && s[0] != '/' && s[0] != ' ' && s[n - 1] != ' ';
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        ok = c >= 0x20 && c < 0x7f && c != '\\';
+        if (ok && c == '{') {
+            ok = strncmp(s + i, "{mac}", 5) == 0 || strncmp(s + i, "{MAC}", 5) == 0;
+            i += 4; /* past the placeholder's '}' */
+        } else if (c == '}') {
+            ok = 0;
+        }
+    }
+    for (const char *p = s; ok;) {
+        const char *slash = strchr(p, '/');
+        size_t k = slash ? (size_t)(slash - p) : strlen(p);
+        ok = k > 0 && !(k == 1 && p[0] == '.') && !(k == 2 && p[0] == '.' && p[1] == '.');
+        if (slash == NULL)
+            break;
+        p = slash + 1;
+    }
+    if (!ok) {
+        s_err(err, errlen,
+              "invalid template name '%s' (1-255 printable characters, no \\, no leading /, no "
+              "empty, . or .. component; {mac} and {MAC} are the only placeholders)",
+              s_show(s, q));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* ---- subnets ---- */
+
+#define SUBNET_SELECT                                                                              \
+    "SELECT n.id, s.name, n.cidr, n.pool_start, n.pool_end, n.router, n.dns, n.lease_seconds,"     \
+    " n.relays, n.options, n.option_specs, n.created_ms FROM subnet n"                             \
+    " JOIN site s ON s.id = n.site_id "
+
+static json_t *s_subnet_row(sqlite3_stmt *q)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    if (s_set(o, "id", json_integer(sqlite3_column_int64(q, 0))) ||
+        s_set(o, "site", s_jstr(sqlite3_column_text(q, 1))) ||
+        s_set(o, "cidr", s_jstr(sqlite3_column_text(q, 2))) ||
+        s_set(o, "pool_start", s_jstr(sqlite3_column_text(q, 3))) ||
+        s_set(o, "pool_end", s_jstr(sqlite3_column_text(q, 4))) ||
+        s_set(o, "router", s_jstr(sqlite3_column_text(q, 5))) ||
+        s_set(o, "dns", s_split_list(sqlite3_column_text(q, 6), ',')) ||
+        s_set(o, "lease_seconds", json_integer(sqlite3_column_int64(q, 7))) ||
+        s_set(o, "relays", s_split_list(sqlite3_column_text(q, 8), ',')) ||
+        s_set(o, "options", s_options_json(q, 9, 10)) ||
+        s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 11)))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Parses a CIDR argument into its canonical text, with the messages. */
+static int s_cidr(const char *s, uint32_t *net, int *prefix, char canon[24], char *err,
+                  size_t errlen)
+{
+    char q[SHOW_MAX + 4], ip[16];
+    int rc = dhcpopt_cidr_parse(s, 8, net, prefix);
+    if (rc == -EDOM) {
+        dhcpopt_ip_format(*net, ip);
+        s_err(err, errlen, "CIDR '%s' has host bits set (the network is %s/%d)", s_show(s, q), ip,
+              *prefix);
+        return -EINVAL;
+    }
+    if (rc < 0) {
+        s_err(err, errlen, "invalid CIDR '%s' (a.b.c.d/P with P from 8 to 30)", s_show(s, q));
+        return -EINVAL;
+    }
+    dhcpopt_ip_format(*net, ip);
+    snprintf(canon, 24, "%s/%d", ip, *prefix);
+    return 0;
+}
+
+static uint32_t s_bcast(uint32_t net, int prefix)
+{
+    return net | (prefix == 0 ? 0xffffffffu : (0xffffffffu >> prefix));
+}
+
+/* An address argument strictly inside net/prefix (not network or broadcast). */
+static int s_host_in(const char *what, const char *s, uint32_t net, int prefix, const char *cidr,
+                     uint32_t *out, char *err, size_t errlen)
+{
+    char q[SHOW_MAX + 4];
+    if (dhcpopt_ip_parse(s, out) < 0) {
+        s_err(err, errlen, "invalid %s '%s' (an IPv4 address)", what, s_show(s, q));
+        return -EINVAL;
+    }
+    if (*out <= net || *out >= s_bcast(net, prefix)) {
+        s_err(err, errlen, "%s %s is not a host address of %s", what, s, cidr);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int store_subnet_add(store_t *st, const char *user, const struct store_subnet_in *s,
+                     json_t **site_ids, char *err, size_t errlen)
+{
+    char q[SHOW_MAX + 4], cidr[24], first[32], last[32];
+    uint32_t net, start, end, router = 0;
+    int prefix, rc;
+    int64_t lease = LEASE_DEFAULT;
+    if (site_ids)
+        *site_ids = NULL;
+    if ((rc = store_check_name("site", s->site, err, errlen)) < 0 ||
+        (rc = s_cidr(s->cidr, &net, &prefix, cidr, err, errlen)) < 0)
+        return rc;
+    const char *dash = s->pool ? strchr(s->pool, '-') : NULL;
+    if (dash == NULL || (size_t)(dash - s->pool) >= sizeof first ||
+        strlen(dash + 1) >= sizeof last) {
+        s_err(err, errlen, "invalid pool '%s' (START-END, two IPv4 addresses)", s_show(s->pool, q));
+        return -EINVAL;
+    }
+    snprintf(first, sizeof first, "%.*s", (int)(dash - s->pool), s->pool);
+    snprintf(last, sizeof last, "%s", dash + 1);
+    if ((rc = s_host_in("pool start", first, net, prefix, cidr, &start, err, errlen)) < 0 ||
+        (rc = s_host_in("pool end", last, net, prefix, cidr, &end, err, errlen)) < 0)
+        return rc;
+    if (start > end) {
+        s_err(err, errlen, "pool start %s is after pool end %s", first, last);
+        return -EINVAL;
+    }
+    if (!s_empty(s->router)) {
+        if ((rc = s_host_in("router", s->router, net, prefix, cidr, &router, err, errlen)) < 0)
+            return rc;
+        if (router >= start && router <= end) {
+            s_err(err, errlen, "router %s is inside the pool %s", s->router, s->pool);
+            return -EINVAL;
+        }
+    }
+    if ((rc = s_check_ip_list("dns", s->dns, err, errlen)) < 0 ||
+        (rc = s_check_ip_list("relay", s->relays, err, errlen)) < 0)
+        return rc;
+    if (s->lease != NULL && util_parse_i64(s->lease, LEASE_MIN, 4294967295LL, &lease) < 0) {
+        s_err(err, errlen, "invalid lease '%s' (%d to 4294967295 seconds)", s_show(s->lease, q),
+              LEASE_MIN);
+        return -EINVAL;
+    }
+    struct packed opts;
+    if ((rc = s_pack_options(s->options, s->n_options, 1, &opts, err, errlen)) < 0)
+        return rc;
+    json_t *ids = json_array();
+    int sp;
+    if (ids == NULL) {
+        s_packed_free(&opts);
+        s_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
+        s_packed_free(&opts);
+        json_decref(ids);
+        return rc;
+    }
+    int64_t site_id = 0;
+    rc = store_site_id(st, s->site, &site_id, err, errlen);
+    /* the site's other subnets: count, overlap, relays */
+    sqlite3_stmt *qx = rc == 0 ? sql_prepare(st->db, "SELECT cidr, net, prefix, relays FROM subnet"
+                                                     " WHERE site_id = ?1 ORDER BY net")
+                               : NULL;
+    if (rc == 0 && qx == NULL)
+        rc = s_dberr(st, err, errlen);
+    if (rc == 0) {
+        sqlite3_bind_int64(qx, 1, site_id);
+        int step, count = 0;
+        while (rc == 0 && (step = sqlite3_step(qx)) == SQLITE_ROW) {
+            const char *ocidr = (const char *)sqlite3_column_text(qx, 0);
+            uint32_t onet = (uint32_t)sqlite3_column_int64(qx, 1);
+            int oprefix = sqlite3_column_int(qx, 2);
+            char common[32];
+            if (++count >= SUBNETS_PER_SITE) {
+                s_err(err, errlen, "site %s has %d subnets already (the most there can be)",
+                      s->site, SUBNETS_PER_SITE);
+                rc = -EINVAL;
+            } else if (strcmp(ocidr, cidr) == 0) {
+                s_err(err, errlen, "subnet %s already exists at site %s", cidr, s->site);
+                rc = -EEXIST;
+            } else if (net <= s_bcast(onet, oprefix) && onet <= s_bcast(net, prefix)) {
+                s_err(err, errlen, "subnet %s overlaps subnet %s of site %s", cidr,
+                      s_show(ocidr, q), s->site);
+                rc = -EEXIST;
+            } else if (!s_empty(s->relays) &&
+                       s_lists_meet(s->relays, (const char *)sqlite3_column_text(qx, 3), common)) {
+                s_err(err, errlen, "relay %s already selects subnet %s of site %s", common,
+                      s_show(ocidr, q), s->site);
+                rc = -EEXIST;
+            }
+        }
+        if (rc == 0 && step != SQLITE_DONE)
+            rc = s_dberr(st, err, errlen);
+    }
+    sqlite3_finalize(qx);
+    if (rc == 0) {
+        sqlite3_stmt *qi = sql_prepare(
+            st->db, "INSERT INTO subnet(site_id, cidr, net, prefix, pool_start, pool_end, router,"
+                    " dns, lease_seconds, relays, options, option_specs, created_ms)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+        if (qi == NULL) {
+            rc = s_dberr(st, err, errlen);
+        } else {
+            sqlite3_bind_int64(qi, 1, site_id);
+            s_bind_text(qi, 2, cidr);
+            sqlite3_bind_int64(qi, 3, net);
+            sqlite3_bind_int(qi, 4, prefix);
+            s_bind_text(qi, 5, first);
+            s_bind_text(qi, 6, last);
+            s_bind_text(qi, 7, s->router);
+            s_bind_text(qi, 8, s->dns);
+            sqlite3_bind_int64(qi, 9, lease);
+            s_bind_text(qi, 10, s->relays);
+            sqlite3_bind_blob(qi, 11, opts.blob, (int)opts.len, SQLITE_STATIC);
+            s_bind_text(qi, 12, opts.specs);
+            sqlite3_bind_int64(qi, 13, (int64_t)util_now_ms());
+            rc = s_step_done(st, qi, err, errlen);
+            sqlite3_finalize(qi);
+        }
+    }
+    if (rc == 0)
+        rc = s_bump(st, site_id, ids, err, errlen);
+    if (rc == 0) {
+        char detail[512];
+        snprintf(detail, sizeof detail,
+                 "site=%s cidr=%s pool=%s-%s router=%s dns=%s lease=%lld relays=%s options=%zu",
+                 s->site, cidr, first, last, s->router ? s->router : "", s->dns ? s->dns : "",
+                 (long long)lease, s->relays ? s->relays : "", s->n_options);
+        if (store_audit(st, user, "subnet.add", detail) < 0)
+            rc = s_dberr(st, err, errlen);
+    }
+    rc = s_tx_end(st, sp, rc, err, errlen);
+    s_packed_free(&opts);
+    if (rc == 0 && site_ids)
+        *site_ids = json_incref(ids);
+    json_decref(ids);
+    return rc;
+}
+
+int store_subnet_list(store_t *st, const char *site, json_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    int64_t site_id = 0;
+    int rc = s_scope(st, site, &site_id, err, errlen);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q =
+        sql_prepare(st->db, SUBNET_SELECT "WHERE ?1 = 0 OR n.site_id = ?1 ORDER BY s.name, n.net");
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    sqlite3_bind_int64(q, 1, site_id);
+    return s_collect(st, q, s_subnet_row, out, err, errlen);
+}
+
+int store_subnet_show(store_t *st, const char *site, const char *cidr, json_t **out, char *err,
+                      size_t errlen)
+{
+    char canon[24];
+    uint32_t net;
+    int prefix;
+    int64_t site_id;
+    *out = NULL;
+    int rc;
+    if ((rc = store_check_name("site", site, err, errlen)) < 0 ||
+        (rc = s_cidr(cidr, &net, &prefix, canon, err, errlen)) < 0 ||
+        (rc = store_site_id(st, site, &site_id, err, errlen)) < 0)
+        return rc;
+    sqlite3_stmt *q = sql_prepare(st->db, SUBNET_SELECT "WHERE n.site_id = ?1 AND n.cidr = ?2");
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    sqlite3_bind_int64(q, 1, site_id);
+    s_bind_text(q, 2, canon);
+    json_t *arr = NULL;
+    if ((rc = s_collect(st, q, s_subnet_row, &arr, err, errlen)) < 0)
+        return rc;
+    rc = s_one(arr, out);
+    if (rc == -ENOENT)
+        s_err(err, errlen, "unknown subnet %s at site %s", canon, site);
+    return rc;
+}
+
+int store_subnet_remove(store_t *st, const char *user, const char *site, const char *cidr,
+                        json_t **out, json_t **site_ids, char *err, size_t errlen)
+{
+    char canon[24], q1[SHOW_MAX + 4];
+    uint32_t net;
+    int prefix, sp, rc;
+    if (out)
+        *out = NULL;
+    if (site_ids)
+        *site_ids = NULL;
+    if ((rc = store_check_name("site", site, err, errlen)) < 0 ||
+        (rc = s_cidr(cidr, &net, &prefix, canon, err, errlen)) < 0)
+        return rc;
+    json_t *ids = json_array(), *old = NULL;
+    if (ids == NULL) {
+        s_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
+        json_decref(ids);
+        return rc;
+    }
+    int64_t site_id = 0;
+    rc = store_subnet_show(st, site, canon, &old, err, errlen);
+    if (rc == 0)
+        rc = store_site_id(st, site, &site_id, err, errlen);
+    if (rc == 0) {
+        /* a reservation inside it would be left without a subnet */
+        sqlite3_stmt *q =
+            sql_prepare(st->db, "SELECT mac, ip FROM device WHERE site_id = ?1 AND ip <> ''"
+                                " ORDER BY mac");
+        int step = SQLITE_DONE;
+        if (q == NULL) {
+            rc = s_dberr(st, err, errlen);
+        } else {
+            sqlite3_bind_int64(q, 1, site_id);
+            while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+                uint32_t ip;
+                if (dhcpopt_ip_parse((const char *)sqlite3_column_text(q, 1), &ip) == 0 &&
+                    ip >= net && ip <= s_bcast(net, prefix)) {
+                    s_err(err, errlen, "subnet %s holds the reservation %s of device %s", canon,
+                          s_show((const char *)sqlite3_column_text(q, 1), q1),
+                          (const char *)sqlite3_column_text(q, 0));
+                    rc = -EBUSY;
+                    break;
+                }
+            }
+            if (rc == 0 && step != SQLITE_DONE)
+                rc = s_dberr(st, err, errlen);
+            sqlite3_finalize(q);
+        }
+    }
+    if (rc == 0) {
+        sqlite3_stmt *q =
+            sql_prepare(st->db, "DELETE FROM subnet WHERE site_id = ?1 AND cidr = ?2");
+        if (q == NULL) {
+            rc = s_dberr(st, err, errlen);
+        } else {
+            sqlite3_bind_int64(q, 1, site_id);
+            s_bind_text(q, 2, canon);
+            rc = s_step_done(st, q, err, errlen);
+            sqlite3_finalize(q);
+        }
+    }
+    if (rc == 0)
+        rc = s_bump(st, site_id, ids, err, errlen);
+    if (rc == 0) {
+        char detail[256];
+        snprintf(detail, sizeof detail, "site=%s cidr=%s", site, canon);
+        if (store_audit(st, user, "subnet.remove", detail) < 0)
+            rc = s_dberr(st, err, errlen);
+    }
+    rc = s_tx_end(st, sp, rc, err, errlen);
+    if (rc == 0) {
+        if (out)
+            *out = json_incref(old);
+        if (site_ids)
+            *site_ids = json_incref(ids);
+    }
+    json_decref(old);
+    json_decref(ids);
+    return rc;
+}
+
+/* ---- reservations (device ip and class), inside the device insert ---- */
+
+static int s_class_known(store_t *st, int64_t site_id, const char *name, char *err, size_t errlen)
+{
+    char q1[SHOW_MAX + 4];
+    sqlite3_stmt *q = sql_prepare(st->db, "SELECT 1 FROM device_class WHERE name = ?1"
+                                          " AND (site_id IS NULL OR site_id = ?2)");
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    s_bind_text(q, 1, name);
+    sqlite3_bind_int64(q, 2, site_id);
+    int step = sqlite3_step(q), rc = 0;
+    sqlite3_finalize(q);
+    if (step == SQLITE_DONE) {
+        s_err(err, errlen, "unknown class '%s' (neither global nor at the device's site)",
+              s_show(name, q1));
+        rc = -ENOENT;
+    } else if (step != SQLITE_ROW) {
+        rc = s_dberr(st, err, errlen);
+    }
+    return rc;
+}
+
+static int s_reservation_check(store_t *st, int64_t site_id, const char *site, const char *ip_text,
+                               uint32_t ip, const char *pre, char *err, size_t errlen)
+{
+    char q1[SHOW_MAX + 4];
+    sqlite3_stmt *q = sql_prepare(st->db, "SELECT cidr, net, prefix, router FROM subnet"
+                                          " WHERE site_id = ?1 ORDER BY net");
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    sqlite3_bind_int64(q, 1, site_id);
+    int step, n = 0, rc = 0, inside = 0;
+    while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
+        uint32_t net = (uint32_t)sqlite3_column_int64(q, 1);
+        int prefix = sqlite3_column_int(q, 2);
+        const char *cidr = (const char *)sqlite3_column_text(q, 0);
+        const char *router = (const char *)sqlite3_column_text(q, 3);
+        n++;
+        if (ip < net || ip > s_bcast(net, prefix))
+            continue;
+        inside = 1;
+        if (ip == net || ip == s_bcast(net, prefix)) {
+            s_err(err, errlen, "%sip %s is the %s address of subnet %s", pre, ip_text,
+                  ip == net ? "network" : "broadcast", s_show(cidr, q1));
+            rc = -EINVAL;
+        } else if (router != NULL && strcmp(router, ip_text) == 0) {
+            s_err(err, errlen, "%sip %s is the router of subnet %s", pre, ip_text,
+                  s_show(cidr, q1));
+            rc = -EINVAL;
+        }
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = s_dberr(st, err, errlen);
+    sqlite3_finalize(q);
+    if (rc == 0 && n > 0 && !inside) {
+        s_err(err, errlen, "%sip %s is not inside any subnet of site %s", pre, ip_text,
+              s_show(site, q1));
+        rc = -EINVAL;
+    }
+    if (rc < 0)
+        return rc;
+    q = sql_prepare(st->db, "SELECT mac FROM device WHERE site_id = ?1 AND ip = ?2");
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    sqlite3_bind_int64(q, 1, site_id);
+    s_bind_text(q, 2, ip_text);
+    step = sqlite3_step(q);
+    if (step == SQLITE_ROW) {
+        s_err(err, errlen, "%sip %s is already reserved for device %s", pre, ip_text,
+              s_show((const char *)sqlite3_column_text(q, 0), q1));
+        rc = -EEXIST;
+    } else if (step != SQLITE_DONE) {
+        rc = s_dberr(st, err, errlen);
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* ---- classes and templates: named items, global or per site ---- */
+
+/* The id of item `name` in table (a constant) of exactly scope site_id (0 =
+ * global): 0 found, -ENOENT, -EIO. */
+static int s_scoped_id(store_t *st, const char *table, const char *name, int64_t site_id,
+                       int64_t *id, char *err, size_t errlen)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE name = ?1 AND coalesce(site_id, 0) = ?2",
+             table);
+    sqlite3_stmt *q = sql_prepare(st->db, sql);
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    s_bind_text(q, 1, name);
+    sqlite3_bind_int64(q, 2, site_id);
+    int step = sqlite3_step(q), rc = 0;
+    if (step == SQLITE_ROW)
+        *id = sqlite3_column_int64(q, 0);
+    else
+        rc = step == SQLITE_DONE ? -ENOENT : s_dberr(st, err, errlen);
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* Refuses a new item when the scope holds SCOPE_ITEMS_MAX already. */
+static int s_scope_room(store_t *st, const char *table, int64_t site_id, const char *what,
+                        char *err, size_t errlen)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE coalesce(site_id, 0) = ?1", table);
+    sqlite3_stmt *q = sql_prepare(st->db, sql);
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    sqlite3_bind_int64(q, 1, site_id);
+    int rc = sqlite3_step(q) == SQLITE_ROW ? 0 : s_dberr(st, err, errlen);
+    if (rc == 0 && sqlite3_column_int64(q, 0) >= SCOPE_ITEMS_MAX) {
+        s_err(err, errlen, "too many %s in one scope (at most %d)", what, SCOPE_ITEMS_MAX);
+        rc = -EINVAL;
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static int s_delete_id(store_t *st, const char *table, int64_t id, char *err, size_t errlen)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE id = ?1", table);
+    sqlite3_stmt *q = sql_prepare(st->db, sql);
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    sqlite3_bind_int64(q, 1, id);
+    int rc = s_step_done(st, q, err, errlen);
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* The one row of select_sql (which takes ?1 = id) through fn. */
+static int s_by_id(store_t *st, const char *select_sql, json_t *(*fn)(sqlite3_stmt *), int64_t id,
+                   json_t **out, char *err, size_t errlen)
+{
+    sqlite3_stmt *q = sql_prepare(st->db, select_sql);
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    sqlite3_bind_int64(q, 1, id);
+    json_t *arr = NULL;
+    int rc = s_collect(st, q, fn, &arr, err, errlen);
+    if (rc == 0 && s_one(arr, out) < 0) {
+        s_err(err, errlen, "vanished while reading");
+        rc = -EIO;
+    }
+    return rc;
+}
+
+/* ---- classes ---- */
+
+#define CLASS_SELECT                                                                               \
+    "SELECT c.id, c.name, s.name, c.priority, c.tftp_root, c.rules, c.rule_specs, c.options,"      \
+    " c.option_specs, c.created_ms FROM device_class c LEFT JOIN site s ON s.id = c.site_id "
+
+/* What site ?1 gets: its own, and the global ones it does not replace. */
+#define CLASS_EFFECTIVE                                                                            \
+    "WHERE c.site_id = ?1 OR (c.site_id IS NULL AND NOT EXISTS (SELECT 1 FROM device_class o"      \
+    " WHERE o.site_id = ?1 AND o.name = c.name)) "
+
+static json_t *s_class_row(sqlite3_stmt *q)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    if (s_set(o, "id", json_integer(sqlite3_column_int64(q, 0))) ||
+        s_set(o, "name", s_jstr(sqlite3_column_text(q, 1))) || s_set(o, "site", s_jsite(q, 2)) ||
+        s_set(o, "priority", json_integer(sqlite3_column_int64(q, 3))) ||
+        s_set(o, "tftp_root", s_jstr(sqlite3_column_text(q, 4))) ||
+        s_set(o, "rules", s_rules_json(q, 5, 6)) || s_set(o, "options", s_options_json(q, 7, 8)) ||
+        s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 9)))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int store_class_add(store_t *st, const char *user, const struct store_class_in *c,
+                    json_t **site_ids, char *err, size_t errlen)
+{
+    char q[SHOW_MAX + 4], scope[96];
+    int64_t priority = PRIORITY_DEFAULT;
+    int rc;
+    if (site_ids)
+        *site_ids = NULL;
+    if ((rc = store_check_name("class", c->name, err, errlen)) < 0 ||
+        (!s_empty(c->site) && (rc = store_check_name("site", c->site, err, errlen)) < 0) ||
+        (rc = s_check_tftp_root(c->tftp_root, err, errlen)) < 0)
+        return rc;
+    if (c->priority != NULL && util_parse_i64(c->priority, 0, PRIORITY_MAX, &priority) < 0) {
+        s_err(err, errlen, "invalid priority '%s' (0 to %d, lower is tried first)",
+              s_show(c->priority, q), PRIORITY_MAX);
+        return -EINVAL;
+    }
+    struct packed rules, opts;
+    if ((rc = s_pack_rules(c->rules, c->n_rules, &rules, err, errlen)) < 0)
+        return rc;
+    if ((rc = s_pack_options(c->options, c->n_options, 0, &opts, err, errlen)) < 0) {
+        s_packed_free(&rules);
+        return rc;
+    }
+    json_t *ids = json_array();
+    int sp = 0, in_tx = 0;
+    if (ids == NULL) {
+        s_err(err, errlen, "out of memory");
+        rc = -ENOMEM;
+    }
+    if (rc == 0 && (rc = s_tx_begin(st, &sp, err, errlen)) == 0)
+        in_tx = 1;
+    int64_t site_id = 0, old = 0;
+    if (rc == 0)
+        rc = s_scope(st, c->site, &site_id, err, errlen);
+    if (rc == 0) {
+        rc = s_scoped_id(st, "device_class", c->name, site_id, &old, err, errlen);
+        if (rc == 0 && !c->replace) {
+            s_err(err, errlen, "class %s already exists (%s)", c->name,
+                  s_scope_text(c->site, scope));
+            rc = -EEXIST;
+        } else if (rc == 0) {
+            rc = s_delete_id(st, "device_class", old, err, errlen);
+        } else if (rc == -ENOENT) {
+            old = 0;
+            rc = s_scope_room(st, "device_class", site_id, "classes", err, errlen);
+        }
+    }
+    if (rc == 0) {
+        sqlite3_stmt *qi = sql_prepare(
+            st->db, "INSERT INTO device_class(site_id, name, priority, tftp_root, rules,"
+                    " rule_specs, options, option_specs, created_ms)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+        if (qi == NULL) {
+            rc = s_dberr(st, err, errlen);
+        } else {
+            if (site_id)
+                sqlite3_bind_int64(qi, 1, site_id);
+            else
+                sqlite3_bind_null(qi, 1);
+            s_bind_text(qi, 2, c->name);
+            sqlite3_bind_int64(qi, 3, priority);
+            s_bind_text(qi, 4, c->tftp_root);
+            sqlite3_bind_blob(qi, 5, rules.blob, (int)rules.len, SQLITE_STATIC);
+            s_bind_text(qi, 6, rules.specs);
+            sqlite3_bind_blob(qi, 7, opts.blob, (int)opts.len, SQLITE_STATIC);
+            s_bind_text(qi, 8, opts.specs);
+            sqlite3_bind_int64(qi, 9, (int64_t)util_now_ms());
+            rc = s_step_done(st, qi, err, errlen);
+            sqlite3_finalize(qi);
+        }
+    }
+    if (rc == 0)
+        rc = s_bump(st, site_id, ids, err, errlen);
+    if (rc == 0) {
+        char detail[512], qt[256];
+        snprintf(detail, sizeof detail,
+                 "class=%s site=%s priority=%lld rules=%zu options=%zu tftp_root=%s", c->name,
+                 s_empty(c->site) ? "" : c->site, (long long)priority, c->n_rules, c->n_options,
+                 log_quote(c->tftp_root ? c->tftp_root : "", qt, sizeof qt));
+        if (store_audit(st, user, old ? "class.replace" : "class.add", detail) < 0)
+            rc = s_dberr(st, err, errlen);
+    }
+    if (in_tx)
+        rc = s_tx_end(st, sp, rc, err, errlen);
+    s_packed_free(&rules);
+    s_packed_free(&opts);
+    if (rc == 0 && site_ids)
+        *site_ids = json_incref(ids);
+    json_decref(ids);
+    return rc;
+}
+
+int store_class_list(store_t *st, const char *site, json_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    int64_t site_id = 0;
+    int rc = s_scope(st, site, &site_id, err, errlen);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q = sql_prepare(
+        st->db, site_id ? CLASS_SELECT CLASS_EFFECTIVE "ORDER BY c.priority, c.name"
+                        : CLASS_SELECT "ORDER BY c.site_id IS NOT NULL, s.name, c.name");
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    if (site_id)
+        sqlite3_bind_int64(q, 1, site_id);
+    return s_collect(st, q, s_class_row, out, err, errlen);
+}
+
+/* The item `name` site_id gets (its own first, then the global one). */
+static int s_scoped_show(store_t *st, const char *select_sql, json_t *(*fn)(sqlite3_stmt *),
+                         const char *what, const char *name, const char *site, json_t **out,
+                         char *err, size_t errlen)
+{
+    char q1[SHOW_MAX + 4], scope[96], sql[1024];
+    int64_t site_id = 0;
+    *out = NULL;
+    int rc = s_scope(st, site, &site_id, err, errlen);
+    if (rc < 0)
+        return rc;
+    snprintf(sql, sizeof sql,
+             "%sWHERE %c.name = ?1 AND (%c.site_id IS NULL OR %c.site_id = ?2)"
+             " ORDER BY %c.site_id IS NULL LIMIT 1",
+             select_sql, what[0], what[0], what[0], what[0]);
+    sqlite3_stmt *q = sql_prepare(st->db, sql);
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    s_bind_text(q, 1, name);
+    sqlite3_bind_int64(q, 2, site_id);
+    json_t *arr = NULL;
+    if ((rc = s_collect(st, q, fn, &arr, err, errlen)) < 0)
+        return rc;
+    rc = s_one(arr, out);
+    if (rc == -ENOENT)
+        s_err(err, errlen, "unknown %s '%s' (%s)", what, s_show(name, q1),
+              s_scope_text(site, scope));
+    return rc;
+}
+
+int store_class_show(store_t *st, const char *name, const char *site, json_t **out, char *err,
+                     size_t errlen)
+{
+    return s_scoped_show(st, CLASS_SELECT, s_class_row, "class", name, site, out, err, errlen);
+}
+
+int store_class_remove(store_t *st, const char *user, const char *name, const char *site,
+                       json_t **out, json_t **site_ids, char *err, size_t errlen)
+{
+    char q1[SHOW_MAX + 4], q2[SHOW_MAX + 4], scope[96];
+    int sp, rc;
+    if (out)
+        *out = NULL;
+    if (site_ids)
+        *site_ids = NULL;
+    if ((rc = store_check_name("class", name, err, errlen)) < 0)
+        return rc;
+    json_t *ids = json_array(), *old = NULL;
+    if (ids == NULL) {
+        s_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
+        json_decref(ids);
+        return rc;
+    }
+    int64_t site_id = 0, id = 0;
+    rc = s_scope(st, site, &site_id, err, errlen);
+    if (rc == 0) {
+        rc = s_scoped_id(st, "device_class", name, site_id, &id, err, errlen);
+        if (rc == -ENOENT)
+            s_err(err, errlen, "unknown class '%s' (%s)", s_show(name, q1),
+                  s_scope_text(site, scope));
+    }
+    if (rc == 0)
+        rc = s_by_id(st, CLASS_SELECT "WHERE c.id = ?1", s_class_row, id, &old, err, errlen);
+    if (rc == 0) {
+        /* a device pinned to it whose site would find no class of that name */
+        sqlite3_stmt *q =
+            sql_prepare(st->db, "SELECT d.mac, s.name FROM device d JOIN site s ON s.id = d.site_id"
+                                " WHERE d.class = ?1 AND (?2 = 0 OR d.site_id = ?2)"
+                                " AND NOT EXISTS (SELECT 1 FROM device_class c WHERE c.name = ?1"
+                                " AND c.id <> ?3 AND (c.site_id IS NULL OR c.site_id = d.site_id))"
+                                " ORDER BY s.name, d.mac LIMIT 1");
+        if (q == NULL) {
+            rc = s_dberr(st, err, errlen);
+        } else {
+            s_bind_text(q, 1, name);
+            sqlite3_bind_int64(q, 2, site_id);
+            sqlite3_bind_int64(q, 3, id);
+            int step = sqlite3_step(q);
+            if (step == SQLITE_ROW) {
+                s_err(err, errlen, "class %s is pinned by device %s (site %s)", name,
+                      s_show((const char *)sqlite3_column_text(q, 0), q1),
+                      s_show((const char *)sqlite3_column_text(q, 1), q2));
+                rc = -EBUSY;
+            } else if (step != SQLITE_DONE) {
+                rc = s_dberr(st, err, errlen);
+            }
+            sqlite3_finalize(q);
+        }
+    }
+    if (rc == 0)
+        rc = s_delete_id(st, "device_class", id, err, errlen);
+    if (rc == 0)
+        rc = s_bump(st, site_id, ids, err, errlen);
+    if (rc == 0) {
+        char detail[256];
+        snprintf(detail, sizeof detail, "class=%s site=%s", name, s_empty(site) ? "" : site);
+        if (store_audit(st, user, "class.remove", detail) < 0)
+            rc = s_dberr(st, err, errlen);
+    }
+    rc = s_tx_end(st, sp, rc, err, errlen);
+    if (rc == 0) {
+        if (out)
+            *out = json_incref(old);
+        if (site_ids)
+            *site_ids = json_incref(ids);
+    }
+    json_decref(old);
+    json_decref(ids);
+    return rc;
+}
+
+/* ---- templates ---- */
+
+#define TEMPLATE_SELECT                                                                            \
+    "SELECT t.id, t.name, s.name, length(t.body), t.created_ms FROM file_template t"               \
+    " LEFT JOIN site s ON s.id = t.site_id "
+#define TEMPLATE_SELECT_BODY                                                                       \
+    "SELECT t.id, t.name, s.name, length(t.body), t.created_ms, t.body FROM file_template t"       \
+    " LEFT JOIN site s ON s.id = t.site_id "
+
+static json_t *s_template_row(sqlite3_stmt *q)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    if (s_set(o, "id", json_integer(sqlite3_column_int64(q, 0))) ||
+        s_set(o, "name", s_jstr(sqlite3_column_text(q, 1))) || s_set(o, "site", s_jsite(q, 2)) ||
+        s_set(o, "size", json_integer(sqlite3_column_int64(q, 3))) ||
+        s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 4)))) {
+        json_decref(o);
+        return NULL;
+    }
+    if (sqlite3_column_count(q) > 5) {
+        const uint8_t *body = sqlite3_column_blob(q, 5);
+        size_t n = (size_t)sqlite3_column_bytes(q, 5);
+        char *hex = malloc(2 * n + 1);
+        if (hex == NULL) {
+            json_decref(o);
+            return NULL;
+        }
+        util_hex(body ? body : (const uint8_t *)"", n, hex);
+        int rc = s_set(o, "body_hex", json_stringn_nocheck(hex, 2 * n));
+        free(hex);
+        if (rc < 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* After a template change in scope site_id: every site it reaches still
+ * gets at most STORE_TEMPLATES_SITE_MAX bytes of templates. */
+static int s_template_totals(store_t *st, int64_t site_id, char *err, size_t errlen)
+{
+    char q1[SHOW_MAX + 4];
+    sqlite3_stmt *q = sql_prepare(
+        st->db,
+        "SELECT name, total FROM (SELECT s.name AS name, (SELECT coalesce(sum(length(t.body)), 0)"
+        " FROM file_template t WHERE t.site_id = s.id OR (t.site_id IS NULL AND NOT EXISTS"
+        " (SELECT 1 FROM file_template o WHERE o.site_id = s.id AND o.name = t.name))) AS total"
+        " FROM site s WHERE ?1 = 0 OR s.id = ?1"
+        " UNION ALL SELECT NULL, (SELECT coalesce(sum(length(body)), 0) FROM file_template"
+        " WHERE site_id IS NULL)) WHERE total > ?2 LIMIT 1");
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    sqlite3_bind_int64(q, 1, site_id);
+    sqlite3_bind_int64(q, 2, STORE_TEMPLATES_SITE_MAX);
+    int step = sqlite3_step(q), rc = 0;
+    if (step == SQLITE_ROW) {
+        if (sqlite3_column_type(q, 0) == SQLITE_NULL)
+            s_err(err, errlen, "the global templates would total %lld bytes (at most %u)",
+                  (long long)sqlite3_column_int64(q, 1), STORE_TEMPLATES_SITE_MAX);
+        else
+            s_err(err, errlen, "the templates of site %s would total %lld bytes (at most %u)",
+                  s_show((const char *)sqlite3_column_text(q, 0), q1),
+                  (long long)sqlite3_column_int64(q, 1), STORE_TEMPLATES_SITE_MAX);
+        rc = -EFBIG;
+    } else if (step != SQLITE_DONE) {
+        rc = s_dberr(st, err, errlen);
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
+int store_template_add(store_t *st, const char *user, const char *name, const char *site,
+                       const void *body, size_t len, int replace, json_t **site_ids, char *err,
+                       size_t errlen)
+{
+    char scope[96];
+    int rc;
+    if (site_ids)
+        *site_ids = NULL;
+    if ((rc = store_check_template_name(name, err, errlen)) < 0 ||
+        (!s_empty(site) && (rc = store_check_name("site", site, err, errlen)) < 0))
+        return rc;
+    if (len > STORE_TEMPLATE_MAX) {
+        s_err(err, errlen, "template body too large (%zu bytes, at most %u)", len,
+              STORE_TEMPLATE_MAX);
+        return -EFBIG;
+    }
+    json_t *ids = json_array();
+    int sp;
+    if (ids == NULL) {
+        s_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
+        json_decref(ids);
+        return rc;
+    }
+    int64_t site_id = 0, old = 0;
+    rc = s_scope(st, site, &site_id, err, errlen);
+    if (rc == 0) {
+        rc = s_scoped_id(st, "file_template", name, site_id, &old, err, errlen);
+        if (rc == 0 && !replace) {
+            s_err(err, errlen, "template %s already exists (%s)", name, s_scope_text(site, scope));
+            rc = -EEXIST;
+        } else if (rc == 0) {
+            rc = s_delete_id(st, "file_template", old, err, errlen);
+        } else if (rc == -ENOENT) {
+            old = 0;
+            rc = s_scope_room(st, "file_template", site_id, "templates", err, errlen);
+        }
+    }
+    if (rc == 0) {
+        sqlite3_stmt *qi = sql_prepare(st->db, "INSERT INTO file_template(site_id, name, body,"
+                                               " created_ms) VALUES (?1, ?2, ?3, ?4)");
+        if (qi == NULL) {
+            rc = s_dberr(st, err, errlen);
+        } else {
+            if (site_id)
+                sqlite3_bind_int64(qi, 1, site_id);
+            else
+                sqlite3_bind_null(qi, 1);
+            s_bind_text(qi, 2, name);
+            sqlite3_bind_blob(qi, 3, len ? body : "", (int)len, SQLITE_STATIC);
+            sqlite3_bind_int64(qi, 4, (int64_t)util_now_ms());
+            rc = s_step_done(st, qi, err, errlen);
+            sqlite3_finalize(qi);
+        }
+    }
+    if (rc == 0)
+        rc = s_template_totals(st, site_id, err, errlen);
+    if (rc == 0)
+        rc = s_bump(st, site_id, ids, err, errlen);
+    if (rc == 0) {
+        char detail[512], qn[300];
+        snprintf(detail, sizeof detail, "template=%s site=%s size=%zu",
+                 log_quote(name, qn, sizeof qn), s_empty(site) ? "" : site, len);
+        if (store_audit(st, user, old ? "template.replace" : "template.add", detail) < 0)
+            rc = s_dberr(st, err, errlen);
+    }
+    rc = s_tx_end(st, sp, rc, err, errlen);
+    if (rc == 0 && site_ids)
+        *site_ids = json_incref(ids);
+    json_decref(ids);
+    return rc;
+}
+
+int store_template_list(store_t *st, const char *site, json_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    int64_t site_id = 0;
+    int rc = s_scope(st, site, &site_id, err, errlen);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q = sql_prepare(
+        st->db, site_id ? TEMPLATE_SELECT
+                    "WHERE t.site_id = ?1 OR (t.site_id IS NULL AND NOT EXISTS (SELECT 1 FROM"
+                    " file_template o WHERE o.site_id = ?1 AND o.name = t.name)) ORDER BY t.name"
+                        : TEMPLATE_SELECT "ORDER BY t.site_id IS NOT NULL, s.name, t.name");
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    if (site_id)
+        sqlite3_bind_int64(q, 1, site_id);
+    return s_collect(st, q, s_template_row, out, err, errlen);
+}
+
+int store_template_show(store_t *st, const char *name, const char *site, json_t **out, char *err,
+                        size_t errlen)
+{
+    return s_scoped_show(st, TEMPLATE_SELECT_BODY, s_template_row, "template", name, site, out, err,
+                         errlen);
+}
+
+int store_template_remove(store_t *st, const char *user, const char *name, const char *site,
+                          json_t **out, json_t **site_ids, char *err, size_t errlen)
+{
+    char q1[SHOW_MAX + 4], scope[96];
+    int sp, rc;
+    if (out)
+        *out = NULL;
+    if (site_ids)
+        *site_ids = NULL;
+    if ((rc = store_check_template_name(name, err, errlen)) < 0)
+        return rc;
+    json_t *ids = json_array(), *old = NULL;
+    if (ids == NULL) {
+        s_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
+        json_decref(ids);
+        return rc;
+    }
+    int64_t site_id = 0, id = 0;
+    rc = s_scope(st, site, &site_id, err, errlen);
+    if (rc == 0) {
+        rc = s_scoped_id(st, "file_template", name, site_id, &id, err, errlen);
+        if (rc == -ENOENT)
+            s_err(err, errlen, "unknown template '%s' (%s)", s_show(name, q1),
+                  s_scope_text(site, scope));
+    }
+    if (rc == 0)
+        rc = s_by_id(st, TEMPLATE_SELECT "WHERE t.id = ?1", s_template_row, id, &old, err, errlen);
+    if (rc == 0)
+        rc = s_delete_id(st, "file_template", id, err, errlen);
+    if (rc == 0)
+        rc = s_bump(st, site_id, ids, err, errlen);
+    if (rc == 0) {
+        char detail[512], qn[300];
+        snprintf(detail, sizeof detail, "template=%s site=%s", log_quote(name, qn, sizeof qn),
+                 s_empty(site) ? "" : site);
+        if (store_audit(st, user, "template.remove", detail) < 0)
+            rc = s_dberr(st, err, errlen);
+    }
+    rc = s_tx_end(st, sp, rc, err, errlen);
+    if (rc == 0) {
+        if (out)
+            *out = json_incref(old);
+        if (site_ids)
+            *site_ids = json_incref(ids);
+    }
+    json_decref(old);
+    json_decref(ids);
+    return rc;
 }

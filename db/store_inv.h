@@ -5,7 +5,9 @@
  * Conventions shared by every function here:
  *   - return 0 on success or a negative errno-style code: -EINVAL (bad input),
  *     -ENOENT (a named thing does not exist), -EEXIST (duplicate), -EALREADY
- *     (revoking a revoked agent), -EIO (database), -ENOMEM;
+ *     (revoking a revoked agent), -EBUSY (removing something a device still
+ *     uses), -EFBIG (a template or a site's templates too large), -EIO
+ *     (database), -ENOMEM;
  *   - on error, a one-line human message (no trailing newline) is written to
  *     err (size errlen); it is meant for the operator's terminal as-is;
  *   - results are jansson documents the caller owns (json_decref);
@@ -29,6 +31,8 @@
  *   vendor, version     [A-Za-z0-9][A-Za-z0-9._+-]{0,63}
  *   firmware file name  [A-Za-z0-9_][A-Za-z0-9._+-]{0,127} (no '/', no "..")
  *   description         0..1024 bytes of UTF-8 without control characters
+ *   class name          as site names
+ *   reservation (ip)    a dotted-quad IPv4 address; see "site services"
  */
 #ifndef FF_STORE_INV_H
 #define FF_STORE_INV_H
@@ -88,12 +92,15 @@ int store_agent_revoke(store_t *st, const char *user, const char *name_or_id, in
 
 /* ---- devices ---- */
 struct store_device_in {
-    const char *mac;    /* required, any form util_mac_parse accepts */
-    const char *site;   /* required, must exist */
-    const char *model;  /* NULL or "" = unknown */
-    const char *serial; /* NULL or "" */
-    const char *tags;   /* NULL or "" or a comma list */
-    int line;           /* import: line number for messages (0 = none) */
+    const char *mac;        /* required, any form util_mac_parse accepts */
+    const char *site;       /* required, must exist */
+    const char *model;      /* NULL or "" = unknown */
+    const char *serial;     /* NULL or "" */
+    const char *tags;       /* NULL or "" or a comma list */
+    const char *ip;         /* NULL or "": no DHCP reservation */
+    const char *class_name; /* NULL or "": classify by what it sends; else a
+                             * class that exists (global or at the site) */
+    int line;               /* import: line number for messages (0 = none) */
 };
 
 /* Adds one device (origin "operator"); *site_id_out (may be NULL) gets the
@@ -116,7 +123,8 @@ struct store_device_filter {
 };
 
 /* Array of device objects {id, mac, site, model, serial, tags[], vendor_class,
- * current_version, origin, created_ms, last_seen_ms} ordered by site, mac. */
+ * current_version, origin, created_ms, last_seen_ms, ip, class} ordered by
+ * site, mac. */
 int store_device_list(store_t *st, const struct store_device_filter *f, json_t **out, char *err,
                       size_t errlen);
 int store_device_show(store_t *st, const char *mac, json_t **out, char *err, size_t errlen);
@@ -159,6 +167,119 @@ int store_firmware_list(store_t *st, json_t **out, char *err, size_t errlen);
 /* {id, vendor, version, description, created_ms, models[], files[{name,
  * sha256, size}], total_size} by "vendor/version" or decimal id. */
 int store_firmware_show(store_t *st, const char *ref, json_t **out, char *err, size_t errlen);
+
+/* ---- site services ----
+ * What a site's agents serve: DHCP subnets (per site), device classes and
+ * file templates (global, or per site; a site's own replaces the global one
+ * of the same name), and device reservations (device ip/class, above).
+ *
+ * Every write bumps the generation of each site whose SiteConfig it changes
+ * (a global class or template: every site) in its own transaction, and
+ * hands those site ids to *site_ids (a json array of integers the caller
+ * owns; may be NULL) so the link can be told after the commit. `site` NULL
+ * or "" means the global scope where one exists.
+ *
+ * Validation rules (firmfleet(1) documents them):
+ *   CIDR          a.b.c.d/P, P 8..30, no host bits set
+ *   pool          START-END inside the CIDR, START <= END, without the
+ *                 network and broadcast addresses
+ *   router        inside the CIDR, not its network or broadcast address, not
+ *                 in the pool
+ *   dns, relays   comma lists of 1..8 IPv4 addresses
+ *   lease         60..4294967295 seconds (default 86400)
+ *   subnets       at most 256 per site, none overlapping, and a relay
+ *                 address selects one subnet of the site only
+ *   options       0..32 option specs (dhcpopt.h), each code at most once; a
+ *                 subnet's may not set 1, 3, 6 or 51 (its CIDR, router, dns
+ *                 and lease do)
+ *   priority      0..1000000, lower first (default 100)
+ *   match rules   1..32 rules (dhcpopt.h)
+ *   tftp root     "" or a relative path of [A-Za-z0-9._+-] components, no
+ *                 "." or ".." component, at most 200 characters
+ *   template name 1..255 printable ASCII characters, no '\', no leading '/',
+ *                 no empty, "." or ".." component, no leading or trailing
+ *                 space; '{' and '}' only in {mac} and {MAC}
+ *   template body at most STORE_TEMPLATE_MAX bytes; the templates one site
+ *                 gets at most STORE_TEMPLATES_SITE_MAX bytes in all (the
+ *                 SiteConfig must fit one frame)
+ *   reservation   inside one of the site's subnets when it has any (not that
+ *                 subnet's network, broadcast or router address), and not
+ *                 reserved for another device of the site
+ * Removing a subnet that holds a reservation, or the class a device is
+ * pinned to (when nothing of that name would remain for its site), is
+ * refused.
+ */
+#define STORE_TEMPLATE_MAX (1u << 20)
+#define STORE_TEMPLATES_SITE_MAX (2u << 20)
+#define STORE_LIST_MAX 32 /* options per subnet or class, rules per class */
+
+int store_check_template_name(const char *s, char *err, size_t errlen);
+
+struct store_subnet_in {
+    const char *site, *cidr;
+    const char *pool;   /* "START-END" */
+    const char *router; /* NULL or "" = none */
+    const char *dns;    /* NULL or "" = none, else a comma list */
+    const char *lease;  /* NULL = 86400, else decimal seconds */
+    const char *relays; /* NULL or "" = the agent's own link */
+    const char *const *options;
+    size_t n_options;
+};
+
+int store_subnet_add(store_t *st, const char *user, const struct store_subnet_in *s,
+                     json_t **site_ids, char *err, size_t errlen);
+/* Array of {id, site, cidr, pool_start, pool_end, router, dns[],
+ * lease_seconds, relays[], options[{spec, code, fill, value}], created_ms}
+ * (value: hex of the encoded bytes) ordered by site, network; site NULL =
+ * every site. */
+int store_subnet_list(store_t *st, const char *site, json_t **out, char *err, size_t errlen);
+/* One subnet of site by CIDR. */
+int store_subnet_show(store_t *st, const char *site, const char *cidr, json_t **out, char *err,
+                      size_t errlen);
+/* Removes it; *out (may be NULL) gets the subnet as it was. */
+int store_subnet_remove(store_t *st, const char *user, const char *site, const char *cidr,
+                        json_t **out, json_t **site_ids, char *err, size_t errlen);
+
+struct store_class_in {
+    const char *name;
+    const char *site;     /* NULL or "" = global */
+    const char *priority; /* NULL = 100, else decimal */
+    const char *const *rules;
+    size_t n_rules;
+    const char *const *options;
+    size_t n_options;
+    const char *tftp_root; /* NULL or "" = the agent's files root */
+    int replace;           /* 1: a class of that name in that scope is replaced */
+};
+
+int store_class_add(store_t *st, const char *user, const struct store_class_in *c,
+                    json_t **site_ids, char *err, size_t errlen);
+/* site NULL: every class (global first, then per site) by name. site S: the
+ * classes S's agents get (S's own and the global ones S does not replace),
+ * in the order they are tried (priority, then name). Objects {id, name, site
+ * (null = global), priority, tftp_root, rules[{spec, kind, value,
+ * ignore_trailing_nul, enterprise}], options[{spec, code, fill, value}],
+ * created_ms}. */
+int store_class_list(store_t *st, const char *site, json_t **out, char *err, size_t errlen);
+/* Class `name` of the global scope (site NULL), or the one site S gets
+ * (its own, else the global one). */
+int store_class_show(store_t *st, const char *name, const char *site, json_t **out, char *err,
+                     size_t errlen);
+/* Removes the class of exactly that scope; *out (may be NULL) gets it. */
+int store_class_remove(store_t *st, const char *user, const char *name, const char *site,
+                       json_t **out, json_t **site_ids, char *err, size_t errlen);
+
+/* Adds (or with replace, replaces) template `name` in scope site. */
+int store_template_add(store_t *st, const char *user, const char *name, const char *site,
+                       const void *body, size_t len, int replace, json_t **site_ids, char *err,
+                       size_t errlen);
+/* Like store_class_list, ordered by name: {id, name, site, size, created_ms}. */
+int store_template_list(store_t *st, const char *site, json_t **out, char *err, size_t errlen);
+/* Like store_class_show, plus body_hex (the body as hex). */
+int store_template_show(store_t *st, const char *name, const char *site, json_t **out, char *err,
+                        size_t errlen);
+int store_template_remove(store_t *st, const char *user, const char *name, const char *site,
+                          json_t **out, json_t **site_ids, char *err, size_t errlen);
 
 /* ---- events (read only) ---- */
 struct store_event_filter {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dhcpopt.h"
 #include "store_int.h"
 
 static int s_fill(sqlite3_stmt *q, struct store_agent_link *out)
@@ -217,7 +218,154 @@ int store_outbox_each(store_t *st, int64_t agent_id, uint64_t after, int max,
     return rc == SQLITE_DONE ? n : -EIO;
 }
 
+static char *s_dup(const unsigned char *s);
+
+void store_assignment_free(Firmfleet__Assignment *as)
+{
+    if (as == NULL)
+        return;
+    free(as->mac);
+    free(as->firmware);
+    for (size_t i = 0; i < as->n_files; i++) {
+        free(as->files[i]->sha256.data);
+        free(as->files[i]->name);
+        free(as->files[i]);
+    }
+    free(as->files);
+    free(as);
+}
+
+static int s_unhex32(const unsigned char *hex, uint8_t *out);
+
+int store_assignment_build(store_t *st, const char *mac, const char *fw,
+                           Firmfleet__Assignment **out, int64_t *site_id, char *err,
+                           size_t errlen)
+{
+    *out = NULL;
+    sqlite3_stmt *q = sql_prepare(st->db, "SELECT site_id, model FROM device WHERE mac = ?1");
+    if (q == NULL)
+        return -EIO;
+    sqlite3_bind_text(q, 1, mac, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        snprintf(err, errlen, "unknown device %s", mac);
+        return -ENOENT;
+    }
+    *site_id = sqlite3_column_int64(q, 0);
+    char model[128];
+    snprintf(model, sizeof model, "%s", (const char *)sqlite3_column_text(q, 1));
+    sqlite3_finalize(q);
+
+    q = sql_prepare(st->db, "SELECT id, vendor || '/' || version FROM firmware"
+                            " WHERE vendor || '/' || version = ?1 OR CAST(id AS TEXT) = ?1");
+    if (q == NULL)
+        return -EIO;
+    sqlite3_bind_text(q, 1, fw, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        snprintf(err, errlen, "unknown firmware '%s'", fw);
+        return -ENOENT;
+    }
+    int64_t fw_id = sqlite3_column_int64(q, 0);
+    Firmfleet__Assignment *as = calloc(1, sizeof *as);
+    if (as == NULL) {
+        sqlite3_finalize(q);
+        return -ENOMEM;
+    }
+    firmfleet__assignment__init(as);
+    as->firmware = s_dup(sqlite3_column_text(q, 1));
+    as->mac = strdup(mac);
+    sqlite3_finalize(q);
+    int ret = -ENOMEM;
+    if (as->firmware == NULL || as->mac == NULL)
+        goto fail;
+
+    q = sql_prepare(st->db, "SELECT 1 FROM firmware_model WHERE firmware_id = ?1 AND model = ?2");
+    if (q == NULL) {
+        ret = -EIO;
+        goto fail;
+    }
+    sqlite3_bind_int64(q, 1, fw_id);
+    sqlite3_bind_text(q, 2, model, -1, SQLITE_STATIC);
+    int applies = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    if (!applies) {
+        snprintf(err, errlen, "firmware %s does not list model '%s' of device %s", as->firmware,
+                 model, mac);
+        ret = -EINVAL;
+        goto fail;
+    }
+    q = sql_prepare(st->db, "SELECT f.name, f.sha256, b.size FROM firmware_file f"
+                            " JOIN blob b ON b.sha256 = f.sha256 WHERE f.firmware_id = ?1"
+                            " ORDER BY f.name");
+    if (q == NULL) {
+        ret = -EIO;
+        goto fail;
+    }
+    sqlite3_bind_int64(q, 1, fw_id);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        Firmfleet__ImageRef **grown = realloc(as->files, (as->n_files + 1) * sizeof *grown);
+        Firmfleet__ImageRef *ir = calloc(1, sizeof *ir);
+        if (grown == NULL || ir == NULL) {
+            if (grown)
+                as->files = grown;
+            free(ir);
+            sqlite3_finalize(q);
+            goto fail;
+        }
+        as->files = grown;
+        firmfleet__image_ref__init(ir);
+        as->files[as->n_files++] = ir;
+        ir->name = s_dup(sqlite3_column_text(q, 0));
+        ir->sha256.data = malloc(32);
+        if (ir->name == NULL || ir->sha256.data == NULL ||
+            s_unhex32(sqlite3_column_text(q, 1), ir->sha256.data) < 0) {
+            sqlite3_finalize(q);
+            ret = -EIO;
+            goto fail;
+        }
+        ir->sha256.len = 32;
+        ir->size = (uint64_t)sqlite3_column_int64(q, 2);
+    }
+    sqlite3_finalize(q);
+    *out = as;
+    return 0;
+fail:
+    store_assignment_free(as);
+    return ret;
+}
+
+int store_site_agents(store_t *st, int64_t site_id, int64_t *ids, int max)
+{
+    sqlite3_stmt *q = sql_prepare(
+        st->db, "SELECT id FROM agent WHERE site_id = ?1 AND revoked_ms IS NULL ORDER BY id");
+    if (q == NULL)
+        return -EIO;
+    sqlite3_bind_int64(q, 1, site_id);
+    int n = 0;
+    while (n < max && sqlite3_step(q) == SQLITE_ROW)
+        ids[n++] = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return n;
+}
+
 static char *s_dup(const unsigned char *s) { return strdup(s ? (const char *)s : ""); }
+
+static void s_options_free(Firmfleet__DhcpOption **o, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(o[i]->value.data);
+        free(o[i]);
+    }
+    free(o);
+}
+
+static void s_strings_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
 
 void store_site_config_free(Firmfleet__SiteConfig *sc)
 {
@@ -235,9 +383,42 @@ void store_site_config_free(Firmfleet__SiteConfig *sc)
         free(sc->devices[i]->mac);
         free(sc->devices[i]->model);
         free(sc->devices[i]->serial);
+        free(sc->devices[i]->ip);
+        free(sc->devices[i]->class_);
         free(sc->devices[i]);
     }
     free(sc->devices);
+    for (size_t i = 0; i < sc->n_subnets; i++) {
+        Firmfleet__DhcpSubnet *n = sc->subnets[i];
+        free(n->cidr);
+        free(n->pool_start);
+        free(n->pool_end);
+        free(n->router);
+        s_strings_free(n->dns, n->n_dns);
+        s_strings_free(n->relays, n->n_relays);
+        s_options_free(n->options, n->n_options);
+        free(n);
+    }
+    free(sc->subnets);
+    for (size_t i = 0; i < sc->n_classes; i++) {
+        Firmfleet__DeviceClass *c = sc->classes[i];
+        free(c->name);
+        free(c->tftp_root);
+        for (size_t k = 0; k < c->n_rules; k++) {
+            free(c->rules[k]->value.data);
+            free(c->rules[k]);
+        }
+        free(c->rules);
+        s_options_free(c->options, c->n_options);
+        free(c);
+    }
+    free(sc->classes);
+    for (size_t i = 0; i < sc->n_files; i++) {
+        free(sc->files[i]->name);
+        free(sc->files[i]->body.data);
+        free(sc->files[i]);
+    }
+    free(sc->files);
     free(sc);
 }
 
@@ -254,6 +435,253 @@ static int s_unhex32(const unsigned char *hex, uint8_t *out)
     return 0;
 }
 
+/* Grows the array of pointers at arrp (a pointer to the array pointer,
+ * holding n elements of elem bytes) by one slot. 0 or -ENOMEM (unchanged).
+ * memcpy moves the pointer value so any element type works without
+ * aliasing it through void **. */
+static int s_grow(void *arrp, size_t n, size_t elem)
+{
+    void *cur, *grown;
+    memcpy(&cur, arrp, sizeof cur);
+    grown = realloc(cur, (n + 1) * elem);
+    if (grown == NULL)
+        return -ENOMEM;
+    memcpy(arrp, &grown, sizeof grown);
+    return 0;
+}
+
+/* Appends item to the pointer array *arr of *n elements; 0 or -ENOMEM (item
+ * is then not in the array: the caller frees it). */
+#define S_PUSH(arr, n, item)                                                                       \
+    (s_grow((arr), *(n), sizeof **(arr)) < 0 ? -ENOMEM : ((*(arr))[(*(n))++] = (item), 0))
+
+/* A malloc'd copy of n bytes (never NULL for n == 0 unless out of memory). */
+static uint8_t *s_memdup(const void *p, size_t n)
+{
+    uint8_t *c = malloc(n ? n : 1);
+    if (c != NULL && n > 0)
+        memcpy(c, p, n);
+    return c;
+}
+
+/* DhcpOptions from a packed list (dhcpopt_pack records) in column col. */
+static int s_options(sqlite3_stmt *q, int col, Firmfleet__DhcpOption ***out, size_t *n)
+{
+    const uint8_t *blob = sqlite3_column_blob(q, col);
+    size_t len = (size_t)sqlite3_column_bytes(q, col), off = 0;
+    struct dhcpopt o;
+    int rc;
+    while (blob != NULL && (rc = dhcpopt_unpack(blob, len, &off, &o)) != 0) {
+        if (rc < 0)
+            return -EIO; /* the store wrote it; a bad list is corruption */
+        Firmfleet__DhcpOption *d = calloc(1, sizeof *d);
+        if (d == NULL)
+            return -ENOMEM;
+        firmfleet__dhcp_option__init(d);
+        d->code = o.code;
+        d->fill = (Firmfleet__DhcpOption__Fill)o.fill;
+        d->value.data = s_memdup(o.value, o.len);
+        d->value.len = o.len;
+        if (d->value.data == NULL || S_PUSH(out, n, d) < 0) {
+            free(d->value.data);
+            free(d);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int s_rules(sqlite3_stmt *q, int col, Firmfleet__MatchRule ***out, size_t *n)
+{
+    const uint8_t *blob = sqlite3_column_blob(q, col);
+    size_t len = (size_t)sqlite3_column_bytes(q, col), off = 0;
+    struct dhcpopt_rule r;
+    int rc;
+    while (blob != NULL && (rc = dhcpopt_rule_unpack(blob, len, &off, &r)) != 0) {
+        if (rc < 0)
+            return -EIO;
+        Firmfleet__MatchRule *m = calloc(1, sizeof *m);
+        if (m == NULL)
+            return -ENOMEM;
+        firmfleet__match_rule__init(m);
+        m->kind = (Firmfleet__MatchRule__Kind)r.kind;
+        m->ignore_trailing_nul = r.ignore_trailing_nul != 0;
+        m->enterprise = r.enterprise;
+        m->value.data = s_memdup(r.value, r.len);
+        m->value.len = r.len;
+        if (m->value.data == NULL || S_PUSH(out, n, m) < 0) {
+            free(m->value.data);
+            free(m);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* A comma list column into repeated strings. */
+static int s_list(sqlite3_stmt *q, int col, char ***out, size_t *n)
+{
+    const char *s = (const char *)sqlite3_column_text(q, col);
+    while (s != NULL && *s) {
+        const char *comma = strchr(s, ',');
+        size_t k = comma ? (size_t)(comma - s) : strlen(s);
+        char *item = strndup(s, k);
+        if (item == NULL || S_PUSH(out, n, item) < 0) {
+            free(item);
+            return -ENOMEM;
+        }
+        s += k + (comma ? 1 : 0);
+    }
+    return 0;
+}
+
+/* Runs q (bound) and calls row for each result; 0 or the first error. */
+static int s_rows(sqlite3_stmt *q, Firmfleet__SiteConfig *sc,
+                  int (*row)(sqlite3_stmt *q, Firmfleet__SiteConfig *sc))
+{
+    int step, rc = 0;
+    while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW)
+        rc = row(q, sc);
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = -EIO;
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static int s_image_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
+{
+    Firmfleet__ImageRef *ir = calloc(1, sizeof *ir);
+    if (ir == NULL)
+        return -ENOMEM;
+    firmfleet__image_ref__init(ir);
+    ir->name = NULL; /* init points strings at a shared "": never free that */
+    if (S_PUSH(&sc->images, &sc->n_images, ir) < 0) {
+        free(ir);
+        return -ENOMEM;
+    }
+    ir->sha256.data = malloc(32);
+    ir->name = s_dup(sqlite3_column_text(q, 2));
+    if (ir->sha256.data == NULL || ir->name == NULL)
+        return -ENOMEM;
+    if (s_unhex32(sqlite3_column_text(q, 0), ir->sha256.data) < 0)
+        return -EIO;
+    ir->sha256.len = 32;
+    ir->size = (uint64_t)sqlite3_column_int64(q, 1);
+    return 0;
+}
+
+static int s_device_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
+{
+    Firmfleet__DeviceRef *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return -ENOMEM;
+    firmfleet__device_ref__init(d);
+    d->mac = d->model = d->serial = d->ip = d->class_ = NULL;
+    if (S_PUSH(&sc->devices, &sc->n_devices, d) < 0) {
+        free(d);
+        return -ENOMEM;
+    }
+    d->mac = s_dup(sqlite3_column_text(q, 0));
+    d->model = s_dup(sqlite3_column_text(q, 1));
+    d->serial = s_dup(sqlite3_column_text(q, 2));
+    d->ip = s_dup(sqlite3_column_text(q, 3));
+    d->class_ = s_dup(sqlite3_column_text(q, 4));
+    return d->mac && d->model && d->serial && d->ip && d->class_ ? 0 : -ENOMEM;
+}
+
+static int s_subnet_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
+{
+    Firmfleet__DhcpSubnet *n = calloc(1, sizeof *n);
+    if (n == NULL)
+        return -ENOMEM;
+    firmfleet__dhcp_subnet__init(n);
+    n->cidr = n->pool_start = n->pool_end = n->router = NULL;
+    if (S_PUSH(&sc->subnets, &sc->n_subnets, n) < 0) {
+        free(n);
+        return -ENOMEM;
+    }
+    n->cidr = s_dup(sqlite3_column_text(q, 0));
+    n->pool_start = s_dup(sqlite3_column_text(q, 1));
+    n->pool_end = s_dup(sqlite3_column_text(q, 2));
+    n->router = s_dup(sqlite3_column_text(q, 3));
+    n->lease_seconds = (uint32_t)sqlite3_column_int64(q, 5);
+    if (n->cidr == NULL || n->pool_start == NULL || n->pool_end == NULL || n->router == NULL)
+        return -ENOMEM;
+    int rc = s_list(q, 4, &n->dns, &n->n_dns);
+    if (rc == 0)
+        rc = s_list(q, 6, &n->relays, &n->n_relays);
+    if (rc == 0)
+        rc = s_options(q, 7, &n->options, &n->n_options);
+    return rc;
+}
+
+static int s_class_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
+{
+    Firmfleet__DeviceClass *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return -ENOMEM;
+    firmfleet__device_class__init(c);
+    c->name = c->tftp_root = NULL;
+    if (S_PUSH(&sc->classes, &sc->n_classes, c) < 0) {
+        free(c);
+        return -ENOMEM;
+    }
+    c->name = s_dup(sqlite3_column_text(q, 0));
+    c->priority = (int32_t)sqlite3_column_int64(q, 1);
+    c->tftp_root = s_dup(sqlite3_column_text(q, 2));
+    if (c->name == NULL || c->tftp_root == NULL)
+        return -ENOMEM;
+    int rc = s_rules(q, 3, &c->rules, &c->n_rules);
+    if (rc == 0)
+        rc = s_options(q, 4, &c->options, &c->n_options);
+    return rc;
+}
+
+static int s_file_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
+{
+    Firmfleet__FileTemplate *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -ENOMEM;
+    firmfleet__file_template__init(f);
+    f->name = NULL;
+    if (S_PUSH(&sc->files, &sc->n_files, f) < 0) {
+        free(f);
+        return -ENOMEM;
+    }
+    f->name = s_dup(sqlite3_column_text(q, 0));
+    f->body.len = (size_t)sqlite3_column_bytes(q, 1);
+    f->body.data = s_memdup(sqlite3_column_blob(q, 1), f->body.len);
+    return f->name && f->body.data ? 0 : -ENOMEM;
+}
+
+/* The parts of a SiteConfig, each one query bound to ?1 = site id. Classes
+ * and templates: the site's own, and the global ones it does not replace
+ * (by name); classes in the order agents try them. */
+static const struct {
+    const char *sql;
+    int (*row)(sqlite3_stmt *q, Firmfleet__SiteConfig *sc);
+} s_parts[] = {
+    {"SELECT DISTINCT b.sha256, b.size, f.name FROM firmware_file f"
+     " JOIN blob b ON b.sha256 = f.sha256"
+     " JOIN firmware_model m ON m.firmware_id = f.firmware_id"
+     " WHERE m.model IN (SELECT model FROM device WHERE site_id = ?1)"
+     " GROUP BY b.sha256 ORDER BY b.sha256",
+     s_image_row},
+    {"SELECT mac, model, serial, ip, class FROM device WHERE site_id = ?1 ORDER BY mac",
+     s_device_row},
+    {"SELECT cidr, pool_start, pool_end, router, dns, lease_seconds, relays, options"
+     " FROM subnet WHERE site_id = ?1 ORDER BY net",
+     s_subnet_row},
+    {"SELECT c.name, c.priority, c.tftp_root, c.rules, c.options FROM device_class c"
+     " WHERE c.site_id = ?1 OR (c.site_id IS NULL AND NOT EXISTS (SELECT 1 FROM device_class o"
+     " WHERE o.site_id = ?1 AND o.name = c.name)) ORDER BY c.priority, c.name",
+     s_class_row},
+    {"SELECT t.name, t.body FROM file_template t"
+     " WHERE t.site_id = ?1 OR (t.site_id IS NULL AND NOT EXISTS (SELECT 1 FROM file_template o"
+     " WHERE o.site_id = ?1 AND o.name = t.name)) ORDER BY t.name",
+     s_file_row},
+};
+
 int store_site_config(store_t *st, int64_t site_id, Firmfleet__SiteConfig **out)
 {
     *out = NULL;
@@ -261,6 +689,7 @@ int store_site_config(store_t *st, int64_t site_id, Firmfleet__SiteConfig **out)
     if (sc == NULL)
         return -ENOMEM;
     firmfleet__site_config__init(sc);
+    sc->site = sc->tz = NULL; /* init points them at a shared "": never free that */
     int ret = -EIO;
     sqlite3_stmt *q = sql_prepare(st->db, "SELECT name, tz, generation FROM site WHERE id = ?1");
     if (q == NULL)
@@ -273,67 +702,20 @@ int store_site_config(store_t *st, int64_t site_id, Firmfleet__SiteConfig **out)
     }
     sc->site = s_dup(sqlite3_column_text(q, 0));
     sc->tz = s_dup(sqlite3_column_text(q, 1));
+    sc->generation = (uint64_t)sqlite3_column_int64(q, 2);
     sqlite3_finalize(q);
-
-    q = sql_prepare(st->db, "SELECT DISTINCT b.sha256, b.size, f.name FROM firmware_file f"
-                            " JOIN blob b ON b.sha256 = f.sha256"
-                            " JOIN firmware_model m ON m.firmware_id = f.firmware_id"
-                            " WHERE m.model IN (SELECT model FROM device WHERE site_id = ?1)"
-                            " GROUP BY b.sha256 ORDER BY b.sha256");
-    if (q == NULL)
+    if (sc->site == NULL || sc->tz == NULL) {
+        ret = -ENOMEM;
         goto fail;
-    sqlite3_bind_int64(q, 1, site_id);
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        Firmfleet__ImageRef **grown =
-            realloc(sc->images, (sc->n_images + 1) * sizeof *sc->images);
-        Firmfleet__ImageRef *ir = calloc(1, sizeof *ir);
-        if (grown == NULL || ir == NULL) {
-            if (grown)
-                sc->images = grown;
-            free(ir);
-            sqlite3_finalize(q);
-            ret = -ENOMEM;
-            goto fail;
-        }
-        sc->images = grown;
-        firmfleet__image_ref__init(ir);
-        sc->images[sc->n_images++] = ir;
-        ir->sha256.data = malloc(32);
-        ir->name = s_dup(sqlite3_column_text(q, 2));
-        if (ir->sha256.data == NULL || s_unhex32(sqlite3_column_text(q, 0), ir->sha256.data) < 0) {
-            sqlite3_finalize(q);
-            goto fail;
-        }
-        ir->sha256.len = 32;
-        ir->size = (uint64_t)sqlite3_column_int64(q, 1);
     }
-    sqlite3_finalize(q);
-
-    q = sql_prepare(st->db,
-                    "SELECT mac, model, serial FROM device WHERE site_id = ?1 ORDER BY mac");
-    if (q == NULL)
-        goto fail;
-    sqlite3_bind_int64(q, 1, site_id);
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        Firmfleet__DeviceRef **grown =
-            realloc(sc->devices, (sc->n_devices + 1) * sizeof *sc->devices);
-        Firmfleet__DeviceRef *d = calloc(1, sizeof *d);
-        if (grown == NULL || d == NULL) {
-            if (grown)
-                sc->devices = grown;
-            free(d);
-            sqlite3_finalize(q);
-            ret = -ENOMEM;
+    for (size_t i = 0; i < sizeof s_parts / sizeof s_parts[0]; i++) {
+        q = sql_prepare(st->db, s_parts[i].sql);
+        if (q == NULL)
             goto fail;
-        }
-        sc->devices = grown;
-        firmfleet__device_ref__init(d);
-        sc->devices[sc->n_devices++] = d;
-        d->mac = s_dup(sqlite3_column_text(q, 0));
-        d->model = s_dup(sqlite3_column_text(q, 1));
-        d->serial = s_dup(sqlite3_column_text(q, 2));
+        sqlite3_bind_int64(q, 1, site_id);
+        if ((ret = s_rows(q, sc, s_parts[i].row)) < 0)
+            goto fail;
     }
-    sqlite3_finalize(q);
     *out = sc;
     return 0;
 fail:

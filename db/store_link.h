@@ -49,6 +49,18 @@ int store_event_append(store_t *st, int64_t agent_id, uint64_t seq, uint64_t now
 int store_device_seen(store_t *st, int64_t site_id, const char *mac, const char *vendor_class,
                       uint64_t now_ms);
 
+/* Builds the Assignment that puts device `mac` (canonical) on firmware
+ * `fw` (VENDOR/VERSION or numeric id): its file set with sizes and hashes.
+ * The firmware must list the device's model. Fills the device's site id.
+ * 0, or -ENOENT / -EINVAL with a one-line reason in err. Free with
+ * store_assignment_free. */
+int store_assignment_build(store_t *st, const char *mac, const char *fw,
+                           Firmfleet__Assignment **out, int64_t *site_id, char *err,
+                           size_t errlen);
+void store_assignment_free(Firmfleet__Assignment *as);
+/* Ids of a site's unrevoked agents (at most max). Count or <0. */
+int store_site_agents(store_t *st, int64_t site_id, int64_t *ids, int max);
+
 /* Outbox: journals a packed Envelope body for an agent, assigning the next
  * seq (returned in *seq). */
 int store_outbox_append(store_t *st, int64_t agent_id, const uint8_t *payload, size_t len,

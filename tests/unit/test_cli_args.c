@@ -221,11 +221,84 @@ static void test_every_command(void **state)
     assert_int_equal(a.nopts, 6);
     assert_string_equal(cli_args_opt(&a, "since"), "7");
     cli_args_free(&a);
+    static const char *const services[][2] = {
+        {"subnet", "add"},    {"subnet", "list"},   {"subnet", "remove"},   {"class", "add"},
+        {"class", "list"},    {"class", "show"},    {"class", "remove"},    {"template", "add"},
+        {"template", "list"}, {"template", "show"}, {"template", "remove"},
+    };
+    for (size_t i = 0; i < sizeof services / sizeof services[0]; i++)
+        assert_non_null(cli_cmd_find(services[i][0], services[i][1]));
+    assert_int_equal(PARSE(&a, err, "device", "add", "00:04:f2:00:00:01", "--site", "b", "--ip",
+                           "198.18.0.5", "--class", "cisco"),
+                     CLI_RUN);
+    assert_string_equal(cli_args_opt(&a, "ip"), "198.18.0.5");
+    assert_string_equal(cli_args_opt(&a, "class"), "cisco");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "template", "add", "SEP{mac}.cnf.xml", "--from", "f", "--site",
+                           "b", "--replace"),
+                     CLI_RUN);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "subnet", "remove", "b", "10.0.0.0/8"), CLI_RUN);
+    cli_args_free(&a);
     assert_non_null(cli_cmd_find("site", "add"));
     assert_null(cli_cmd_find("site", "remove"));
     assert_null(cli_cmd_find(NULL, "add"));
     assert_true(cli_noun_known("event"));
     assert_false(cli_noun_known("rollout"));
+}
+
+/* --match and --option may be repeated (kept in order); nothing else may. */
+static void test_repeated_options(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[512];
+    assert_int_equal(PARSE(&a, err, "class", "add", "cisco", "--match", "vendor:a", "--option",
+                           "66=x", "--match=oui:00:04:f2", "--priority", "5", "--option", "67=y",
+                           "--match", "enterprise:9"),
+                     CLI_RUN);
+    assert_int_equal(a.nopts, 6);
+    assert_string_equal(cli_args_opt(&a, "match"), "vendor:a"); /* the first */
+    const char *matches[3];
+    int n = 0;
+    for (int i = 0; i < a.nopts; i++)
+        if (strcmp(a.opts[i].name, "match") == 0)
+            matches[n++] = a.opts[i].value;
+    assert_int_equal(n, 3);
+    assert_string_equal(matches[1], "oui:00:04:f2");
+    assert_string_equal(matches[2], "enterprise:9");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "subnet", "add", "berlin", "198.18.0.0/24", "--pool",
+                           "198.18.0.10-198.18.0.20", "--option", "66=a", "--option", "67=b"),
+                     CLI_RUN);
+    assert_int_equal(a.nargs, 2);
+    assert_int_equal(a.nopts, 3);
+    cli_args_free(&a);
+    EXPECT_USAGE("option --priority given twice", "class", "add", "c", "--match", "vendor:a",
+                 "--priority", "1", "--priority", "2");
+    EXPECT_USAGE("option --pool given twice", "subnet", "add", "b", "10.0.0.0/8", "--pool", "x",
+                 "--pool", "y");
+    EXPECT_USAGE("missing required option --match", "class", "add", "c", "--option", "66=x");
+    EXPECT_USAGE("missing required option --pool", "subnet", "add", "b", "10.0.0.0/8");
+    EXPECT_USAGE("missing required option --from", "template", "add", "x.cfg");
+    EXPECT_USAGE("option --match needs a value", "class", "add", "c", "--match");
+    EXPECT_USAGE("unknown option --match for 'subnet add'", "subnet", "add", "b", "10.0.0.0/8",
+                 "--pool", "x", "--match", "vendor:a");
+    /* many repeats fit */
+    char *argv[2 + 2 + 2 * 70 + 1];
+    int argc = 0;
+    argv[argc++] = (char *)"firmfleet";
+    argv[argc++] = (char *)"class";
+    argv[argc++] = (char *)"add";
+    argv[argc++] = (char *)"c";
+    for (int i = 0; i < 70; i++) {
+        argv[argc++] = (char *)"--match";
+        argv[argc++] = (char *)"vendor:x";
+    }
+    argv[argc] = NULL;
+    assert_int_equal(cli_args_parse(argc, argv, &a, err, sizeof err), CLI_RUN);
+    assert_int_equal(a.nopts, 70);
+    cli_args_free(&a);
 }
 
 static void test_endpoint(void **state)
@@ -256,10 +329,11 @@ static void test_endpoint(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_site_add),      cmocka_unit_test(test_json_anywhere),
-        cmocka_unit_test(test_globals),       cmocka_unit_test(test_value_forms),
-        cmocka_unit_test(test_usage_errors),  cmocka_unit_test(test_help),
-        cmocka_unit_test(test_every_command), cmocka_unit_test(test_endpoint),
+        cmocka_unit_test(test_site_add),         cmocka_unit_test(test_json_anywhere),
+        cmocka_unit_test(test_globals),          cmocka_unit_test(test_value_forms),
+        cmocka_unit_test(test_usage_errors),     cmocka_unit_test(test_help),
+        cmocka_unit_test(test_every_command),    cmocka_unit_test(test_endpoint),
+        cmocka_unit_test(test_repeated_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

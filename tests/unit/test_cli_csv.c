@@ -81,6 +81,21 @@ static void test_quoted_newline_keeps_line_numbers(void **state)
     json_decref(rows);
 }
 
+static void test_ip_and_class(void **state)
+{
+    (void)state;
+    json_t *rows = s_ok("mac,site,ip,class\n"
+                        "00:11:22:33:44:55,berlin,198.18.0.5,cisco\n"
+                        "00:11:22:33:44:66,berlin,,\n");
+    assert_string_equal(s_field(rows, 0, "ip"), "198.18.0.5");
+    assert_string_equal(s_field(rows, 0, "class"), "cisco");
+    assert_string_equal(s_field(rows, 1, "ip"), "");
+    json_decref(rows);
+    s_bad("mac,site,ip\n00:11:22:33:44:55,berlin,198.18.0\n",
+          "line 2: invalid IP address '198.18.0'");
+    s_bad("mac,site,ip,IP\n", "line 1: column ip given twice");
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -106,6 +121,7 @@ int main(void)
         cmocka_unit_test(test_column_order_and_case),
         cmocka_unit_test(test_quoted_newline_keeps_line_numbers),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_ip_and_class),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

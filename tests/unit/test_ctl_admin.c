@@ -57,6 +57,24 @@ void ctl_link_site_changed(ctl_link_t *link, int64_t site_id)
         s_changed[s_n_changed++] = site_id;
 }
 
+static size_t s_n_enqueued, s_n_flushed;
+
+int ctl_link_enqueue(ctl_link_t *link, int64_t agent_id, const Firmfleet__Envelope *env)
+{
+    (void)link;
+    (void)agent_id;
+    (void)env;
+    s_n_enqueued++;
+    return 0;
+}
+
+void ctl_link_flush_outbox(ctl_link_t *link, int64_t agent_id)
+{
+    (void)link;
+    (void)agent_id;
+    s_n_flushed++;
+}
+
 /* ---- fixture ---- */
 
 struct fx {
@@ -333,6 +351,75 @@ static void test_devices_notify_sites(void **state)
     json_decref(l);
 }
 
+/* Site services through the admin API: repeated --match/--option reach the
+ * store in order, other options may not repeat, and the link hears about
+ * every site a change reaches (a global class: all of them). */
+static void test_site_services(void **state)
+{
+    struct fx *fx = *state;
+    s_site(fx);
+    json_decref(s_ok(s_call(fx, "site", "add", A("paris"), A("tz=Europe/Paris"), NULL, 0)));
+    s_n_changed = 0;
+    json_t *c = s_ok(s_call(fx, "class", "add", A("cisco"),
+                            A("match=vendor-prefix:Cisco", "option=150=@server",
+                              "match=oui:00:04:f2", "option=67=SEP.cnf", "tftp-root=cisco"),
+                            NULL, 0));
+    assert_int_equal(json_array_size(json_object_get(c, "rules")), 2);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(c, "rules"), 1), "spec")),
+        "oui:00:04:f2");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(c, "options"), 1), "spec")),
+                        "67=SEP.cnf");
+    json_decref(c);
+    assert_int_equal(s_n_changed, 2); /* global: berlin and paris */
+    s_err(s_call(fx, "class", "add", A("x"), A("match=vendor:a", "priority=1", "priority=2"), NULL,
+                 0),
+          -EINVAL, "class add: option --priority given twice");
+    s_err(s_call(fx, "class", "add", A("x"), A("option=66=a"), NULL, 0), -EINVAL,
+          "at least one --match");
+    s_err(s_call(fx, "subnet", "list", NULL, A("site=berlin", "site=paris"), NULL, 0), -EINVAL,
+          "option --site given twice");
+    s_err(s_call(fx, "subnet", "add", A("berlin", "198.18.0.0/24"), A("option=66=a"), NULL, 0),
+          -EINVAL, "--pool is required");
+    s_err(s_call(fx, "subnet", "add", A("berlin"), A("pool=198.18.0.10-198.18.0.20"), NULL, 0),
+          -EINVAL, "expected 2 arguments");
+    assert_int_equal(s_n_changed, 2);
+    json_t *sn =
+        s_ok(s_call(fx, "subnet", "add", A("berlin", "198.18.0.0/24"),
+                    A("pool=198.18.0.10-198.18.0.20", "option=66=a", "option=67=b"), NULL, 0));
+    assert_int_equal(json_array_size(json_object_get(sn, "options")), 2);
+    json_decref(sn);
+    assert_int_equal(s_n_changed, 3);
+    assert_int_equal(s_changed[2], 1);
+    json_t *t = s_ok(s_call(fx, "template", "add", A("SEP{mac}.cnf"), A("site=paris"), "a\0b", 3));
+    assert_int_equal(json_integer_value(json_object_get(t, "size")), 3);
+    assert_null(json_object_get(t, "body_hex"));
+    json_decref(t);
+    assert_int_equal(s_n_changed, 4);
+    assert_int_equal(s_changed[3], 2);
+    t = s_ok(s_call(fx, "template", "show", A("SEP{mac}.cnf"), A("site=paris"), NULL, 0));
+    assert_string_equal(json_string_value(json_object_get(t, "body_hex")), "610062");
+    json_decref(t);
+    s_err(s_call(fx, "template", "show", A("SEP{mac}.cnf"), NULL, NULL, 0), -ENOENT,
+          "unknown template 'SEP{mac}.cnf' (global)");
+    json_t *d = s_ok(s_call(fx, "device", "add", A("00:04:f2:00:00:01"),
+                            A("site=berlin", "ip=198.18.0.5", "class=cisco"), NULL, 0));
+    assert_string_equal(json_string_value(json_object_get(d, "ip")), "198.18.0.5");
+    json_decref(d);
+    const char *rows = "[{\"line\":2,\"mac\":\"00:04:f2:00:00:02\",\"site\":\"berlin\","
+                       "\"ip\":\"198.18.0.5\"}]";
+    s_err(s_call(fx, "device", "import", NULL, NULL, rows, strlen(rows)), -EEXIST,
+          "line 2: ip 198.18.0.5 is already reserved");
+    const char *badrow = "[{\"mac\":\"00:04:f2:00:00:02\",\"site\":\"berlin\",\"class\":7}]";
+    s_err(s_call(fx, "device", "import", NULL, NULL, badrow, strlen(badrow)), -EINVAL,
+          "class must be a string");
+    s_err(s_call(fx, "class", "remove", A("cisco"), A("site=paris"), NULL, 0), -ENOENT,
+          "unknown class 'cisco' (at site paris)");
+    s_err(s_call(fx, "class", "remove", A("cisco"), NULL, NULL, 0), -EBUSY,
+          "class cisco is pinned by device 00:04:f2:00:00:01 (site berlin)");
+}
+
 static void s_hex_of(const char *data, size_t len, char hex[65])
 {
     uint8_t sha[32];
@@ -440,6 +527,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_enroll_credential, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_devices_notify_sites, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_firmware_upload_and_add, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_site_services, s_setup, s_teardown),
     };
     log_set_level(LOG_LEVEL_ERROR);
     hash_init();

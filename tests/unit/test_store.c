@@ -2,7 +2,9 @@
  * SQLite file in a temporary directory: schema creation and idempotent
  * migration on reopen, site/agent/device/firmware CRUD, event filters, and
  * above all that every rejected write leaves the database exactly as it was
- * (compared through a snapshot of every listing plus the audit log).
+ * (compared through a snapshot of every listing plus the audit log). Site
+ * services (subnets, classes, templates, reservations) are checked down to
+ * the SiteConfig an agent would get and the generation bumps they cause.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "firmfleet.pb-c.h"
 #include "log.h"
 #include "store.h"
 #include "store_inv.h"
@@ -71,6 +74,12 @@ static char *s_snapshot(struct fx *fx)
     json_object_set_new(all, "firmware", v);
     assert_int_equal(store_audit_list(fx->st, 0, &v, fx->err, sizeof fx->err), 0);
     json_object_set_new(all, "audit", v);
+    assert_int_equal(store_subnet_list(fx->st, NULL, &v, fx->err, sizeof fx->err), 0);
+    json_object_set_new(all, "subnets", v);
+    assert_int_equal(store_class_list(fx->st, NULL, &v, fx->err, sizeof fx->err), 0);
+    json_object_set_new(all, "classes", v);
+    assert_int_equal(store_template_list(fx->st, NULL, &v, fx->err, sizeof fx->err), 0);
+    json_object_set_new(all, "templates", v);
     uint64_t size = 0;
     json_object_set_new(all, "blob_c",
                         json_integer(store_blob_get(fx->st, SHA_C, &size, fx->err, 512)));
@@ -648,6 +657,658 @@ static void test_events(void **state)
     assert_int_equal(store_event_list(fx->st, &bad4, &ev, fx->err, 512), -EINVAL);
 }
 
+/* ---- site services ---- */
+
+static int64_t s_gen(struct fx *fx, const char *site)
+{
+    json_t *s = NULL;
+    assert_int_equal(store_site_show(fx->st, site, &s, fx->err, sizeof fx->err), 0);
+    int64_t g = json_integer_value(json_object_get(s, "generation"));
+    json_decref(s);
+    return g;
+}
+
+/* The site ids in a json array as "1,2" (and frees it). */
+static const char *s_ids(json_t *ids, char *buf, size_t n)
+{
+    size_t o = 0, i;
+    json_t *v;
+    buf[0] = '\0';
+    json_array_foreach(ids, i, v) o +=
+        (size_t)snprintf(buf + o, n - o, "%s%lld", i ? "," : "", (long long)json_integer_value(v));
+    json_decref(ids);
+    return buf;
+}
+
+#define A(...) ((const char *const[]){__VA_ARGS__})
+
+/* Expects rc and a one-line message containing want. */
+#define EXPECT_ERR(rc_expected, want, call)                                                        \
+    do {                                                                                           \
+        fx->err[0] = '\0';                                                                         \
+        int rc_ = (call);                                                                          \
+        if (rc_ != (rc_expected) || strstr(fx->err, (want)) == NULL)                               \
+            fail_msg("line %d: rc %d '%s', expected %d '%s'", __LINE__, rc_, fx->err,              \
+                     (rc_expected), (want));                                                       \
+        assert_null(strchr(fx->err, '\n'));                                                        \
+    } while (0)
+
+static void s_two_sites(struct fx *fx)
+{
+    s_add_berlin(fx);
+    assert_int_equal(store_site_add(fx->st, "alice", "paris", "Europe/Paris", NULL, NULL, fx->err,
+                                    sizeof fx->err),
+                     0);
+}
+
+static int s_subnet(struct fx *fx, const char *site, const char *cidr, const char *pool,
+                    const char *router, const char *relays)
+{
+    struct store_subnet_in in = {
+        .site = site, .cidr = cidr, .pool = pool, .router = router, .relays = relays};
+    return store_subnet_add(fx->st, "bob", &in, NULL, fx->err, sizeof fx->err);
+}
+
+static void test_subnets(void **state)
+{
+    struct fx *fx = *state;
+    char buf[64];
+    s_two_sites(fx);
+    int64_t g = s_gen(fx, "berlin"), gp = s_gen(fx, "paris");
+    struct store_subnet_in in = {
+        .site = "berlin",
+        .cidr = "198.18.0.0/24",
+        .pool = "198.18.0.100-198.18.0.199",
+        .router = "198.18.0.1",
+        .dns = "198.18.0.2,198.18.0.3",
+        .lease = "3600",
+        .relays = "198.18.0.254",
+        .options = A("66=@server", "43=sub:1=text:abc"),
+        .n_options = 2,
+    };
+    json_t *ids = NULL;
+    assert_int_equal(store_subnet_add(fx->st, "bob", &in, &ids, fx->err, sizeof fx->err), 0);
+    assert_string_equal(s_ids(ids, buf, sizeof buf), "1");
+    assert_int_equal(s_gen(fx, "berlin"), g + 1);
+    assert_int_equal(s_gen(fx, "paris"), gp);
+    json_t *sn = NULL;
+    assert_int_equal(store_subnet_show(fx->st, "berlin", "198.18.0.0/24", &sn, fx->err, 512), 0);
+    assert_string_equal(json_string_value(json_object_get(sn, "pool_end")), "198.18.0.199");
+    assert_int_equal(json_integer_value(json_object_get(sn, "lease_seconds")), 3600);
+    assert_int_equal(json_array_size(json_object_get(sn, "dns")), 2);
+    json_t *o1 = json_array_get(json_object_get(sn, "options"), 1);
+    assert_string_equal(json_string_value(json_object_get(o1, "spec")), "43=sub:1=text:abc");
+    assert_string_equal(json_string_value(json_object_get(o1, "value")), "0103616263");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(sn, "options"), 0), "fill")),
+                        "server-ip-text");
+    json_decref(sn);
+    /* defaults, and a second subnet of the site */
+    assert_int_equal(s_subnet(fx, "berlin", "10.0.0.0/8", "10.1.0.0-10.1.255.255", NULL, NULL), 0);
+    assert_int_equal(
+        s_subnet(fx, "paris", "198.18.0.0/24", "198.18.0.10-198.18.0.20", NULL, "198.18.0.254"),
+        0); /* other sites may reuse ranges and relays */
+    json_t *l = NULL;
+    assert_int_equal(store_subnet_list(fx->st, "berlin", &l, fx->err, 512), 0);
+    assert_int_equal(json_array_size(l), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(l, 0), "cidr")),
+                        "10.0.0.0/8");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(l, 0), "lease_seconds")),
+                     86400);
+    json_decref(l);
+    assert_int_equal(store_subnet_list(fx->st, NULL, &l, fx->err, 512), 0);
+    assert_int_equal(s_count(l), 3);
+    assert_int_equal(store_subnet_list(fx->st, "rome", &l, fx->err, 512), -ENOENT);
+
+    char *before = s_snapshot(fx);
+    g = s_gen(fx, "berlin");
+    EXPECT_ERR(-ENOENT, "unknown site 'rome'",
+               s_subnet(fx, "rome", "198.19.0.0/24", "198.19.0.10-198.19.0.20", NULL, NULL));
+    EXPECT_ERR(-EINVAL, "the network is 198.19.0.0/24",
+               s_subnet(fx, "berlin", "198.19.0.7/24", "198.19.0.10-198.19.0.20", NULL, NULL));
+    EXPECT_ERR(-EINVAL, "invalid CIDR",
+               s_subnet(fx, "berlin", "198.19.0.0/31", "198.19.0.0-198.19.0.1", NULL, NULL));
+    EXPECT_ERR(-EINVAL, "invalid CIDR", s_subnet(fx, "berlin", NULL, "x", NULL, NULL));
+    EXPECT_ERR(-EINVAL, "invalid pool", s_subnet(fx, "berlin", "198.19.0.0/24", NULL, NULL, NULL));
+    EXPECT_ERR(-EINVAL, "pool start 198.19.1.10 is not a host address of 198.19.0.0/24",
+               s_subnet(fx, "berlin", "198.19.0.0/24", "198.19.1.10-198.19.0.20", NULL, NULL));
+    EXPECT_ERR(-EINVAL, "pool end 198.19.0.255 is not a host address",
+               s_subnet(fx, "berlin", "198.19.0.0/24", "198.19.0.10-198.19.0.255", NULL, NULL));
+    EXPECT_ERR(-EINVAL, "is after pool end",
+               s_subnet(fx, "berlin", "198.19.0.0/24", "198.19.0.20-198.19.0.10", NULL, NULL));
+    EXPECT_ERR(
+        -EINVAL, "router 198.19.0.15 is inside the pool",
+        s_subnet(fx, "berlin", "198.19.0.0/24", "198.19.0.10-198.19.0.20", "198.19.0.15", NULL));
+    EXPECT_ERR(
+        -EINVAL, "router 198.19.0.0 is not a host address",
+        s_subnet(fx, "berlin", "198.19.0.0/24", "198.19.0.10-198.19.0.20", "198.19.0.0", NULL));
+    EXPECT_ERR(-EEXIST, "subnet 198.18.0.0/24 already exists at site berlin",
+               s_subnet(fx, "berlin", "198.18.0.0/24", "198.18.0.10-198.18.0.20", NULL, NULL));
+    EXPECT_ERR(-EEXIST, "subnet 198.18.0.0/23 overlaps subnet 198.18.0.0/24",
+               s_subnet(fx, "berlin", "198.18.0.0/23", "198.18.1.10-198.18.1.20", NULL, NULL));
+    EXPECT_ERR(-EEXIST, "overlaps subnet 10.0.0.0/8",
+               s_subnet(fx, "berlin", "10.200.0.0/16", "10.200.0.10-10.200.0.20", NULL, NULL));
+    EXPECT_ERR(-EEXIST, "relay 198.18.0.254 already selects subnet 198.18.0.0/24",
+               s_subnet(fx, "berlin", "198.19.0.0/24", "198.19.0.10-198.19.0.20", NULL,
+                        "198.19.0.1,198.18.0.254"));
+    EXPECT_ERR(-EINVAL, "invalid relay",
+               s_subnet(fx, "berlin", "198.19.0.0/24", "198.19.0.10-198.19.0.20", NULL, "x,"));
+    struct store_subnet_in b = {
+        .site = "berlin", .cidr = "198.19.0.0/24", .pool = "198.19.0.10-198.19.0.20"};
+    b.lease = "59";
+    EXPECT_ERR(-EINVAL, "invalid lease '59'",
+               store_subnet_add(fx->st, "bob", &b, NULL, fx->err, 512));
+    b.lease = "4294967296";
+    EXPECT_ERR(-EINVAL, "invalid lease", store_subnet_add(fx->st, "bob", &b, NULL, fx->err, 512));
+    b.lease = NULL;
+    b.dns = "1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5,1.1.1.6,1.1.1.7,1.1.1.8,1.1.1.9";
+    EXPECT_ERR(-EINVAL, "too many dns addresses",
+               store_subnet_add(fx->st, "bob", &b, NULL, fx->err, 512));
+    b.dns = NULL;
+    static const char *const forbidden[] = {"1=255.255.255.0", "3=198.19.0.1", "6=198.19.0.1",
+                                            "51=3600"};
+    static const char *const why[] = {"option 1 (subnet mask) comes from the subnet's CIDR",
+                                      "option 3 (router) is the subnet's router",
+                                      "option 6 (DNS servers) is the subnet's dns",
+                                      "option 51 (lease time) is the subnet's lease"};
+    for (size_t i = 0; i < 4; i++) {
+        b.options = &forbidden[i];
+        b.n_options = 1;
+        EXPECT_ERR(-EINVAL, why[i], store_subnet_add(fx->st, "bob", &b, NULL, fx->err, 512));
+    }
+    b.options = A("66=a", "66=b");
+    b.n_options = 2;
+    EXPECT_ERR(-EINVAL, "option 66 given twice",
+               store_subnet_add(fx->st, "bob", &b, NULL, fx->err, 512));
+    b.options = A("53=u8:1");
+    b.n_options = 1;
+    EXPECT_ERR(-EINVAL, "option 53", store_subnet_add(fx->st, "bob", &b, NULL, fx->err, 512));
+    static const char *const many[33] = {
+        "66=a",     "67=b",     "200=u8:1", "201=u8:1", "202=u8:1", "203=u8:1", "204=u8:1",
+        "205=u8:1", "206=u8:1", "207=u8:1", "208=u8:1", "209=u8:1", "210=u8:1", "211=u8:1",
+        "212=u8:1", "213=u8:1", "214=u8:1", "215=u8:1", "216=u8:1", "217=u8:1", "218=u8:1",
+        "219=u8:1", "220=u8:1", "221=u8:1", "222=u8:1", "223=u8:1", "224=u8:1", "225=u8:1",
+        "226=u8:1", "227=u8:1", "228=u8:1", "229=u8:1", "230=u8:1"};
+    b.options = many;
+    b.n_options = 33;
+    EXPECT_ERR(-EINVAL, "too many options",
+               store_subnet_add(fx->st, "bob", &b, NULL, fx->err, 512));
+    b.n_options = 32;
+    char *mid = s_snapshot(fx);
+    assert_string_equal(before, mid);
+    free(mid);
+    assert_int_equal(store_subnet_add(fx->st, "bob", &b, NULL, fx->err, 512), 0);
+
+    /* removal: refused while it holds a reservation */
+    struct store_device_in d = {.mac = "00:04:f2:00:00:01", .site = "berlin", .ip = "198.19.0.50"};
+    assert_int_equal(store_device_add(fx->st, "bob", &d, NULL, fx->err, 512), 0);
+    free(before);
+    before = s_snapshot(fx);
+    json_t *old = NULL;
+    EXPECT_ERR(
+        -EBUSY, "holds the reservation 198.19.0.50 of device 00:04:f2:00:00:01",
+        store_subnet_remove(fx->st, "bob", "berlin", "198.19.0.0/24", &old, &ids, fx->err, 512));
+    EXPECT_ERR(
+        -ENOENT, "unknown subnet 198.20.0.0/24 at site berlin",
+        store_subnet_remove(fx->st, "bob", "berlin", "198.20.0.0/24", &old, &ids, fx->err, 512));
+    EXPECT_ERR(
+        -EINVAL, "host bits",
+        store_subnet_remove(fx->st, "bob", "berlin", "198.18.0.1/24", &old, &ids, fx->err, 512));
+    char *after = s_snapshot(fx);
+    assert_string_equal(before, after);
+    free(after);
+    free(before);
+    g = s_gen(fx, "berlin");
+    assert_int_equal(
+        store_subnet_remove(fx->st, "bob", "berlin", "198.18.0.0/24", &old, &ids, fx->err, 512), 0);
+    assert_string_equal(json_string_value(json_object_get(old, "router")), "198.18.0.1");
+    json_decref(old);
+    assert_string_equal(s_ids(ids, buf, sizeof buf), "1");
+    assert_int_equal(s_gen(fx, "berlin"), g + 1);
+}
+
+static int s_class(struct fx *fx, const char *name, const char *site, const char *priority,
+                   const char *rule, const char *option, int replace, json_t **ids)
+{
+    const char *rules[1] = {rule}, *opts[1] = {option};
+    struct store_class_in in = {.name = name,
+                                .site = site,
+                                .priority = priority,
+                                .rules = rules,
+                                .n_rules = rule ? 1 : 0,
+                                .options = opts,
+                                .n_options = option ? 1 : 0,
+                                .replace = replace};
+    return store_class_add(fx->st, "bob", &in, ids, fx->err, sizeof fx->err);
+}
+
+static void test_classes(void **state)
+{
+    struct fx *fx = *state;
+    char buf[64];
+    s_two_sites(fx);
+    int64_t g = s_gen(fx, "berlin"), gp = s_gen(fx, "paris");
+    json_t *ids = NULL;
+    /* a global class bumps every site */
+    assert_int_equal(
+        s_class(fx, "cisco", NULL, NULL, "vendor-prefix:Cisco", "150=@server", 0, &ids), 0);
+    assert_string_equal(s_ids(ids, buf, sizeof buf), "1,2");
+    assert_int_equal(s_gen(fx, "berlin"), g + 1);
+    assert_int_equal(s_gen(fx, "paris"), gp + 1);
+    assert_int_equal(s_class(fx, "poly", NULL, "5", "enterprise:13885", NULL, 0, NULL), 0);
+    /* a site class bumps that site only, and replaces the global one there */
+    assert_int_equal(s_class(fx, "cisco", "berlin", "1", "vendor:Cisco Systems, Inc. IP Phone\\0",
+                             NULL, 0, &ids),
+                     0);
+    assert_string_equal(s_ids(ids, buf, sizeof buf), "1");
+    assert_int_equal(s_gen(fx, "paris"), gp + 2);
+    const struct store_class_in multi = {
+        .name = "multi",
+        .site = "",
+        .rules = A("oui:00:04:f2", "user-class:iPXE", "vendor-suffix:CP-7941G\\x00"),
+        .n_rules = 3,
+        .options = A("66=tftp.example", "67=SEP.cnf"),
+        .n_options = 2,
+        .tftp_root = "cisco/79xx",
+    };
+    assert_int_equal(store_class_add(fx->st, "bob", &multi, NULL, fx->err, 512), 0);
+
+    json_t *l = NULL;
+    assert_int_equal(store_class_list(fx->st, "berlin", &l, fx->err, 512), 0);
+    assert_int_equal(json_array_size(l), 3); /* cisco (berlin), poly, multi */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(l, 0), "name")), "cisco");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(l, 0), "site")), "berlin");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(l, 1), "name")), "poly");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(l, 2), "name")), "multi");
+    json_decref(l);
+    assert_int_equal(store_class_list(fx->st, "paris", &l, fx->err, 512), 0);
+    assert_true(json_is_null(json_object_get(json_array_get(l, 0), "site")));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(l, 0), "name")), "poly");
+    json_decref(l);
+    assert_int_equal(store_class_list(fx->st, NULL, &l, fx->err, 512), 0);
+    assert_int_equal(s_count(l), 4);
+
+    json_t *c = NULL;
+    assert_int_equal(store_class_show(fx->st, "multi", NULL, &c, fx->err, 512), 0);
+    json_t *rules = json_object_get(c, "rules");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rules, 1), "kind")),
+                        "user-class");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rules, 2), "value")),
+                        "43502d373934314700");
+    assert_true(json_is_false(json_object_get(json_array_get(rules, 2), "ignore_trailing_nul")));
+    assert_string_equal(json_string_value(json_object_get(c, "tftp_root")), "cisco/79xx");
+    json_decref(c);
+    assert_int_equal(store_class_show(fx->st, "cisco", "berlin", &c, fx->err, 512), 0);
+    assert_int_equal(json_integer_value(json_object_get(c, "priority")), 1);
+    json_decref(c);
+    assert_int_equal(store_class_show(fx->st, "cisco", "paris", &c, fx->err, 512), 0);
+    assert_int_equal(json_integer_value(json_object_get(c, "priority")), 100);
+    json_decref(c);
+
+    char *before = s_snapshot(fx);
+    EXPECT_ERR(-EEXIST, "class cisco already exists (global)",
+               s_class(fx, "cisco", NULL, NULL, "vendor:x", NULL, 0, NULL));
+    EXPECT_ERR(-EEXIST, "class cisco already exists (at site berlin)",
+               s_class(fx, "cisco", "berlin", NULL, "vendor:x", NULL, 0, NULL));
+    EXPECT_ERR(-EINVAL, "invalid class name",
+               s_class(fx, "Cisco", NULL, NULL, "vendor:x", NULL, 0, NULL));
+    EXPECT_ERR(-EINVAL, "1 to 32 match rules", s_class(fx, "x", NULL, NULL, NULL, NULL, 0, NULL));
+    EXPECT_ERR(-EINVAL, "invalid match rule", s_class(fx, "x", NULL, NULL, "mac:x", NULL, 0, NULL));
+    EXPECT_ERR(-EINVAL, "invalid priority",
+               s_class(fx, "x", NULL, "-1", "vendor:x", NULL, 0, NULL));
+    EXPECT_ERR(-EINVAL, "invalid priority",
+               s_class(fx, "x", NULL, "1000001", "vendor:x", NULL, 0, NULL));
+    EXPECT_ERR(-EINVAL, "option 54",
+               s_class(fx, "x", NULL, NULL, "vendor:x", "54=1.2.3.4", 0, NULL));
+    EXPECT_ERR(-ENOENT, "unknown site 'rome'",
+               s_class(fx, "x", "rome", NULL, "vendor:x", NULL, 0, NULL));
+    static const char *const bad_roots[] = {"/abs", "../x", "a/../b", "a//b",
+                                            "a/",   "./a",  "a b",    "a\\b"};
+    for (size_t i = 0; i < sizeof bad_roots / sizeof bad_roots[0]; i++) {
+        struct store_class_in r = {
+            .name = "x", .rules = A("vendor:x"), .n_rules = 1, .tftp_root = bad_roots[i]};
+        EXPECT_ERR(-EINVAL, "invalid TFTP root",
+                   store_class_add(fx->st, "bob", &r, NULL, fx->err, 512));
+    }
+    EXPECT_ERR(-ENOENT, "unknown class 'nope' (global)",
+               store_class_show(fx->st, "nope", NULL, &c, fx->err, 512));
+    EXPECT_ERR(-ENOENT, "unknown class 'poly' (at site berlin)",
+               store_class_remove(fx->st, "bob", "poly", "berlin", NULL, NULL, fx->err, 512));
+    char *after = s_snapshot(fx);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+
+    /* replace keeps one class of that name in that scope */
+    assert_int_equal(s_class(fx, "poly", NULL, "7", "enterprise:13885", NULL, 1, NULL), 0);
+    assert_int_equal(store_class_show(fx->st, "poly", NULL, &c, fx->err, 512), 0);
+    assert_int_equal(json_integer_value(json_object_get(c, "priority")), 7);
+    json_decref(c);
+    assert_int_equal(store_class_list(fx->st, NULL, &l, fx->err, 512), 0);
+    assert_int_equal(s_count(l), 4);
+
+    /* pinned devices: a class stays while a device's site would lose it */
+    struct store_device_in d = {.mac = "00:04:f2:00:00:01", .site = "paris", .class_name = "cisco"};
+    assert_int_equal(store_device_add(fx->st, "bob", &d, NULL, fx->err, 512), 0);
+    struct store_device_in e = {
+        .mac = "00:04:f2:00:00:02", .site = "berlin", .class_name = "cisco"};
+    assert_int_equal(store_device_add(fx->st, "bob", &e, NULL, fx->err, 512), 0);
+    EXPECT_ERR(-EBUSY, "class cisco is pinned by device 00:04:f2:00:00:01 (site paris)",
+               store_class_remove(fx->st, "bob", "cisco", NULL, NULL, NULL, fx->err, 512));
+    /* berlin's own may go: its device falls back to the global one */
+    g = s_gen(fx, "berlin");
+    gp = s_gen(fx, "paris");
+    json_t *old = NULL;
+    assert_int_equal(store_class_remove(fx->st, "bob", "cisco", "berlin", &old, &ids, fx->err, 512),
+                     0);
+    assert_string_equal(json_string_value(json_object_get(old, "site")), "berlin");
+    json_decref(old);
+    assert_string_equal(s_ids(ids, buf, sizeof buf), "1");
+    assert_int_equal(s_gen(fx, "berlin"), g + 1);
+    assert_int_equal(s_gen(fx, "paris"), gp);
+    assert_int_equal(store_class_remove(fx->st, "bob", "multi", NULL, NULL, &ids, fx->err, 512), 0);
+    assert_string_equal(s_ids(ids, buf, sizeof buf), "1,2");
+}
+
+static void test_templates(void **state)
+{
+    struct fx *fx = *state;
+    char buf[64];
+    s_two_sites(fx);
+    int64_t g = s_gen(fx, "berlin"), gp = s_gen(fx, "paris");
+    json_t *ids = NULL;
+    assert_int_equal(store_template_add(fx->st, "bob", "SEP{mac}.cnf.xml", NULL, "global\0x", 8, 0,
+                                        &ids, fx->err, 512),
+                     0);
+    assert_string_equal(s_ids(ids, buf, sizeof buf), "1,2");
+    assert_int_equal(store_template_add(fx->st, "bob", "SEP{mac}.cnf.xml", "berlin", "mine", 4, 0,
+                                        &ids, fx->err, 512),
+                     0);
+    assert_string_equal(s_ids(ids, buf, sizeof buf), "1");
+    assert_int_equal(
+        store_template_add(fx->st, "bob", "empty.cfg", NULL, NULL, 0, 0, NULL, fx->err, 512), 0);
+    assert_int_equal(s_gen(fx, "berlin"), g + 3);
+    assert_int_equal(s_gen(fx, "paris"), gp + 2);
+    json_t *t = NULL;
+    assert_int_equal(store_template_show(fx->st, "SEP{mac}.cnf.xml", NULL, &t, fx->err, 512), 0);
+    assert_string_equal(json_string_value(json_object_get(t, "body_hex")), "676c6f62616c0078");
+    assert_int_equal(json_integer_value(json_object_get(t, "size")), 8);
+    json_decref(t);
+    assert_int_equal(store_template_show(fx->st, "SEP{mac}.cnf.xml", "berlin", &t, fx->err, 512),
+                     0);
+    assert_string_equal(json_string_value(json_object_get(t, "body_hex")), "6d696e65");
+    json_decref(t);
+    assert_int_equal(store_template_show(fx->st, "empty.cfg", "paris", &t, fx->err, 512), 0);
+    assert_string_equal(json_string_value(json_object_get(t, "body_hex")), "");
+    json_decref(t);
+    json_t *l = NULL;
+    assert_int_equal(store_template_list(fx->st, "berlin", &l, fx->err, 512), 0);
+    assert_int_equal(json_array_size(l), 2);
+    assert_null(json_object_get(json_array_get(l, 0), "body_hex"));
+    json_decref(l);
+    assert_int_equal(store_template_list(fx->st, NULL, &l, fx->err, 512), 0);
+    assert_int_equal(s_count(l), 3);
+
+    char *before = s_snapshot(fx);
+    static const char *const bad_names[] = {"",   "/x",   "../x",        "a/../b",  "a//b", "./a",
+                                            "a/", "a\\b", " a",          "a ",      "{mac", "{Mac}",
+                                            "x}", "a\tb", "caf\xc3\xa9", "{ip}.cfg"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++)
+        EXPECT_ERR(
+            -EINVAL, "invalid template name",
+            store_template_add(fx->st, "bob", bad_names[i], NULL, "x", 1, 0, NULL, fx->err, 512));
+    char longname[300];
+    memset(longname, 'a', 256);
+    longname[256] = '\0';
+    EXPECT_ERR(-EINVAL, "invalid template name",
+               store_template_add(fx->st, "bob", longname, NULL, "x", 1, 0, NULL, fx->err, 512));
+    longname[255] = '\0';
+    assert_int_equal(store_check_template_name(longname, fx->err, 512), 0);
+    assert_int_equal(store_check_template_name("a/{MAC}/b{mac}.cfg", fx->err, 512), 0);
+    EXPECT_ERR(-EEXIST, "template empty.cfg already exists (global)",
+               store_template_add(fx->st, "bob", "empty.cfg", NULL, "x", 1, 0, NULL, fx->err, 512));
+    EXPECT_ERR(-ENOENT, "unknown site 'rome'",
+               store_template_add(fx->st, "bob", "x.cfg", "rome", "x", 1, 0, NULL, fx->err, 512));
+    uint8_t *big = calloc(1, STORE_TEMPLATE_MAX + 1);
+    assert_non_null(big);
+    EXPECT_ERR(-EFBIG, "template body too large",
+               store_template_add(fx->st, "bob", "big", NULL, big, STORE_TEMPLATE_MAX + 1, 0, NULL,
+                                  fx->err, 512));
+    EXPECT_ERR(
+        -ENOENT, "unknown template 'empty.cfg' (at site berlin)",
+        store_template_remove(fx->st, "bob", "empty.cfg", "berlin", NULL, NULL, fx->err, 512));
+    char *after = s_snapshot(fx);
+    assert_string_equal(before, after);
+    free(after);
+
+    /* what one site gets stays under STORE_TEMPLATES_SITE_MAX */
+    assert_int_equal(store_template_add(fx->st, "bob", "big1", NULL, big, STORE_TEMPLATE_MAX, 0,
+                                        NULL, fx->err, 512),
+                     0);
+    size_t left = STORE_TEMPLATES_SITE_MAX - STORE_TEMPLATE_MAX - 4; /* berlin: "mine" */
+    assert_int_equal(
+        store_template_add(fx->st, "bob", "big2", "berlin", big, left, 0, NULL, fx->err, 512), 0);
+    free(before);
+    before = s_snapshot(fx);
+    EXPECT_ERR(-EFBIG, "the templates of site berlin would total 2097153 bytes",
+               store_template_add(fx->st, "bob", "one", NULL, "x", 1, 0, NULL, fx->err, 512));
+    EXPECT_ERR(-EFBIG, "the templates of site berlin",
+               store_template_add(fx->st, "bob", "SEP{mac}.cnf.xml", "berlin", "mine!", 5, 1, NULL,
+                                  fx->err, 512));
+    after = s_snapshot(fx);
+    assert_string_equal(before, after);
+    free(after);
+    free(before);
+    /* replace: same size is fine */
+    assert_int_equal(store_template_add(fx->st, "bob", "SEP{mac}.cnf.xml", "berlin", "MINE", 4, 1,
+                                        NULL, fx->err, 512),
+                     0);
+    assert_int_equal(store_template_show(fx->st, "SEP{mac}.cnf.xml", "berlin", &t, fx->err, 512),
+                     0);
+    assert_string_equal(json_string_value(json_object_get(t, "body_hex")), "4d494e45");
+    json_decref(t);
+    free(big);
+    json_t *old = NULL;
+    g = s_gen(fx, "berlin");
+    assert_int_equal(store_template_remove(fx->st, "bob", "big1", NULL, &old, &ids, fx->err, 512),
+                     0);
+    assert_int_equal(json_integer_value(json_object_get(old, "size")), STORE_TEMPLATE_MAX);
+    json_decref(old);
+    assert_string_equal(s_ids(ids, buf, sizeof buf), "1,2");
+    assert_int_equal(s_gen(fx, "berlin"), g + 1);
+}
+
+static void test_reservations(void **state)
+{
+    struct fx *fx = *state;
+    s_two_sites(fx);
+    assert_int_equal(
+        s_subnet(fx, "berlin", "198.18.0.0/24", "198.18.0.100-198.18.0.199", "198.18.0.1", NULL),
+        0);
+    assert_int_equal(s_class(fx, "cisco", NULL, NULL, "oui:00:04:f2", NULL, 0, NULL), 0);
+    assert_int_equal(s_class(fx, "local", "paris", NULL, "vendor:x", NULL, 0, NULL), 0);
+    struct store_device_in d = {
+        .mac = "00:04:f2:00:00:01", .site = "berlin", .ip = "198.18.0.50", .class_name = "cisco"};
+    assert_int_equal(store_device_add(fx->st, "bob", &d, NULL, fx->err, 512), 0);
+    json_t *dev = NULL;
+    assert_int_equal(store_device_show(fx->st, d.mac, &dev, fx->err, 512), 0);
+    assert_string_equal(json_string_value(json_object_get(dev, "ip")), "198.18.0.50");
+    assert_string_equal(json_string_value(json_object_get(dev, "class")), "cisco");
+    json_decref(dev);
+    /* in the pool is fine; paris has no subnets, so any address goes */
+    struct store_device_in in_pool = {
+        .mac = "00:04:f2:00:00:02", .site = "berlin", .ip = "198.18.0.150"};
+    assert_int_equal(store_device_add(fx->st, "bob", &in_pool, NULL, fx->err, 512), 0);
+    struct store_device_in p = {
+        .mac = "00:04:f2:00:00:03", .site = "paris", .ip = "203.0.113.9", .class_name = "local"};
+    assert_int_equal(store_device_add(fx->st, "bob", &p, NULL, fx->err, 512), 0);
+    /* the same address at another site is another reservation */
+    struct store_device_in p2 = {.mac = "00:04:f2:00:00:04", .site = "paris", .ip = "198.18.0.50"};
+    assert_int_equal(store_device_add(fx->st, "bob", &p2, NULL, fx->err, 512), 0);
+
+    char *before = s_snapshot(fx);
+    static const struct {
+        const char *ip, *cls, *site, *want;
+        int rc;
+    } bad[] = {
+        {"198.18.0.50", NULL, "berlin",
+         "ip 198.18.0.50 is already reserved for device "
+         "00:04:f2:00:00:01",
+         -EEXIST},
+        {"198.18.1.5", NULL, "berlin", "not inside any subnet of site berlin", -EINVAL},
+        {"198.18.0.0", NULL, "berlin", "network address of subnet 198.18.0.0/24", -EINVAL},
+        {"198.18.0.255", NULL, "berlin", "broadcast address", -EINVAL},
+        {"198.18.0.1", NULL, "berlin", "ip 198.18.0.1 is the router of subnet", -EINVAL},
+        {"198.18.0", NULL, "berlin", "invalid IP address '198.18.0'", -EINVAL},
+        {"198.18.0.050", NULL, "berlin", "invalid IP address", -EINVAL},
+        {NULL, "nope", "berlin", "unknown class 'nope'", -ENOENT},
+        {NULL, "local", "berlin", "unknown class 'local'", -ENOENT},
+        {NULL, "Bad", "berlin", "invalid class name", -EINVAL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct store_device_in b = {.mac = "00:04:f2:00:00:10",
+                                    .site = bad[i].site,
+                                    .ip = bad[i].ip,
+                                    .class_name = bad[i].cls};
+        EXPECT_ERR(bad[i].rc, bad[i].want, store_device_add(fx->st, "bob", &b, NULL, fx->err, 512));
+    }
+    /* an import reserving one address twice fails on the second row */
+    struct store_device_in rows[] = {
+        {.mac = "00:04:f2:00:00:20", .site = "berlin", .ip = "198.18.0.60", .line = 2},
+        {.mac = "00:04:f2:00:00:21", .site = "berlin", .ip = "198.18.0.60", .line = 3},
+    };
+    EXPECT_ERR(-EEXIST, "line 3: ip 198.18.0.60 is already reserved for device 00:04:f2:00:00:20",
+               store_device_import(fx->st, "bob", rows, 2, NULL, fx->err, 512));
+    rows[1].ip = NULL;
+    rows[1].class_name = "nope";
+    EXPECT_ERR(-ENOENT, "line 3: unknown class 'nope'",
+               store_device_import(fx->st, "bob", rows, 2, NULL, fx->err, 512));
+    char *after = s_snapshot(fx);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    rows[1].class_name = "cisco";
+    assert_int_equal(store_device_import(fx->st, "bob", rows, 2, NULL, fx->err, 512), 0);
+}
+
+/* The SiteConfig an agent gets: every part, in order, and the generation. */
+static void test_site_config(void **state)
+{
+    struct fx *fx = *state;
+    s_two_sites(fx);
+    struct store_subnet_in sn = {.site = "berlin",
+                                 .cidr = "198.18.0.0/24",
+                                 .pool = "198.18.0.100-198.18.0.199",
+                                 .router = "198.18.0.1",
+                                 .dns = "198.18.0.2,198.18.0.3",
+                                 .relays = "198.18.0.254",
+                                 .options = A("150=@server", "43=hex:0a0b"),
+                                 .n_options = 2};
+    assert_int_equal(store_subnet_add(fx->st, "bob", &sn, NULL, fx->err, 512), 0);
+    assert_int_equal(s_subnet(fx, "berlin", "10.0.0.0/8", "10.0.0.10-10.0.0.20", NULL, NULL), 0);
+    assert_int_equal(s_class(fx, "zeta", NULL, "1", "oui:00:04:f2", "66=@server", 0, NULL), 0);
+    assert_int_equal(s_class(fx, "alpha", NULL, "1", "enterprise:13885", NULL, 0, NULL), 0);
+    assert_int_equal(s_class(fx, "cisco", NULL, "50", "vendor:global", NULL, 0, NULL), 0);
+    assert_int_equal(
+        s_class(fx, "cisco", "berlin", "0", "vendor:CP-7940G\\0", "67=SEP.cnf", 0, NULL), 0);
+    assert_int_equal(s_class(fx, "other", "paris", "0", "vendor:x", NULL, 0, NULL), 0);
+    assert_int_equal(
+        store_template_add(fx->st, "bob", "b.cfg", NULL, "g", 1, 0, NULL, fx->err, 512), 0);
+    assert_int_equal(
+        store_template_add(fx->st, "bob", "b.cfg", "berlin", "s\0b", 3, 0, NULL, fx->err, 512), 0);
+    assert_int_equal(
+        store_template_add(fx->st, "bob", "a.cfg", NULL, "A", 1, 0, NULL, fx->err, 512), 0);
+    struct store_device_in d = {.mac = "00:04:f2:00:00:01",
+                                .site = "berlin",
+                                .model = "CP-7940G",
+                                .ip = "198.18.0.50",
+                                .class_name = "cisco"};
+    assert_int_equal(store_device_add(fx->st, "bob", &d, NULL, fx->err, 512), 0);
+    struct store_device_in d2 = {.mac = "00:04:f2:00:00:02", .site = "berlin"};
+    assert_int_equal(store_device_add(fx->st, "bob", &d2, NULL, fx->err, 512), 0);
+
+    int64_t berlin = 0;
+    assert_int_equal(store_site_id(fx->st, "berlin", &berlin, fx->err, 512), 0);
+    Firmfleet__SiteConfig *sc = NULL;
+    assert_int_equal(store_site_config(fx->st, berlin, &sc), 0);
+    assert_int_equal(sc->generation, (uint64_t)s_gen(fx, "berlin"));
+    assert_int_equal(sc->n_subnets, 2);
+    assert_string_equal(sc->subnets[0]->cidr, "10.0.0.0/8");
+    assert_int_equal(sc->subnets[0]->lease_seconds, 86400);
+    Firmfleet__DhcpSubnet *s1 = sc->subnets[1];
+    assert_string_equal(s1->pool_start, "198.18.0.100");
+    assert_string_equal(s1->router, "198.18.0.1");
+    assert_int_equal(s1->n_dns, 2);
+    assert_string_equal(s1->dns[1], "198.18.0.3");
+    assert_int_equal(s1->n_relays, 1);
+    assert_int_equal(s1->n_options, 2);
+    assert_int_equal(s1->options[0]->code, 150);
+    assert_int_equal(s1->options[0]->fill, FIRMFLEET__DHCP_OPTION__FILL__SERVER_IP);
+    assert_int_equal(s1->options[0]->value.len, 0);
+    assert_int_equal(s1->options[1]->value.len, 2);
+    assert_memory_equal(s1->options[1]->value.data, "\x0a\x0b", 2);
+    /* classes: berlin's cisco replaces the global one; by priority, then name */
+    assert_int_equal(sc->n_classes, 3);
+    assert_string_equal(sc->classes[0]->name, "cisco");
+    assert_int_equal(sc->classes[0]->priority, 0);
+    assert_int_equal(sc->classes[0]->rules[0]->kind, FIRMFLEET__MATCH_RULE__KIND__VENDOR_EXACT);
+    assert_int_equal(sc->classes[0]->rules[0]->value.len, 9);
+    assert_memory_equal(sc->classes[0]->rules[0]->value.data, "CP-7940G\0", 9);
+    assert_false(sc->classes[0]->rules[0]->ignore_trailing_nul);
+    assert_int_equal(sc->classes[0]->n_options, 1);
+    assert_string_equal(sc->classes[1]->name, "alpha");
+    assert_int_equal(sc->classes[1]->rules[0]->enterprise, 13885);
+    assert_string_equal(sc->classes[2]->name, "zeta");
+    assert_int_equal(sc->classes[2]->rules[0]->kind, FIRMFLEET__MATCH_RULE__KIND__MAC_OUI);
+    assert_memory_equal(sc->classes[2]->rules[0]->value.data, "\x00\x04\xf2", 3);
+    assert_int_equal(sc->classes[2]->options[0]->fill,
+                     FIRMFLEET__DHCP_OPTION__FILL__SERVER_IP_TEXT);
+    /* files: berlin's b.cfg replaces the global one */
+    assert_int_equal(sc->n_files, 2);
+    assert_string_equal(sc->files[0]->name, "a.cfg");
+    assert_string_equal(sc->files[1]->name, "b.cfg");
+    assert_int_equal(sc->files[1]->body.len, 3);
+    assert_memory_equal(sc->files[1]->body.data, "s\0b", 3);
+    /* devices */
+    assert_int_equal(sc->n_devices, 2);
+    assert_string_equal(sc->devices[0]->ip, "198.18.0.50");
+    assert_string_equal(sc->devices[0]->class_, "cisco");
+    assert_string_equal(sc->devices[1]->ip, "");
+    assert_string_equal(sc->devices[1]->class_, "");
+    /* it packs and unpacks whole */
+    size_t len = firmfleet__site_config__get_packed_size(sc);
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    firmfleet__site_config__pack(sc, buf);
+    Firmfleet__SiteConfig *back = firmfleet__site_config__unpack(NULL, len, buf);
+    assert_non_null(back);
+    assert_int_equal(back->n_classes, 3);
+    assert_int_equal(back->classes[0]->rules[0]->value.len, 9);
+    firmfleet__site_config__free_unpacked(back, NULL);
+    free(buf);
+    uint64_t gen = sc->generation;
+    store_site_config_free(sc);
+
+    /* paris: globals plus its own; the same content gives the same generation */
+    int64_t paris = 0;
+    assert_int_equal(store_site_id(fx->st, "paris", &paris, fx->err, 512), 0);
+    assert_int_equal(store_site_config(fx->st, paris, &sc), 0);
+    assert_int_equal(sc->n_classes, 4);
+    assert_string_equal(sc->classes[0]->name, "other");
+    assert_string_equal(sc->classes[3]->name, "cisco");
+    assert_int_equal(sc->classes[3]->priority, 50);
+    assert_int_equal(sc->n_subnets, 0);
+    assert_int_equal(sc->n_files, 2);
+    assert_int_equal(sc->files[1]->body.len, 1);
+    store_site_config_free(sc);
+    assert_int_equal(store_site_config(fx->st, berlin, &sc), 0);
+    assert_int_equal(sc->generation, gen);
+    store_site_config_free(sc);
+    assert_int_equal(store_site_config(fx->st, 999, &sc), -ENOENT);
+    assert_null(sc);
+    store_site_config_free(NULL);
+}
+
 /* ---- transactions ---- */
 
 static void test_inside_caller_transaction(void **state)
@@ -708,6 +1369,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agents, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_events, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_inside_caller_transaction, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_subnets, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_classes, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_templates, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_reservations, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_site_config, s_setup, s_teardown),
         cmocka_unit_test(test_validators),
     };
     log_set_level(LOG_LEVEL_ERROR);
