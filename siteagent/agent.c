@@ -153,8 +153,10 @@ journal_t *agent_tx(struct agent *a)
 static void s_on_turn(uv_prepare_t *h)
 {
     struct agent *a = h->data;
+    a->turn_commit_failed = 0;
     if (a->jr != NULL && journal_in_tx(a->jr)) {
         if (journal_commit(a->jr) < 0) {
+            a->turn_commit_failed = 1;
             a->commit_failures++;
             log_error("journal.commit_failed", "consecutive=%d", a->commit_failures);
             if (a->commit_failures >= COMMIT_FAILURES_FATAL) {
@@ -191,6 +193,8 @@ int agent_mac_for_ip(struct agent *a, uint32_t ip_be, uint8_t mac[6])
 }
 
 const Firmfleet__SiteConfig *agent_config(const struct agent *a) { return a->config; }
+
+int agent_commit_failed(const struct agent *a) { return a->turn_commit_failed; }
 
 /* Replaces the in-memory configuration with an unpacked copy of buf and tells
  * every service. Takes nothing from buf. */
@@ -446,11 +450,17 @@ int agent_apply_assignment(struct agent *a, const Firmfleet__Assignment *as)
     free(buf);
     if (rc < 0)
         return rc;
-    if (rc == 1)
+    if (rc == 1) {
         log_info("assignment.stored", "mac=%s firmware=%s rollout=%llu files=%zu", mac,
                  log_quote(as->firmware, q, sizeof q), (unsigned long long)as->rollout_id,
                  as->n_files);
-    else
+        /* in the same transaction as the assignment: reported once, never twice */
+        char detail[400];
+        snprintf(detail, sizeof detail, "firmware=%s rollout=%llu files=%zu", q,
+                 (unsigned long long)as->rollout_id, as->n_files);
+        if ((rc = agent_emit_event(a, "assignment.applied", mac, detail)) < 0)
+            return rc;
+    } else
         log_debug("assignment.same", "mac=%s rollout=%llu", mac,
                   (unsigned long long)as->rollout_id);
     return 0;

@@ -84,6 +84,7 @@ struct agent {
     int synth_active;
     int synth_done_logged;
     int commit_failures; /* consecutive; fatal after a few */
+    int turn_commit_failed; /* this turn's commit failed: what it held is not durable */
     int lock_fd;
     struct agent_service svc[AGENT_MAX_SERVICES];
     size_t n_svc;
@@ -112,6 +113,11 @@ void agent_stop(struct agent *a, int exit_code);
 /* The journal with this turn's transaction open, or NULL (logged) when a
  * transaction cannot be started; the caller then skips its write. */
 journal_t *agent_tx(struct agent *a);
+
+/* For after_commit callbacks: 0 when this turn's transaction committed (or
+ * there was none), 1 when the commit failed and was rolled back, so nothing
+ * written in this turn may be announced (a DHCP ACK must not leave). */
+int agent_commit_failed(const struct agent *a);
 
 /* Journals a DeviceEvent (time now) in this turn's transaction; it is sent
  * after the commit. kind: short name, mac: "" or aa:bb:.., detail: logfmt.
