@@ -4,6 +4,9 @@
  *   1: outbox(seq PK, payload, created_ms), meta(key PK, value),
  *      assignments(mac PK, rollout_id, payload, updated_ms)
  *   2: images(sha256 PK, size, name, state, verified_offset, bytes_received)
+ *   3: dhcp_lease(ip PK, mac, state, expires, granted, class, updated_ms, addr),
+ *      dhcp_seen(mac PK, first_ms): the DHCP server's leases and the MACs it
+ *      reported as discovered (queries in db/lease.c)
  * Sequence invariants (checked by the unit tests): acked <= last_seq; the
  * outbox holds exactly the rows acked < seq <= last_seq; seq values are never
  * reused because INSERT names the seq explicitly from meta.last_seq rather
@@ -37,6 +40,17 @@ static const char *const s_migrations[] = {
     "  state TEXT NOT NULL CHECK (state IN ('partial','cached','corrupt')),"
     "  verified_offset INTEGER NOT NULL DEFAULT 0,"
     "  bytes_received INTEGER NOT NULL DEFAULT 0);",
+    /* 3 */
+    "CREATE TABLE dhcp_lease (ip INTEGER PRIMARY KEY CHECK (ip BETWEEN 1 AND 4294967295),"
+    "  mac TEXT NOT NULL CHECK (length(mac) = 17),"
+    "  state TEXT NOT NULL CHECK (state IN ('bound','released','declined')),"
+    "  expires INTEGER NOT NULL, granted INTEGER NOT NULL,"
+    "  class TEXT NOT NULL DEFAULT '', updated_ms INTEGER NOT NULL,"
+    "  addr TEXT GENERATED ALWAYS AS ((ip >> 24) || '.' || ((ip >> 16) & 255) || '.' ||"
+    "    ((ip >> 8) & 255) || '.' || (ip & 255)) VIRTUAL);"
+    "CREATE INDEX dhcp_lease_mac ON dhcp_lease(mac);"
+    "CREATE TABLE dhcp_seen (mac TEXT PRIMARY KEY CHECK (length(mac) = 17),"
+    "  first_ms INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define N_MIGRATIONS ((int)(sizeof s_migrations / sizeof s_migrations[0]))
 
@@ -241,6 +255,11 @@ int journal_commit(journal_t *j)
 int journal_in_tx(const journal_t *j)
 {
     return j->in_tx;
+}
+
+sqlite3 *journal_db(journal_t *j)
+{
+    return j->db;
 }
 
 uint64_t journal_last_seq(const journal_t *j)

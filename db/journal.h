@@ -8,7 +8,9 @@
  *     last controller seq applied (contiguous);
  *   - counters (synthetic events), the latest SiteConfig and its generation;
  *   - assignments (mac -> packed Assignment, upsert is a no-op when equal);
- *   - the image cache index (state, verified prefix, bytes received).
+ *   - the image cache index (state, verified prefix, bytes received);
+ *   - the DHCP server's leases and discovered MACs (tables written by
+ *     db/lease.c through journal_db()).
  *
  * Group commit: the agent opens one transaction per loop turn with
  * journal_begin() (idempotent), writes through the calls below, and
@@ -53,6 +55,13 @@ int journal_begin(journal_t *j);
 int journal_commit(journal_t *j);
 void journal_rollback(journal_t *j);
 int journal_in_tx(const journal_t *j);
+
+/* The journal's SQLite handle, for the other db/ modules that keep their
+ * tables in the journal (db/lease.c) and write them inside its per-turn
+ * transaction. Borrowed: valid until journal_close(); statements prepared on
+ * it must be finalized before that. */
+struct sqlite3;
+struct sqlite3 *journal_db(journal_t *j);
 
 /* Outbox. Appends payload (copied) as seq = last_seq + 1, returned in *seq_out.
  * 0 or <0. */

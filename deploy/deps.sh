@@ -2,11 +2,66 @@
 # deps.sh: install every Debian package that building, running the demo and
 # testing firmfleet needs. Idempotent; called by `make deps`.
 set -eu
+
+# `deps.sh bench`: the base packages, then the peers `make bench` measures our
+# agent against (tests/bench/). tftpd-hpa conflicts with atftpd as a package,
+# so it is unpacked (not installed) under $FF_BENCH_DIR/tftpd-hpa. Package
+# scripts must not start system services: a policy-rc.d that answers 101 is in
+# place during the install (any existing one is put back afterwards), and any
+# peer daemon that started anyway is stopped by its PID.
+if [ "${1:-}" = bench ]; then
+  sh "$0"
+  BENCH_PKGS="kea-dhcp4-server kea-admin dnsmasq-base atftpd nginx wrk strace"
+  BENCH_DIR=${FF_BENCH_DIR:-/opt/firmfleet-bench}
+  HPA=$BENCH_DIR/tftpd-hpa/usr/sbin/in.tftpd
+  missing=""
+  for p in $BENCH_PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  done
+  [ -z "$missing" ] && [ -x "$HPA" ] && [ -s "$BENCH_DIR/tftpd-hpa/VERSION" ] && exit 0
+  echo "deps: bench peers:${missing:- (none)}${missing:+;} tftpd-hpa into $BENCH_DIR"
+  if [ "$(id -u)" != 0 ]; then echo "deps: need root to install the bench peers" >&2; exit 1; fi
+  DAEMONS="kea-dhcp4 dnsmasq nginx atftpd in.tftpd"
+  before=$(for d in $DAEMONS; do pgrep -x "$d" || true; done)
+  POLICY=/usr/sbin/policy-rc.d SAVED=/usr/sbin/policy-rc.d.ff-bench-saved
+  tmp=$(mktemp -d /tmp/bench-deps.XXXXXX)
+  chown _apt "$tmp" 2>/dev/null || true
+  restore_policy() {
+    rm -f "$POLICY"
+    [ -e "$SAVED" ] && mv -f "$SAVED" "$POLICY"
+    rm -rf "$tmp"
+  }
+  [ -e "$POLICY" ] && [ ! -e "$SAVED" ] && mv -f "$POLICY" "$SAVED"
+  printf '#!/bin/sh\n# firmfleet deps.sh bench: no service starts during this install\nexit 101\n' >"$POLICY"
+  chmod 0755 "$POLICY"
+  trap restore_policy EXIT
+  trap 'exit 1' INT TERM
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -n "$missing" ]; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $missing
+  fi
+  if [ ! -x "$HPA" ] || [ ! -s "$BENCH_DIR/tftpd-hpa/VERSION" ]; then
+    (cd "$tmp" && apt-get download -qq tftpd-hpa)
+    mkdir -p "$BENCH_DIR/tftpd-hpa"
+    dpkg -x "$tmp"/tftpd-hpa_*.deb "$BENCH_DIR/tftpd-hpa"
+    dpkg-deb -f "$tmp"/tftpd-hpa_*.deb Version >"$BENCH_DIR/tftpd-hpa/VERSION"
+  fi
+  for d in $DAEMONS; do
+    for pid in $(pgrep -x "$d" || true); do
+      case " $(echo $before) " in *" $pid "*) continue ;; esac
+      echo "deps: stopping $d (pid $pid) started by its package"
+      kill "$pid" 2>/dev/null || true
+    done
+  done
+  exit 0
+fi
 PKGS="build-essential pkg-config clang-format
 libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev sqlite3
 libuv1-dev libsodium-dev libjansson-dev libcsv-dev libcmocka-dev
 jq tzdata procps iproute2 psmisc util-linux
-busybox isc-dhcp-client tftp-hpa atftp curl libhttp-parser-dev"
+busybox isc-dhcp-client tftp-hpa atftp curl libhttp-parser-dev
+isc-dhcp-relay tcpdump"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
