@@ -69,6 +69,16 @@ done
 [ -z "$missing" ] && exit 0
 echo "deps: installing$missing"
 if [ "$(id -u)" != 0 ]; then echo "deps: need root to install:$missing" >&2; exit 1; fi
+# isc-dhcp-relay and tcpdump are tools for the tests: their packages must not
+# start a service on this machine (policy-rc.d answers 101 during the install).
+POLICY=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\n# firmfleet deps.sh: no service starts during this install\nexit 101\n' >"$POLICY"
+  chmod 0755 "$POLICY"
+  own_policy=1
+fi
+trap '[ "$own_policy" = 1 ] && rm -f "$POLICY"' EXIT
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing
