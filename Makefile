@@ -22,7 +22,7 @@ CFLAGS_ALL = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) -g $(WA
        -MMD -MP -Ilib -Iproto -Idb -Icontroller -Isiteagent -isystem $(B)/gen \
        $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
-LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv
+LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lhttp_parser
 
 GEN_C = $(B)/gen/firmfleet.pb-c.c
 GEN_H = $(B)/gen/firmfleet.pb-c.h
