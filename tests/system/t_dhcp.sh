@@ -247,7 +247,9 @@ TDPID=$!
 sleep 1
 ip netns exec "$RLY_NS" dhcrelay -d -4 -a --no-pid -iu "$RLY_UP" -id "$RLY_DN" 198.18.3.1 >>"$T/dhcrelay.log" 2>&1 &
 PIDS[dhcrelay]=$!
-sleep 1
+# dhcrelay prints "Sending on ..." once its sockets are up; on a loaded machine
+# that can take a while, so wait for it rather than a fixed time
+wait_until 20 grep -q '^Sending on' "$T/dhcrelay.log" || note "dhcrelay did not say it is ready"
 udhcp2() {
   local out=$1 mac=$2; shift 2
   ip -n "$CL2_NS" link set dev "$CL2_IF" address "$mac"
@@ -262,7 +264,7 @@ ip -n "$CL2_NS" link set dev "$CL2_IF" address 00:00:0c:00:02:01
 CONFIGURE=1 ip netns exec "$CL2_NS" busybox udhcpc -i "$CL2_IF" -f -V "" \
   -x "0x3c:$(hex "$C7940")" -s "$T/env.sh" -p "$T/x1.pid" >"$T/x1" 2>&1 &
 X1=$!
-check "relayed client bound" wait_until 10 grep -q '^event=bound' "$T/x1"
+check "relayed client bound" wait_until 40 grep -q '^event=bound' "$T/x1"
 check_eq "relayed: the relay's subnet (by --relay)" 198.18.2.50 "$(val "$T/x1" ip)"
 check_eq "relayed: router of that subnet" 198.18.2.1 "$(val "$T/x1" router)"
 check_eq "relayed: server id is the address the relay talks to" 198.18.3.1 "$(val "$T/x1" serverid)"

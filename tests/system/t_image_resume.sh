@@ -39,8 +39,11 @@ check "agent logged a resume from a non-zero offset" \
   grep -qE 'msg=image.pull .*offset=[1-9]' "$T/berlin.log"
 sent=$(ff agent show berlin --json | jq -r '.image_bytes_sent')
 note "controller served $((sent >> 20)) MiB for a $SIZE_MB MiB image"
-check "controller served < 1.3x the image (restart from zero needs > 1.8x)" \
-  test "$sent" -lt $(( (SIZE_MB << 20) * 13 / 10 ))
+# resumes lose at most the last 8 MiB checkpoint plus what was in flight per
+# kill; a restart from zero would need 200 + 50 + 120 MiB (> 1.8x). The bound
+# leaves room for re-requests on a loaded machine.
+check "controller served < 1.6x the image (restart from zero needs > 1.8x)" \
+  test "$sent" -lt $(( (SIZE_MB << 20) * 16 / 10 ))
 has_it() { ff agent show berlin --json | jq -e --arg s "$want" '.cached | index($s)' >/dev/null; }
 check "controller knows the agent holds the image" wait_until 30 has_it
 finish
