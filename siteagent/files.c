@@ -222,6 +222,15 @@ static int s_render(const ProtobufCBinaryData *body, const uint8_t mac[6],
         {"{{serial}}", dev && dev->serial ? dev->serial : ""},
         {"{{site}}", site ? site : ""},
     };
+    /* one allocation in the common case: the body plus room for the values */
+    size_t want = body->len + 256;
+    if (out->cap < want) {
+        uint8_t *np = realloc(out->p, want);
+        if (np == NULL)
+            return -ENOMEM;
+        out->p = np;
+        out->cap = want;
+    }
     const uint8_t *p = body->data, *end = body->data + body->len;
     while (p < end) {
         const uint8_t *brace = memchr(p, '{', (size_t)(end - p));
@@ -232,8 +241,10 @@ static int s_render(const ProtobufCBinaryData *body, const uint8_t mac[6],
         }
         if (s_put(out, p, (size_t)(brace - p)) < 0)
             return -ENOMEM;
-        size_t left = (size_t)(end - brace), i;
-        for (i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        size_t left = (size_t)(end - brace), i = 0;
+        if (left < 2 || brace[1] != '{')
+            i = sizeof vars / sizeof vars[0]; /* a lone brace: not a variable */
+        for (; i < sizeof vars / sizeof vars[0]; i++) {
             size_t kl = strlen(vars[i].key);
             if (left >= kl && memcmp(brace, vars[i].key, kl) == 0) {
                 if (s_put(out, vars[i].val, strlen(vars[i].val)) < 0)
