@@ -19,7 +19,7 @@ if [ "${1:-}" = bench ]; then
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
   done
   [ -z "$missing" ] && [ -x "$HPA" ] && [ -s "$BENCH_DIR/tftpd-hpa/VERSION" ] && exit 0
-  echo "deps: bench peers:${missing:- (none)}${missing:+;} tftpd-hpa into $BENCH_DIR"
+  echo "deps: bench peers:${missing:- all installed}; tftpd-hpa unpacked into $BENCH_DIR/tftpd-hpa"
   if [ "$(id -u)" != 0 ]; then echo "deps: need root to install the bench peers" >&2; exit 1; fi
   DAEMONS="kea-dhcp4 dnsmasq nginx atftpd in.tftpd"
   before=$(for d in $DAEMONS; do pgrep -x "$d" || true; done)
