@@ -24,6 +24,7 @@ struct zuv {
     int want_write;
     int closing;
     int in_dispatch;
+    int dirty;        /* the socket was used outside a dispatch since the last one */
     int open_handles; /* uv handles not yet through their close callback */
 };
 
@@ -34,6 +35,7 @@ static void s_dispatch(zuv_t *z)
     if (z->closing || z->in_dispatch)
         return; /* the outer dispatch loop re-reads ZMQ_EVENTS anyway */
     z->in_dispatch = 1;
+    z->dirty = 0;
     int budget = ZUV_BUDGET;
     int more = 0;
     while (!z->closing) {
@@ -70,9 +72,15 @@ static void s_on_poll(uv_poll_t *h, int status, int events)
     s_dispatch(h->data);
 }
 
+/* Before the loop blocks: only a socket used outside a dispatch (zuv_kick,
+ * zuv_want_write) can have lost its ZMQ_FD edge; re-reading ZMQ_EVENTS on
+ * every turn regardless cost a poll and a getpid per turn on the DHCP, TFTP
+ * and HTTP hot paths. */
 static void s_on_prepare(uv_prepare_t *h)
 {
-    s_dispatch(h->data);
+    zuv_t *z = h->data;
+    if (z->dirty)
+        s_dispatch(z);
 }
 
 static void s_on_idle(uv_idle_t *h)
@@ -138,14 +146,18 @@ void zuv_want_write(zuv_t *z, int on)
     if (z == NULL || z->closing)
         return;
     z->want_write = on != 0;
-    if (on)
+    if (on) {
+        z->dirty = 1;
         uv_idle_start(&z->idle, s_on_idle);
+    }
 }
 
 void zuv_kick(zuv_t *z)
 {
-    if (z != NULL && !z->closing)
+    if (z != NULL && !z->closing) {
+        z->dirty = 1;
         uv_idle_start(&z->idle, s_on_idle);
+    }
 }
 
 void *zuv_socket(const zuv_t *z)

@@ -7,8 +7,9 @@
  *   - on every wakeup of the uv_poll_t on ZMQ_FD,
  *   - after every callback it makes (until neither POLLIN is pending nor
  *     POLLOUT is both wanted and available),
- *   - in a uv_prepare_t just before the loop blocks, which catches events
- *     that arrived while timers or other handles sent on the socket,
+ *   - in a uv_prepare_t just before the loop blocks, when the socket was
+ *     used outside a dispatch since the last one (zuv_kick, zuv_want_write):
+ *     such a call may have consumed the edge,
  *   - in a uv_idle_t after zuv_kick() or when one dispatch ran out of budget
  *     (the idle handle makes the loop poll with timeout 0 rather than block).
  *
