@@ -5,6 +5,7 @@
  * argv[argc-1] and never writes to argv; every error is one line.
  */
 #include "cli_args.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -125,15 +126,6 @@ static const struct cli_cmd s_cmds[] = {
 
 #define N_CMDS (sizeof s_cmds / sizeof s_cmds[0])
 
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 const struct cli_cmd *cli_cmd_find(const char *noun, const char *verb)
 {
@@ -240,11 +232,11 @@ static int s_set_global(struct cli_args *a, int id, const char *value, const cha
         return -EINVAL;
     }
     if (*slot != NULL) {
-        s_err(err, errlen, "option %s given twice", spelled);
+        util_errf(err, errlen, "option %s given twice", spelled);
         return -EINVAL;
     }
     if (*value == '\0') {
-        s_err(err, errlen, "option %s needs a non-empty value", spelled);
+        util_errf(err, errlen, "option %s needs a non-empty value", spelled);
         return -EINVAL;
     }
     *slot = value;
@@ -264,7 +256,7 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
         err[0] = '\0';
     a->args = calloc((size_t)(argc > 0 ? argc : 1), sizeof *a->args);
     if (a->args == NULL) {
-        s_err(err, errlen, "out of memory");
+        util_errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     /* pending: command options seen (validated once the command is known) */
@@ -301,7 +293,7 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
             const char *eq = strchr(body, '=');
             size_t n = eq ? (size_t)(eq - body) : strlen(body);
             if (n >= sizeof name || n == 0) {
-                s_err(err, errlen, "unknown option %s", s_show(t, q));
+                util_errf(err, errlen, "unknown option %s", s_show(t, q));
                 return -EINVAL;
             }
             memcpy(name, body, n);
@@ -318,7 +310,7 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
             takes_value = s_takes_value(g);
         } else {
             if (is_short) {
-                s_err(err, errlen, "unknown option %s", s_show(spelled, q));
+                util_errf(err, errlen, "unknown option %s", s_show(spelled, q));
                 return -EINVAL;
             }
             const struct cli_cmd *cmd = cli_cmd_find(a->noun, a->verb);
@@ -327,12 +319,12 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
                     /* reported below as unknown command/verb, unless no
                      * command was given at all */
                     if (a->noun == NULL) {
-                        s_err(err, errlen, "unknown option %s", s_show(spelled, q));
+                        util_errf(err, errlen, "unknown option %s", s_show(spelled, q));
                         return -EINVAL;
                     }
                     continue;
                 }
-                s_err(err, errlen, "option %s must follow the command (%s VERB ... %s)",
+                util_errf(err, errlen, "option %s must follow the command (%s VERB ... %s)",
                       s_show(spelled, q), a->noun, spelled);
                 return -EINVAL;
             }
@@ -340,7 +332,7 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
                 if (strcmp(o->name, name) == 0)
                     co = o;
             if (co == NULL) {
-                s_err(err, errlen, "unknown option %s for '%s %s'", s_show(spelled, q), cmd->noun,
+                util_errf(err, errlen, "unknown option %s for '%s %s'", s_show(spelled, q), cmd->noun,
                       cmd->verb);
                 return -EINVAL;
             }
@@ -353,11 +345,11 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
             } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
                 value = argv[++i];
             } else {
-                s_err(err, errlen, "option %s needs a value", s_show(spelled, q));
+                util_errf(err, errlen, "option %s needs a value", s_show(spelled, q));
                 return -EINVAL;
             }
         } else if (inline_val != NULL) {
-            s_err(err, errlen, "option %s takes no value", s_show(spelled, q));
+            util_errf(err, errlen, "option %s takes no value", s_show(spelled, q));
             return -EINVAL;
         }
         if (g != G_NONE) {
@@ -367,11 +359,11 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
             continue;
         }
         if (co->takes_value != CLI_VALUES && cli_args_opt(a, co->name) != NULL) {
-            s_err(err, errlen, "option %s given twice", spelled);
+            util_errf(err, errlen, "option %s given twice", spelled);
             return -EINVAL;
         }
         if (a->nopts >= CLI_MAX_OPTS) {
-            s_err(err, errlen, "too many options");
+            util_errf(err, errlen, "too many options");
             return -EINVAL;
         }
         a->opts[a->nopts].name = co->name;
@@ -379,7 +371,7 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
         a->nopts++;
     }
     if (a->datadir && a->endpoint) {
-        s_err(err, errlen, "give either -d DIR or -A ENDPOINT, not both");
+        util_errf(err, errlen, "give either -d DIR or -A ENDPOINT, not both");
         return -EINVAL;
     }
     /* help forms: firmfleet help [NOUN], firmfleet [NOUN [VERB]] --help */
@@ -387,35 +379,35 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
         a->noun = a->verb;
         a->verb = NULL;
         if (a->noun && !cli_noun_known(a->noun)) {
-            s_err(err, errlen, "unknown command '%s' (try 'firmfleet help')", s_show(a->noun, q));
+            util_errf(err, errlen, "unknown command '%s' (try 'firmfleet help')", s_show(a->noun, q));
             return -EINVAL;
         }
         return CLI_HELP;
     }
     if (a->help) {
         if (a->noun && !cli_noun_known(a->noun)) {
-            s_err(err, errlen, "unknown command '%s' (try 'firmfleet help')", s_show(a->noun, q));
+            util_errf(err, errlen, "unknown command '%s' (try 'firmfleet help')", s_show(a->noun, q));
             return -EINVAL;
         }
         return CLI_HELP;
     }
     char verbs[128];
     if (a->noun == NULL) {
-        s_err(err, errlen, "missing command (try 'firmfleet help')");
+        util_errf(err, errlen, "missing command (try 'firmfleet help')");
         return -EINVAL;
     }
     if (!cli_noun_known(a->noun)) {
-        s_err(err, errlen, "unknown command '%s' (try 'firmfleet help')", s_show(a->noun, q));
+        util_errf(err, errlen, "unknown command '%s' (try 'firmfleet help')", s_show(a->noun, q));
         return -EINVAL;
     }
     s_verbs(a->noun, verbs, sizeof verbs);
     if (a->verb == NULL) {
-        s_err(err, errlen, "%s: missing verb (%s)", a->noun, verbs);
+        util_errf(err, errlen, "%s: missing verb (%s)", a->noun, verbs);
         return -EINVAL;
     }
     a->cmd = cli_cmd_find(a->noun, a->verb);
     if (a->cmd == NULL) {
-        s_err(err, errlen, "unknown verb '%s' for %s (%s)", s_show(a->verb, q), a->noun, verbs);
+        util_errf(err, errlen, "unknown verb '%s' for %s (%s)", s_show(a->verb, q), a->noun, verbs);
         return -EINVAL;
     }
     /* options given before the verb was known were skipped above: re-parse
@@ -424,18 +416,18 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
     const struct cli_cmd *c = a->cmd;
     if (a->nargs < c->min_args) {
         const char *what = c->args_usage;
-        s_err(err, errlen, "%s %s: missing argument (usage: firmfleet %s %s %s)", c->noun, c->verb,
+        util_errf(err, errlen, "%s %s: missing argument (usage: firmfleet %s %s %s)", c->noun, c->verb,
               c->noun, c->verb, what);
         return -EINVAL;
     }
     if (c->max_args >= 0 && a->nargs > c->max_args) {
-        s_err(err, errlen, "%s %s: unexpected argument '%s'", c->noun, c->verb,
+        util_errf(err, errlen, "%s %s: unexpected argument '%s'", c->noun, c->verb,
               s_show(a->args[c->max_args], q));
         return -EINVAL;
     }
     for (const struct cli_opt *o = c->opts; o->name; o++)
         if (o->required && cli_args_opt(a, o->name) == NULL) {
-            s_err(err, errlen, "%s %s: missing required option --%s %s", c->noun, c->verb, o->name,
+            util_errf(err, errlen, "%s %s: missing required option --%s %s", c->noun, c->verb, o->name,
                   o->metavar ? o->metavar : "");
             return -EINVAL;
         }

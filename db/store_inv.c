@@ -34,17 +34,6 @@
 
 /* ---- small helpers ---- */
 
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* A printable, bounded rendering of untrusted text for messages. */
 static const char *s_show(const char *s, char out[SHOW_MAX + 4])
@@ -67,7 +56,7 @@ static const char *s_show(const char *s, char out[SHOW_MAX + 4])
 static int s_dberr(store_t *st, char *err, size_t errlen)
 {
     char q[256];
-    s_err(err, errlen, "database error: %s", s_show(sqlite3_errmsg(st->db), q));
+    util_errf(err, errlen, "database error: %s", s_show(sqlite3_errmsg(st->db), q));
     return -EIO;
 }
 
@@ -214,7 +203,7 @@ static int s_step_done(store_t *st, sqlite3_stmt *q, char *err, size_t errlen)
         return 0;
     if (rc == SQLITE_CONSTRAINT) {
         char m[256];
-        s_err(err, errlen, "conflict: %s", s_show(sqlite3_errmsg(st->db), m));
+        util_errf(err, errlen, "conflict: %s", s_show(sqlite3_errmsg(st->db), m));
         return -EEXIST;
     }
     return s_dberr(st, err, errlen);
@@ -250,7 +239,7 @@ int store_check_name(const char *what, const char *s, char *err, size_t errlen)
         ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     }
     if (!ok) {
-        s_err(err, errlen,
+        util_errf(err, errlen,
               "invalid %s name '%s' (1-63 characters: a-z 0-9 . _ -, starting with a letter or "
               "digit)",
               what, s_show(s, q));
@@ -285,7 +274,7 @@ int store_check_tz(const char *tz, char *err, size_t errlen)
             close(fd);
     }
     if (!ok) {
-        s_err(err, errlen, "invalid time zone '%s' (an IANA zone such as Europe/Berlin)",
+        util_errf(err, errlen, "invalid time zone '%s' (an IANA zone such as Europe/Berlin)",
               s_show(tz, q));
         return -EINVAL;
     }
@@ -300,7 +289,7 @@ int store_check_model(const char *s, char *err, size_t errlen)
     for (size_t i = 0; ok && i < n; i++)
         ok = s[i] >= 0x20 && s[i] < 0x7f && s[i] != ',';
     if (!ok) {
-        s_err(err, errlen, "invalid model '%s' (1-64 printable characters, no comma)",
+        util_errf(err, errlen, "invalid model '%s' (1-64 printable characters, no comma)",
               s_show(s, q));
         return -EINVAL;
     }
@@ -315,7 +304,7 @@ int store_check_serial(const char *s, char *err, size_t errlen)
     for (size_t i = 0; ok && i < n; i++)
         ok = s[i] > 0x20 && s[i] < 0x7f && s[i] != ',';
     if (!ok) {
-        s_err(err, errlen, "invalid serial '%s' (up to 64 printable characters, no comma or space)",
+        util_errf(err, errlen, "invalid serial '%s' (up to 64 printable characters, no comma or space)",
               s_show(s, q));
         return -EINVAL;
     }
@@ -342,7 +331,7 @@ int store_check_tags(const char *s, char *out, size_t outlen, char *err, size_t 
                  c == '.' || c == '_' || c == '-';
         }
         if (!ok) {
-            s_err(err, errlen,
+            util_errf(err, errlen,
                   "invalid tags '%s' (comma list of 1-63 characters each: A-Z a-z 0-9 . _ -)",
                   s_show(s, q));
             return -EINVAL;
@@ -357,7 +346,7 @@ int store_check_tags(const char *s, char *out, size_t outlen, char *err, size_t 
         }
         if (!dup) {
             if (o + n + 2 > outlen) {
-                s_err(err, errlen, "too many tags");
+                util_errf(err, errlen, "too many tags");
                 return -EINVAL;
             }
             if (o > 0)
@@ -386,7 +375,7 @@ int store_check_fw_part(const char *what, const char *s, char *err, size_t errle
              c == '.' || c == '_' || c == '+' || c == '-';
     }
     if (!ok) {
-        s_err(err, errlen, "invalid %s '%s' (1-64 characters: A-Z a-z 0-9 . _ + -)", what,
+        util_errf(err, errlen, "invalid %s '%s' (1-64 characters: A-Z a-z 0-9 . _ + -)", what,
               s_show(s, q));
         return -EINVAL;
     }
@@ -404,7 +393,7 @@ int store_check_file_name(const char *s, char *err, size_t errlen)
              c == '.' || c == '_' || c == '+' || c == '-';
     }
     if (!ok) {
-        s_err(err, errlen,
+        util_errf(err, errlen,
               "invalid file name '%s' (1-128 characters: A-Z a-z 0-9 . _ + -, not starting "
               "with . + -)",
               s_show(s, q));
@@ -417,11 +406,11 @@ int store_check_text(const char *what, const char *s, size_t max, char *err, siz
 {
     size_t n = s ? strlen(s) : 0;
     if (n > max) {
-        s_err(err, errlen, "%s too long (at most %zu bytes)", what, max);
+        util_errf(err, errlen, "%s too long (at most %zu bytes)", what, max);
         return -EINVAL;
     }
     if (n > 0 && !s_utf8_clean(s, n)) {
-        s_err(err, errlen, "%s must be UTF-8 text without control characters", what);
+        util_errf(err, errlen, "%s must be UTF-8 text without control characters", what);
         return -EINVAL;
     }
     return 0;
@@ -434,7 +423,7 @@ int store_check_sha256(const char *s, char *err, size_t errlen)
     for (size_t i = 0; ok && i < 64; i++)
         ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
     if (!ok) {
-        s_err(err, errlen, "invalid sha256 '%s' (64 lowercase hex digits)", s_show(s, q));
+        util_errf(err, errlen, "invalid sha256 '%s' (64 lowercase hex digits)", s_show(s, q));
         return -EINVAL;
     }
     return 0;
@@ -486,7 +475,7 @@ int store_audit_list(store_t *st, int64_t limit, json_t **out, char *err, size_t
     sqlite3_finalize(q);
     if (rc < 0) {
         if (rc == -ENOMEM)
-            s_err(err, errlen, "out of memory");
+            util_errf(err, errlen, "out of memory");
         json_decref(arr);
         return rc;
     }
@@ -509,7 +498,7 @@ int store_site_id(store_t *st, const char *name, int64_t *id_out, char *err, siz
             *id_out = sqlite3_column_int64(q, 0);
         rc = 0;
     } else if (step == SQLITE_DONE) {
-        s_err(err, errlen, "unknown site '%s'", s_show(name, q1));
+        util_errf(err, errlen, "unknown site '%s'", s_show(name, q1));
         rc = -ENOENT;
     } else {
         rc = s_dberr(st, err, errlen);
@@ -531,7 +520,7 @@ int store_site_add(store_t *st, const char *user, const char *name, const char *
         return rc;
     rc = store_site_id(st, name, NULL, err, errlen);
     if (rc == 0) {
-        s_err(err, errlen, "site %s already exists", name);
+        util_errf(err, errlen, "site %s already exists", name);
         rc = -EEXIST;
     } else if (rc == -ENOENT) {
         rc = 0;
@@ -606,7 +595,7 @@ static int s_collect(store_t *st, sqlite3_stmt *q, json_t *(*fn)(sqlite3_stmt *)
     if (rc == 0 && step != SQLITE_DONE)
         rc = s_dberr(st, err, errlen);
     else if (rc == -ENOMEM)
-        s_err(err, errlen, "out of memory");
+        util_errf(err, errlen, "out of memory");
     sqlite3_finalize(q);
     if (rc < 0) {
         json_decref(arr);
@@ -651,7 +640,7 @@ int store_site_show(store_t *st, const char *name, json_t **out, char *err, size
         return rc;
     rc = s_one(arr, out);
     if (rc == -ENOENT)
-        s_err(err, errlen, "unknown site '%s'", s_show(name, qs));
+        util_errf(err, errlen, "unknown site '%s'", s_show(name, qs));
     return rc;
 }
 
@@ -699,7 +688,7 @@ int store_agent_enroll(store_t *st, const char *user, const char *name, const ch
         (rc = store_check_name("site", site, err, errlen)) < 0)
         return rc;
     if (zmqx_key_check(pubkey) < 0) {
-        s_err(err, errlen, "invalid public key");
+        util_errf(err, errlen, "invalid public key");
         return -EINVAL;
     }
     int sp;
@@ -716,7 +705,7 @@ int store_agent_enroll(store_t *st, const char *user, const char *name, const ch
             sqlite3_finalize(q);
         }
         if (step == SQLITE_ROW) {
-            s_err(err, errlen, "agent %s already exists", name);
+            util_errf(err, errlen, "agent %s already exists", name);
             rc = -EEXIST;
         } else if (step != SQLITE_DONE) {
             rc = s_dberr(st, err, errlen);
@@ -784,7 +773,7 @@ int store_agent_show(store_t *st, const char *name_or_id, json_t **out, char *er
         return rc;
     rc = s_one(arr, out);
     if (rc == -ENOENT)
-        s_err(err, errlen, "unknown agent '%s'", s_show(name_or_id, qs));
+        util_errf(err, errlen, "unknown agent '%s'", s_show(name_or_id, qs));
     return rc;
 }
 
@@ -802,7 +791,7 @@ int store_agent_lookup(store_t *st, const char *name_or_id, int64_t *id_out, cha
             *id_out = sqlite3_column_int64(q, 0);
         rc = 0;
     } else if (step == SQLITE_DONE) {
-        s_err(err, errlen, "unknown agent '%s'", s_show(name_or_id, qs));
+        util_errf(err, errlen, "unknown agent '%s'", s_show(name_or_id, qs));
         rc = -ENOENT;
     } else {
         rc = s_dberr(st, err, errlen);
@@ -823,7 +812,7 @@ int store_agent_revoke(store_t *st, const char *user, const char *name_or_id, in
     if (rc == 0) {
         id = json_integer_value(json_object_get(a, "id"));
         if (json_is_true(json_object_get(a, "revoked"))) {
-            s_err(err, errlen, "agent %s is already revoked",
+            util_errf(err, errlen, "agent %s is already revoked",
                   json_string_value(json_object_get(a, "name")));
             rc = -EALREADY;
         }
@@ -907,7 +896,7 @@ static int s_device_check(const struct store_device_in *d, struct dev_ok *ok, ch
         rc = -EINVAL;
     }
     if (rc < 0)
-        s_err(err, errlen, "%s%s", pre, msg);
+        util_errf(err, errlen, "%s%s", pre, msg);
     return rc;
 }
 
@@ -936,7 +925,7 @@ static int s_device_insert(store_t *st, const struct store_device_in *rows,
         s_bind_text(qsite, 1, d->site);
         int step = sqlite3_step(qsite);
         if (step == SQLITE_DONE) {
-            s_err(err, errlen, "%sunknown site '%s'", pre, s_show(d->site, qs));
+            util_errf(err, errlen, "%sunknown site '%s'", pre, s_show(d->site, qs));
             rc = -ENOENT;
             break;
         } else if (step != SQLITE_ROW) {
@@ -948,7 +937,7 @@ static int s_device_insert(store_t *st, const struct store_device_in *rows,
         s_bind_text(qdup, 1, oks[i].mac);
         step = sqlite3_step(qdup);
         if (step == SQLITE_ROW) {
-            s_err(err, errlen, "%sdevice %s already exists (site %s)", pre, oks[i].mac,
+            util_errf(err, errlen, "%sdevice %s already exists (site %s)", pre, oks[i].mac,
                   s_show((const char *)sqlite3_column_text(qdup, 0), qs));
             rc = -EEXIST;
             break;
@@ -960,7 +949,7 @@ static int s_device_insert(store_t *st, const struct store_device_in *rows,
             char msg[256];
             rc = s_class_known(st, site_id, d->class_name, msg, sizeof msg);
             if (rc < 0) {
-                s_err(err, errlen, "%s%s", pre, msg);
+                util_errf(err, errlen, "%s%s", pre, msg);
                 break;
             }
         }
@@ -986,7 +975,7 @@ static int s_device_insert(store_t *st, const struct store_device_in *rows,
                 break;
         if (k == ns) {
             if (json_array_append_new(site_ids, json_integer(site_id)) < 0) {
-                s_err(err, errlen, "out of memory");
+                util_errf(err, errlen, "out of memory");
                 rc = -ENOMEM;
                 break;
             }
@@ -1013,7 +1002,7 @@ int store_device_add(store_t *st, const char *user, const struct store_device_in
         return rc;
     json_t *ids = json_array();
     if (ids == NULL) {
-        s_err(err, errlen, "out of memory");
+        util_errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     int sp;
@@ -1053,11 +1042,11 @@ int store_device_import(store_t *st, const char *user, const struct store_device
     if (site_ids)
         *site_ids = NULL;
     if (n == 0) {
-        s_err(err, errlen, "no devices to import");
+        util_errf(err, errlen, "no devices to import");
         return -EINVAL;
     }
     if (n > STORE_IMPORT_MAX) {
-        s_err(err, errlen, "too many devices in one import (at most %d)", STORE_IMPORT_MAX);
+        util_errf(err, errlen, "too many devices in one import (at most %d)", STORE_IMPORT_MAX);
         return -EINVAL;
     }
     struct dev_ok *oks = calloc(n, sizeof *oks);
@@ -1065,7 +1054,7 @@ int store_device_import(store_t *st, const char *user, const struct store_device
     json_t *ids = json_array();
     int rc = 0;
     if (oks == NULL || sorted == NULL || ids == NULL) {
-        s_err(err, errlen, "out of memory");
+        util_errf(err, errlen, "out of memory");
         rc = -ENOMEM;
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -1091,7 +1080,7 @@ int store_device_import(store_t *st, const char *user, const struct store_device
         }
         if (second != NULL) {
             char pre[32];
-            s_err(err, errlen, "%sdevice %s appears twice (also line %d)",
+            util_errf(err, errlen, "%sdevice %s appears twice (also line %d)",
                   s_line_prefix(second->line, pre), second->mac, first->line);
             rc = -EEXIST;
         }
@@ -1151,7 +1140,7 @@ int store_device_list(store_t *st, const struct store_device_filter *f, json_t *
 {
     *out = NULL;
     if (f->limit < 0 || s_empty(f->after_site) != s_empty(f->after_mac)) {
-        s_err(err, errlen, "invalid paging arguments");
+        util_errf(err, errlen, "invalid paging arguments");
         return -EINVAL;
     }
     if (!s_empty(f->site)) {
@@ -1179,7 +1168,7 @@ int store_device_show(store_t *st, const char *mac, json_t **out, char *err, siz
     char canon[18], qs[SHOW_MAX + 4];
     *out = NULL;
     if (s_empty(mac) || util_mac_canon(mac, canon) < 0) {
-        s_err(err, errlen, "invalid MAC address '%s'", s_show(mac, qs));
+        util_errf(err, errlen, "invalid MAC address '%s'", s_show(mac, qs));
         return -EINVAL;
     }
     sqlite3_stmt *q = sql_prepare(st->db, DEVICE_SELECT "WHERE d.mac = ?1");
@@ -1192,7 +1181,7 @@ int store_device_show(store_t *st, const char *mac, json_t **out, char *err, siz
         return rc;
     rc = s_one(arr, out);
     if (rc == -ENOENT)
-        s_err(err, errlen, "unknown device %s", canon);
+        util_errf(err, errlen, "unknown device %s", canon);
     return rc;
 }
 
@@ -1210,7 +1199,7 @@ int store_blob_get(store_t *st, const char *sha256, uint64_t *size, char *err, s
             *size = (uint64_t)sqlite3_column_int64(q, 0);
         rc = 0;
     } else if (step == SQLITE_DONE) {
-        s_err(err, errlen, "blob %s is not in the image store", sha256);
+        util_errf(err, errlen, "blob %s is not in the image store", sha256);
         rc = -ENOENT;
     } else {
         rc = s_dberr(st, err, errlen);
@@ -1226,7 +1215,7 @@ static int s_blob_put(store_t *st, const char *sha256, uint64_t size, char *err,
     int rc = store_blob_get(st, sha256, &have, err, errlen);
     if (rc == 0) {
         if (have != size) {
-            s_err(err, errlen, "blob %s is recorded with size %llu, not %llu", sha256,
+            util_errf(err, errlen, "blob %s is recorded with size %llu, not %llu", sha256,
                   (unsigned long long)have, (unsigned long long)size);
             return -EEXIST;
         }
@@ -1235,7 +1224,7 @@ static int s_blob_put(store_t *st, const char *sha256, uint64_t size, char *err,
     if (rc != -ENOENT)
         return rc;
     if (size > INT64_MAX) {
-        s_err(err, errlen, "blob too large");
+        util_errf(err, errlen, "blob too large");
         return -EINVAL;
     }
     sqlite3_stmt *q =
@@ -1276,7 +1265,7 @@ int store_firmware_free(store_t *st, const char *vendor, const char *version, ch
     int step = sqlite3_step(q), rc;
     char q1[SHOW_MAX + 4], q2[SHOW_MAX + 4];
     if (step == SQLITE_ROW) {
-        s_err(err, errlen, "firmware %s/%s already exists", s_show(vendor, q1),
+        util_errf(err, errlen, "firmware %s/%s already exists", s_show(vendor, q1),
               s_show(version, q2));
         rc = -EEXIST;
     } else if (step == SQLITE_DONE) {
@@ -1296,11 +1285,11 @@ static int s_fw_validate(const struct store_fw_in *fw, char *err, size_t errlen)
         (rc = store_check_text("description", fw->description, 1024, err, errlen)) < 0)
         return rc;
     if (fw->n_models == 0 || fw->n_models > 256) {
-        s_err(err, errlen, "firmware needs 1-256 models");
+        util_errf(err, errlen, "firmware needs 1-256 models");
         return -EINVAL;
     }
     if (fw->n_files == 0 || fw->n_files > 256) {
-        s_err(err, errlen, "firmware needs 1-256 files");
+        util_errf(err, errlen, "firmware needs 1-256 files");
         return -EINVAL;
     }
     for (size_t i = 0; i < fw->n_models; i++) {
@@ -1308,7 +1297,7 @@ static int s_fw_validate(const struct store_fw_in *fw, char *err, size_t errlen)
             return rc;
         for (size_t j = 0; j < i; j++)
             if (strcmp(fw->models[i], fw->models[j]) == 0) {
-                s_err(err, errlen, "model %s given twice", fw->models[i]);
+                util_errf(err, errlen, "model %s given twice", fw->models[i]);
                 return -EINVAL;
             }
     }
@@ -1319,7 +1308,7 @@ static int s_fw_validate(const struct store_fw_in *fw, char *err, size_t errlen)
             return rc;
         for (size_t j = 0; j < i; j++)
             if (strcmp(f->name, fw->files[j].name) == 0) {
-                s_err(err, errlen, "file name %s given twice", f->name);
+                util_errf(err, errlen, "file name %s given twice", f->name);
                 return -EINVAL;
             }
     }
@@ -1336,7 +1325,7 @@ int store_firmware_add(store_t *st, const char *user, const struct store_fw_in *
         return rc;
     json_t *ids = json_array();
     if (ids == NULL) {
-        s_err(err, errlen, "out of memory");
+        util_errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     int sp;
@@ -1407,7 +1396,7 @@ int store_firmware_add(store_t *st, const char *user, const struct store_fw_in *
             sqlite3_bind_int64(q, 1, id);
             while ((step = sqlite3_step(q)) == SQLITE_ROW)
                 if (json_array_append_new(ids, json_integer(sqlite3_column_int64(q, 0))) < 0) {
-                    s_err(err, errlen, "out of memory");
+                    util_errf(err, errlen, "out of memory");
                     rc = -ENOMEM;
                     break;
                 }
@@ -1511,7 +1500,7 @@ static int s_fw_add_models(store_t *st, json_t *arr, char *err, size_t errlen)
         if (m == NULL)
             return s_dberr(st, err, errlen);
         if (s_set(o, "models", m) < 0) {
-            s_err(err, errlen, "out of memory");
+            util_errf(err, errlen, "out of memory");
             return -ENOMEM;
         }
     }
@@ -1568,7 +1557,7 @@ int store_firmware_show(store_t *st, const char *ref, json_t **out, char *err, s
             return s_dberr(st, err, errlen);
         sqlite3_bind_int64(q, 1, strtoll(ref, NULL, 10));
     } else {
-        s_err(err, errlen, "invalid firmware '%s' (VENDOR/VERSION or a numeric id)",
+        util_errf(err, errlen, "invalid firmware '%s' (VENDOR/VERSION or a numeric id)",
               s_show(ref, qs));
         return -EINVAL;
     }
@@ -1577,12 +1566,12 @@ int store_firmware_show(store_t *st, const char *ref, json_t **out, char *err, s
     if (rc < 0)
         return rc;
     if (s_one(arr, &fw) < 0) {
-        s_err(err, errlen, "unknown firmware '%s'", s_show(ref, qs));
+        util_errf(err, errlen, "unknown firmware '%s'", s_show(ref, qs));
         return -ENOENT;
     }
     arr = json_array();
     if (arr == NULL || json_array_append(arr, fw) < 0) {
-        s_err(err, errlen, "out of memory");
+        util_errf(err, errlen, "out of memory");
         rc = -ENOMEM;
     } else {
         rc = s_fw_add_models(st, arr, err, errlen);
@@ -1602,7 +1591,7 @@ int store_firmware_show(store_t *st, const char *ref, json_t **out, char *err, s
         if (rc == 0)
             rc = s_set(fw, "files", files);
         if (rc == -ENOMEM)
-            s_err(err, errlen, "out of memory");
+            util_errf(err, errlen, "out of memory");
     }
     if (rc < 0) {
         json_decref(fw);
@@ -1641,11 +1630,11 @@ int store_event_list(store_t *st, const struct store_event_filter *f, json_t **o
     int rc;
     *out = NULL;
     if (f->limit < 0 || (f->has_since && f->since < 0)) {
-        s_err(err, errlen, "limit and since must not be negative");
+        util_errf(err, errlen, "limit and since must not be negative");
         return -EINVAL;
     }
     if (!s_empty(f->mac) && util_mac_canon(f->mac, canon) < 0) {
-        s_err(err, errlen, "invalid MAC address '%s'", s_show(f->mac, qs));
+        util_errf(err, errlen, "invalid MAC address '%s'", s_show(f->mac, qs));
         return -EINVAL;
     }
     if (!s_empty(f->site) && (rc = store_site_id(st, f->site, NULL, err, errlen)) < 0)
@@ -1658,7 +1647,7 @@ int store_event_list(store_t *st, const struct store_event_filter *f, json_t **o
         int step = sqlite3_step(q);
         sqlite3_finalize(q);
         if (step == SQLITE_DONE) {
-            s_err(err, errlen, "unknown agent '%s'", s_show(f->agent, qs));
+            util_errf(err, errlen, "unknown agent '%s'", s_show(f->agent, qs));
             return -ENOENT;
         }
         if (step != SQLITE_ROW)
@@ -1697,7 +1686,7 @@ int store_event_list(store_t *st, const struct store_event_filter *f, json_t **o
             }
         json_decref(arr);
         if (rev == NULL) {
-            s_err(err, errlen, "out of memory");
+            util_errf(err, errlen, "out of memory");
             return -ENOMEM;
         }
         arr = rev;
@@ -1764,7 +1753,7 @@ static int s_bump(store_t *st, int64_t site_id, json_t *ids, char *err, size_t e
             if (json_integer_value(json_array_get(ids, k)) == id)
                 break;
         if (k == n && json_array_append_new(ids, json_integer(id)) < 0) {
-            s_err(err, errlen, "out of memory");
+            util_errf(err, errlen, "out of memory");
             rc = -ENOMEM;
         }
     }
@@ -1807,7 +1796,7 @@ static int s_packed_alloc(const char *const *specs, size_t n, struct packed *p, 
     p->len = 0;
     if (p->blob == NULL || p->specs == NULL) {
         s_packed_free(p);
-        s_err(err, errlen, "out of memory");
+        util_errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     p->specs[0] = '\0';
@@ -1828,7 +1817,7 @@ static int s_pack_options(const char *const *specs, size_t n, int subnet, struct
 {
     memset(p, 0, sizeof *p);
     if (n > STORE_LIST_MAX) {
-        s_err(err, errlen, "too many options (at most %d)", STORE_LIST_MAX);
+        util_errf(err, errlen, "too many options (at most %d)", STORE_LIST_MAX);
         return -EINVAL;
     }
     int rc = s_packed_alloc(specs, n, p, err, errlen);
@@ -1844,10 +1833,10 @@ static int s_pack_options(const char *const *specs, size_t n, int subnet, struct
                           : o.code == 51 ? "(lease time) is the subnet's lease (--lease)"
                                          : NULL;
         if (why != NULL) {
-            s_err(err, errlen, "option %u %s", o.code, why);
+            util_errf(err, errlen, "option %u %s", o.code, why);
             rc = -EINVAL;
         } else if (seen[o.code]++) {
-            s_err(err, errlen, "option %u given twice", o.code);
+            util_errf(err, errlen, "option %u given twice", o.code);
             rc = -EINVAL;
         } else {
             p->len += dhcpopt_pack(&o, p->blob + p->len);
@@ -1864,7 +1853,7 @@ static int s_pack_rules(const char *const *specs, size_t n, struct packed *p, ch
 {
     memset(p, 0, sizeof *p);
     if (n == 0 || n > STORE_LIST_MAX) {
-        s_err(err, errlen, "a class needs 1 to %d match rules", STORE_LIST_MAX);
+        util_errf(err, errlen, "a class needs 1 to %d match rules", STORE_LIST_MAX);
         return -EINVAL;
     }
     int rc = s_packed_alloc(specs, n, p, err, errlen);
@@ -1953,12 +1942,12 @@ static int s_check_ip_list(const char *what, const char *s, char *err, size_t er
         uint32_t ip;
         snprintf(one, sizeof one, "%.*s", (int)(n < sizeof one - 1 ? n : sizeof one - 1), p);
         if (n >= sizeof one || dhcpopt_ip_parse(one, &ip) < 0) {
-            s_err(err, errlen, "invalid %s '%s' (a comma list of IPv4 addresses)", what,
+            util_errf(err, errlen, "invalid %s '%s' (a comma list of IPv4 addresses)", what,
                   s_show(s, q));
             return -EINVAL;
         }
         if (++count > IP_LIST_MAX) {
-            s_err(err, errlen, "too many %s addresses (at most %d)", what, IP_LIST_MAX);
+            util_errf(err, errlen, "too many %s addresses (at most %d)", what, IP_LIST_MAX);
             return -EINVAL;
         }
         if (comma == NULL)
@@ -2010,7 +1999,7 @@ static int s_check_tftp_root(const char *s, char *err, size_t errlen)
         p = slash + 1;
     }
     if (!ok) {
-        s_err(err, errlen,
+        util_errf(err, errlen,
               "invalid TFTP root '%s' (a relative path of A-Z a-z 0-9 . _ + - components, no . "
               "or .., at most %d characters)",
               s_show(s, q), TFTP_ROOT_MAX);
@@ -2043,7 +2032,7 @@ int store_check_template_name(const char *s, char *err, size_t errlen)
         p = slash + 1;
     }
     if (!ok) {
-        s_err(err, errlen,
+        util_errf(err, errlen,
               "invalid template name '%s' (1-255 printable characters, no \\, no leading /, no "
               "empty, . or .. component; {mac} and {MAC} are the only placeholders)",
               s_show(s, q));
@@ -2089,12 +2078,12 @@ static int s_cidr(const char *s, uint32_t *net, int *prefix, char canon[24], cha
     int rc = dhcpopt_cidr_parse(s, 8, net, prefix);
     if (rc == -EDOM) {
         dhcpopt_ip_format(*net, ip);
-        s_err(err, errlen, "CIDR '%s' has host bits set (the network is %s/%d)", s_show(s, q), ip,
+        util_errf(err, errlen, "CIDR '%s' has host bits set (the network is %s/%d)", s_show(s, q), ip,
               *prefix);
         return -EINVAL;
     }
     if (rc < 0) {
-        s_err(err, errlen, "invalid CIDR '%s' (a.b.c.d/P with P from 8 to 30)", s_show(s, q));
+        util_errf(err, errlen, "invalid CIDR '%s' (a.b.c.d/P with P from 8 to 30)", s_show(s, q));
         return -EINVAL;
     }
     dhcpopt_ip_format(*net, ip);
@@ -2113,11 +2102,11 @@ static int s_host_in(const char *what, const char *s, uint32_t net, int prefix, 
 {
     char q[SHOW_MAX + 4];
     if (dhcpopt_ip_parse(s, out) < 0) {
-        s_err(err, errlen, "invalid %s '%s' (an IPv4 address)", what, s_show(s, q));
+        util_errf(err, errlen, "invalid %s '%s' (an IPv4 address)", what, s_show(s, q));
         return -EINVAL;
     }
     if (*out <= net || *out >= s_bcast(net, prefix)) {
-        s_err(err, errlen, "%s %s is not a host address of %s", what, s, cidr);
+        util_errf(err, errlen, "%s %s is not a host address of %s", what, s, cidr);
         return -EINVAL;
     }
     return 0;
@@ -2138,7 +2127,7 @@ int store_subnet_add(store_t *st, const char *user, const struct store_subnet_in
     const char *dash = s->pool ? strchr(s->pool, '-') : NULL;
     if (dash == NULL || (size_t)(dash - s->pool) >= sizeof first ||
         strlen(dash + 1) >= sizeof last) {
-        s_err(err, errlen, "invalid pool '%s' (START-END, two IPv4 addresses)", s_show(s->pool, q));
+        util_errf(err, errlen, "invalid pool '%s' (START-END, two IPv4 addresses)", s_show(s->pool, q));
         return -EINVAL;
     }
     snprintf(first, sizeof first, "%.*s", (int)(dash - s->pool), s->pool);
@@ -2147,14 +2136,14 @@ int store_subnet_add(store_t *st, const char *user, const struct store_subnet_in
         (rc = s_host_in("pool end", last, net, prefix, cidr, &end, err, errlen)) < 0)
         return rc;
     if (start > end) {
-        s_err(err, errlen, "pool start %s is after pool end %s", first, last);
+        util_errf(err, errlen, "pool start %s is after pool end %s", first, last);
         return -EINVAL;
     }
     if (!s_empty(s->router)) {
         if ((rc = s_host_in("router", s->router, net, prefix, cidr, &router, err, errlen)) < 0)
             return rc;
         if (router >= start && router <= end) {
-            s_err(err, errlen, "router %s is inside the pool %s", s->router, s->pool);
+            util_errf(err, errlen, "router %s is inside the pool %s", s->router, s->pool);
             return -EINVAL;
         }
     }
@@ -2162,7 +2151,7 @@ int store_subnet_add(store_t *st, const char *user, const struct store_subnet_in
         (rc = s_check_ip_list("relay", s->relays, err, errlen)) < 0)
         return rc;
     if (s->lease != NULL && util_parse_i64(s->lease, LEASE_MIN, 4294967295LL, &lease) < 0) {
-        s_err(err, errlen, "invalid lease '%s' (%d to 4294967295 seconds)", s_show(s->lease, q),
+        util_errf(err, errlen, "invalid lease '%s' (%d to 4294967295 seconds)", s_show(s->lease, q),
               LEASE_MIN);
         return -EINVAL;
     }
@@ -2173,7 +2162,7 @@ int store_subnet_add(store_t *st, const char *user, const struct store_subnet_in
     int sp;
     if (ids == NULL) {
         s_packed_free(&opts);
-        s_err(err, errlen, "out of memory");
+        util_errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
@@ -2198,19 +2187,19 @@ int store_subnet_add(store_t *st, const char *user, const struct store_subnet_in
             int oprefix = sqlite3_column_int(qx, 2);
             char common[32];
             if (++count >= SUBNETS_PER_SITE) {
-                s_err(err, errlen, "site %s has %d subnets already (the most there can be)",
+                util_errf(err, errlen, "site %s has %d subnets already (the most there can be)",
                       s->site, SUBNETS_PER_SITE);
                 rc = -EINVAL;
             } else if (strcmp(ocidr, cidr) == 0) {
-                s_err(err, errlen, "subnet %s already exists at site %s", cidr, s->site);
+                util_errf(err, errlen, "subnet %s already exists at site %s", cidr, s->site);
                 rc = -EEXIST;
             } else if (net <= s_bcast(onet, oprefix) && onet <= s_bcast(net, prefix)) {
-                s_err(err, errlen, "subnet %s overlaps subnet %s of site %s", cidr,
+                util_errf(err, errlen, "subnet %s overlaps subnet %s of site %s", cidr,
                       s_show(ocidr, q), s->site);
                 rc = -EEXIST;
             } else if (!s_empty(s->relays) &&
                        s_lists_meet(s->relays, (const char *)sqlite3_column_text(qx, 3), common)) {
-                s_err(err, errlen, "relay %s already selects subnet %s of site %s", common,
+                util_errf(err, errlen, "relay %s already selects subnet %s of site %s", common,
                       s_show(ocidr, q), s->site);
                 rc = -EEXIST;
             }
@@ -2301,7 +2290,7 @@ int store_subnet_show(store_t *st, const char *site, const char *cidr, json_t **
         return rc;
     rc = s_one(arr, out);
     if (rc == -ENOENT)
-        s_err(err, errlen, "unknown subnet %s at site %s", canon, site);
+        util_errf(err, errlen, "unknown subnet %s at site %s", canon, site);
     return rc;
 }
 
@@ -2320,7 +2309,7 @@ int store_subnet_remove(store_t *st, const char *user, const char *site, const c
         return rc;
     json_t *ids = json_array(), *old = NULL;
     if (ids == NULL) {
-        s_err(err, errlen, "out of memory");
+        util_errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
@@ -2345,7 +2334,7 @@ int store_subnet_remove(store_t *st, const char *user, const char *site, const c
                 uint32_t ip;
                 if (dhcpopt_ip_parse((const char *)sqlite3_column_text(q, 1), &ip) == 0 &&
                     ip >= net && ip <= s_bcast(net, prefix)) {
-                    s_err(err, errlen, "subnet %s holds the reservation %s of device %s", canon,
+                    util_errf(err, errlen, "subnet %s holds the reservation %s of device %s", canon,
                           s_show((const char *)sqlite3_column_text(q, 1), q1),
                           (const char *)sqlite3_column_text(q, 0));
                     rc = -EBUSY;
@@ -2403,7 +2392,7 @@ static int s_class_known(store_t *st, int64_t site_id, const char *name, char *e
     int step = sqlite3_step(q), rc = 0;
     sqlite3_finalize(q);
     if (step == SQLITE_DONE) {
-        s_err(err, errlen, "unknown class '%s' (neither global nor at the device's site)",
+        util_errf(err, errlen, "unknown class '%s' (neither global nor at the device's site)",
               s_show(name, q1));
         rc = -ENOENT;
     } else if (step != SQLITE_ROW) {
@@ -2432,11 +2421,11 @@ static int s_reservation_check(store_t *st, int64_t site_id, const char *site, c
             continue;
         inside = 1;
         if (ip == net || ip == s_bcast(net, prefix)) {
-            s_err(err, errlen, "%sip %s is the %s address of subnet %s", pre, ip_text,
+            util_errf(err, errlen, "%sip %s is the %s address of subnet %s", pre, ip_text,
                   ip == net ? "network" : "broadcast", s_show(cidr, q1));
             rc = -EINVAL;
         } else if (router != NULL && strcmp(router, ip_text) == 0) {
-            s_err(err, errlen, "%sip %s is the router of subnet %s", pre, ip_text,
+            util_errf(err, errlen, "%sip %s is the router of subnet %s", pre, ip_text,
                   s_show(cidr, q1));
             rc = -EINVAL;
         }
@@ -2445,7 +2434,7 @@ static int s_reservation_check(store_t *st, int64_t site_id, const char *site, c
         rc = s_dberr(st, err, errlen);
     sqlite3_finalize(q);
     if (rc == 0 && n > 0 && !inside) {
-        s_err(err, errlen, "%sip %s is not inside any subnet of site %s", pre, ip_text,
+        util_errf(err, errlen, "%sip %s is not inside any subnet of site %s", pre, ip_text,
               s_show(site, q1));
         rc = -EINVAL;
     }
@@ -2458,7 +2447,7 @@ static int s_reservation_check(store_t *st, int64_t site_id, const char *site, c
     s_bind_text(q, 2, ip_text);
     step = sqlite3_step(q);
     if (step == SQLITE_ROW) {
-        s_err(err, errlen, "%sip %s is already reserved for device %s", pre, ip_text,
+        util_errf(err, errlen, "%sip %s is already reserved for device %s", pre, ip_text,
               s_show((const char *)sqlite3_column_text(q, 0), q1));
         rc = -EEXIST;
     } else if (step != SQLITE_DONE) {
@@ -2504,7 +2493,7 @@ static int s_scope_room(store_t *st, const char *table, int64_t site_id, const c
     sqlite3_bind_int64(q, 1, site_id);
     int rc = sqlite3_step(q) == SQLITE_ROW ? 0 : s_dberr(st, err, errlen);
     if (rc == 0 && sqlite3_column_int64(q, 0) >= SCOPE_ITEMS_MAX) {
-        s_err(err, errlen, "too many %s in one scope (at most %d)", what, SCOPE_ITEMS_MAX);
+        util_errf(err, errlen, "too many %s in one scope (at most %d)", what, SCOPE_ITEMS_MAX);
         rc = -EINVAL;
     }
     sqlite3_finalize(q);
@@ -2535,7 +2524,7 @@ static int s_by_id(store_t *st, const char *select_sql, json_t *(*fn)(sqlite3_st
     json_t *arr = NULL;
     int rc = s_collect(st, q, fn, &arr, err, errlen);
     if (rc == 0 && s_one(arr, out) < 0) {
-        s_err(err, errlen, "vanished while reading");
+        util_errf(err, errlen, "vanished while reading");
         rc = -EIO;
     }
     return rc;
@@ -2582,7 +2571,7 @@ int store_class_add(store_t *st, const char *user, const struct store_class_in *
         (rc = s_check_tftp_root(c->tftp_root, err, errlen)) < 0)
         return rc;
     if (c->priority != NULL && util_parse_i64(c->priority, 0, PRIORITY_MAX, &priority) < 0) {
-        s_err(err, errlen, "invalid priority '%s' (0 to %d, lower is tried first)",
+        util_errf(err, errlen, "invalid priority '%s' (0 to %d, lower is tried first)",
               s_show(c->priority, q), PRIORITY_MAX);
         return -EINVAL;
     }
@@ -2596,7 +2585,7 @@ int store_class_add(store_t *st, const char *user, const struct store_class_in *
     json_t *ids = json_array();
     int sp = 0, in_tx = 0;
     if (ids == NULL) {
-        s_err(err, errlen, "out of memory");
+        util_errf(err, errlen, "out of memory");
         rc = -ENOMEM;
     }
     if (rc == 0 && (rc = s_tx_begin(st, &sp, err, errlen)) == 0)
@@ -2607,7 +2596,7 @@ int store_class_add(store_t *st, const char *user, const struct store_class_in *
     if (rc == 0) {
         rc = s_scoped_id(st, "device_class", c->name, site_id, &old, err, errlen);
         if (rc == 0 && !c->replace) {
-            s_err(err, errlen, "class %s already exists (%s)", c->name,
+            util_errf(err, errlen, "class %s already exists (%s)", c->name,
                   s_scope_text(c->site, scope));
             rc = -EEXIST;
         } else if (rc == 0) {
@@ -2704,7 +2693,7 @@ static int s_scoped_show(store_t *st, const char *select_sql, json_t *(*fn)(sqli
         return rc;
     rc = s_one(arr, out);
     if (rc == -ENOENT)
-        s_err(err, errlen, "unknown %s '%s' (%s)", what, s_show(name, q1),
+        util_errf(err, errlen, "unknown %s '%s' (%s)", what, s_show(name, q1),
               s_scope_text(site, scope));
     return rc;
 }
@@ -2728,7 +2717,7 @@ int store_class_remove(store_t *st, const char *user, const char *name, const ch
         return rc;
     json_t *ids = json_array(), *old = NULL;
     if (ids == NULL) {
-        s_err(err, errlen, "out of memory");
+        util_errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
@@ -2740,7 +2729,7 @@ int store_class_remove(store_t *st, const char *user, const char *name, const ch
     if (rc == 0) {
         rc = s_scoped_id(st, "device_class", name, site_id, &id, err, errlen);
         if (rc == -ENOENT)
-            s_err(err, errlen, "unknown class '%s' (%s)", s_show(name, q1),
+            util_errf(err, errlen, "unknown class '%s' (%s)", s_show(name, q1),
                   s_scope_text(site, scope));
     }
     if (rc == 0)
@@ -2761,7 +2750,7 @@ int store_class_remove(store_t *st, const char *user, const char *name, const ch
             sqlite3_bind_int64(q, 3, id);
             int step = sqlite3_step(q);
             if (step == SQLITE_ROW) {
-                s_err(err, errlen, "class %s is pinned by device %s (site %s)", name,
+                util_errf(err, errlen, "class %s is pinned by device %s (site %s)", name,
                       s_show((const char *)sqlite3_column_text(q, 0), q1),
                       s_show((const char *)sqlite3_column_text(q, 1), q2));
                 rc = -EBUSY;
@@ -2853,10 +2842,10 @@ static int s_template_totals(store_t *st, int64_t site_id, char *err, size_t err
     int step = sqlite3_step(q), rc = 0;
     if (step == SQLITE_ROW) {
         if (sqlite3_column_type(q, 0) == SQLITE_NULL)
-            s_err(err, errlen, "the global templates would total %lld bytes (at most %u)",
+            util_errf(err, errlen, "the global templates would total %lld bytes (at most %u)",
                   (long long)sqlite3_column_int64(q, 1), STORE_TEMPLATES_SITE_MAX);
         else
-            s_err(err, errlen, "the templates of site %s would total %lld bytes (at most %u)",
+            util_errf(err, errlen, "the templates of site %s would total %lld bytes (at most %u)",
                   s_show((const char *)sqlite3_column_text(q, 0), q1),
                   (long long)sqlite3_column_int64(q, 1), STORE_TEMPLATES_SITE_MAX);
         rc = -EFBIG;
@@ -2879,14 +2868,14 @@ int store_template_add(store_t *st, const char *user, const char *name, const ch
         (!s_empty(site) && (rc = store_check_name("site", site, err, errlen)) < 0))
         return rc;
     if (len > STORE_TEMPLATE_MAX) {
-        s_err(err, errlen, "template body too large (%zu bytes, at most %u)", len,
+        util_errf(err, errlen, "template body too large (%zu bytes, at most %u)", len,
               STORE_TEMPLATE_MAX);
         return -EFBIG;
     }
     json_t *ids = json_array();
     int sp;
     if (ids == NULL) {
-        s_err(err, errlen, "out of memory");
+        util_errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
@@ -2898,7 +2887,7 @@ int store_template_add(store_t *st, const char *user, const char *name, const ch
     if (rc == 0) {
         rc = s_scoped_id(st, "file_template", name, site_id, &old, err, errlen);
         if (rc == 0 && !replace) {
-            s_err(err, errlen, "template %s already exists (%s)", name, s_scope_text(site, scope));
+            util_errf(err, errlen, "template %s already exists (%s)", name, s_scope_text(site, scope));
             rc = -EEXIST;
         } else if (rc == 0) {
             rc = s_delete_id(st, "file_template", old, err, errlen);
@@ -2981,7 +2970,7 @@ int store_template_remove(store_t *st, const char *user, const char *name, const
         return rc;
     json_t *ids = json_array(), *old = NULL;
     if (ids == NULL) {
-        s_err(err, errlen, "out of memory");
+        util_errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
@@ -2993,7 +2982,7 @@ int store_template_remove(store_t *st, const char *user, const char *name, const
     if (rc == 0) {
         rc = s_scoped_id(st, "file_template", name, site_id, &id, err, errlen);
         if (rc == -ENOENT)
-            s_err(err, errlen, "unknown template '%s' (%s)", s_show(name, q1),
+            util_errf(err, errlen, "unknown template '%s' (%s)", s_show(name, q1),
                   s_scope_text(site, scope));
     }
     if (rc == 0)

@@ -8,6 +8,7 @@
  * length) slices of the spec instead of copies, so no scratch buffers.
  */
 #include "dhcpopt.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -78,17 +79,6 @@ static const char *s_reserved(unsigned code)
     }
 }
 
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* A printable, bounded rendering of n bytes of s for messages. */
 static const char *s_show(const char *s, size_t n, char out[SHOW_MAX + 4])
@@ -226,11 +216,11 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
     switch (t) {
     case T_TEXT:
         if (n == 0) {
-            s_err(err, errlen, "%s: empty text", what);
+            util_errf(err, errlen, "%s: empty text", what);
             return -EINVAL;
         }
         if (!s_printable(v, n)) {
-            s_err(err, errlen, "%s: text must be printable ASCII (use hex: for other bytes)", what);
+            util_errf(err, errlen, "%s: text must be printable ASCII (use hex: for other bytes)", what);
             return -EINVAL;
         }
         if (s_put(o, v, n) < 0)
@@ -239,7 +229,7 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
     case T_IP: {
         size_t i = 0;
         if (n == 0) {
-            s_err(err, errlen, "%s: empty address list", what);
+            util_errf(err, errlen, "%s: empty address list", what);
             return -EINVAL;
         }
         while (i <= n) {
@@ -247,7 +237,7 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
             size_t k = comma ? (size_t)(comma - (v + i)) : n - i;
             uint32_t ip;
             if (s_ip_n(v + i, k, &ip) < 0) {
-                s_err(err, errlen, "%s: '%s' is not an IPv4 address", what, s_show(v + i, k, q));
+                util_errf(err, errlen, "%s: '%s' is not an IPv4 address", what, s_show(v + i, k, q));
                 return -EINVAL;
             }
             uint8_t b[4] = {(uint8_t)(ip >> 24), (uint8_t)(ip >> 16), (uint8_t)(ip >> 8),
@@ -263,7 +253,7 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
         while (i < n) {
             int hi = s_hexval(v[i]), lo = i + 1 < n ? s_hexval(v[i + 1]) : -1;
             if (hi < 0 || lo < 0) {
-                s_err(err, errlen, "%s: '%s' is not hex byte pairs (like 0a0b or 0a:0b)", what,
+                util_errf(err, errlen, "%s: '%s' is not hex byte pairs (like 0a0b or 0a:0b)", what,
                       s_show(v, n, q));
                 return -EINVAL;
             }
@@ -273,7 +263,7 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
             if (i < n && v[i] == ':') {
                 i++;
                 if (i == n) {
-                    s_err(err, errlen, "%s: '%s' ends with ':'", what, s_show(v, n, q));
+                    util_errf(err, errlen, "%s: '%s' ends with ':'", what, s_show(v, n, q));
                     return -EINVAL;
                 }
             }
@@ -286,7 +276,7 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
         int bytes = t == T_U8 ? 1 : t == T_U16 ? 2 : 4;
         uint64_t max = t == T_U8 ? 0xff : t == T_U16 ? 0xffff : 0xffffffffu, x;
         if (s_decimal(v, n, max, &x) < 0) {
-            s_err(err, errlen, "%s: '%s' is not a decimal number from 0 to %llu", what,
+            util_errf(err, errlen, "%s: '%s' is not a decimal number from 0 to %llu", what,
                   s_show(v, n, q), (unsigned long long)max);
             return -EINVAL;
         }
@@ -307,7 +297,7 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
                 return 0;
             }
         }
-        s_err(err, errlen, "%s: '%s' is not a boolean (true/false, yes/no, on/off, 1/0)", what,
+        util_errf(err, errlen, "%s: '%s' is not a boolean (true/false, yes/no, on/off, 1/0)", what,
               s_show(v, n, q));
         return -EINVAL;
     }
@@ -315,10 +305,10 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
     case T_SUB:
         break;
     }
-    s_err(err, errlen, "%s: internal error (type)", what);
+    util_errf(err, errlen, "%s: internal error (type)", what);
     return -EINVAL;
 too_long:
-    s_err(err, errlen, "%s: value longer than %d bytes", what, DHCPOPT_VALUE_MAX);
+    util_errf(err, errlen, "%s: value longer than %d bytes", what, DHCPOPT_VALUE_MAX);
     return -EINVAL;
 }
 
@@ -348,7 +338,7 @@ static int s_sub(unsigned code, const char *v, size_t n, struct out *o, char *er
     int in_group = 0;
     uint8_t seen[256] = {0};
     if (n == 0) {
-        s_err(err, errlen, "option %u: empty sub-option list", code);
+        util_errf(err, errlen, "option %u: empty sub-option list", code);
         return -EINVAL;
     }
     while (i <= n) {
@@ -358,7 +348,7 @@ static int s_sub(unsigned code, const char *v, size_t n, struct out *o, char *er
         i += k + 1;
         const char *eq = memchr(item, '=', k);
         if (k == 0 || eq == NULL) {
-            s_err(err, errlen, "option %u: sub-option '%s' is not CODE=TYPE:VALUE", code,
+            util_errf(err, errlen, "option %u: sub-option '%s' is not CODE=TYPE:VALUE", code,
                   s_show(item, k, q));
             return -EINVAL;
         }
@@ -368,11 +358,11 @@ static int s_sub(unsigned code, const char *v, size_t n, struct out *o, char *er
         if (kn == 10 && memcmp(item, "enterprise", 10) == 0) {
             uint64_t ent;
             if (code != 125) {
-                s_err(err, errlen, "option %u: enterprise= is only for option 125", code);
+                util_errf(err, errlen, "option %u: enterprise= is only for option 125", code);
                 return -EINVAL;
             }
             if (s_decimal(val, vn, 0xffffffffu, &ent) < 0) {
-                s_err(err, errlen, "option 125: enterprise '%s' is not a number",
+                util_errf(err, errlen, "option 125: enterprise '%s' is not a number",
                       s_show(val, vn, q));
                 return -EINVAL;
             }
@@ -386,29 +376,29 @@ static int s_sub(unsigned code, const char *v, size_t n, struct out *o, char *er
             continue;
         }
         if (code == 125 && !in_group) {
-            s_err(err, errlen, "option 125: sub-options must follow enterprise=N;");
+            util_errf(err, errlen, "option 125: sub-options must follow enterprise=N;");
             return -EINVAL;
         }
         uint64_t sc;
         if (s_decimal(item, kn, 254, &sc) < 0 || sc == 0) {
-            s_err(err, errlen, "option %u: sub-option code '%s' is not a number from 1 to 254",
+            util_errf(err, errlen, "option %u: sub-option code '%s' is not a number from 1 to 254",
                   code, s_show(item, kn, q));
             return -EINVAL;
         }
         snprintf(what, sizeof what, "option %u sub-option %u", code, (unsigned)sc);
         if (seen[sc]++) {
-            s_err(err, errlen, "%s given twice", what);
+            util_errf(err, errlen, "%s given twice", what);
             return -EINVAL;
         }
         const char *sv;
         size_t svn;
         enum otype t = s_split_type(val, vn, &sv, &svn);
         if (t == T_NONE || t == T_SUB) {
-            s_err(err, errlen, "%s needs a TYPE (text, ip, hex, u8, u16, u32, bool)", what);
+            util_errf(err, errlen, "%s needs a TYPE (text, ip, hex, u8, u16, u32, bool)", what);
             return -EINVAL;
         }
         if (svn == 7 && memcmp(sv, "@server", 7) == 0) {
-            s_err(err, errlen, "%s: @server is only allowed as a whole ip or text option", what);
+            util_errf(err, errlen, "%s: @server is only allowed as a whole ip or text option", what);
             return -EINVAL;
         }
         size_t len_at = o->len;
@@ -430,7 +420,7 @@ static int s_sub(unsigned code, const char *v, size_t n, struct out *o, char *er
     }
     return 0;
 too_long:
-    s_err(err, errlen, "option %u: value longer than %d bytes", code, DHCPOPT_VALUE_MAX);
+    util_errf(err, errlen, "option %u: value longer than %d bytes", code, DHCPOPT_VALUE_MAX);
     return -EINVAL;
 }
 
@@ -441,19 +431,19 @@ int dhcpopt_parse(const char *spec, struct dhcpopt *out, char *err, size_t errle
     size_t n = spec ? strlen(spec) : 0;
     const char *eq = spec ? strchr(spec, '=') : NULL;
     if (n == 0 || n > DHCPOPT_SPEC_MAX || !s_printable(spec, n) || eq == NULL) {
-        s_err(err, errlen, "invalid option '%s' (CODE=VALUE or CODE=TYPE:VALUE, printable)",
+        util_errf(err, errlen, "invalid option '%s' (CODE=VALUE or CODE=TYPE:VALUE, printable)",
               s_show(spec ? spec : "", n, q));
         return -EINVAL;
     }
     uint64_t code;
     if (s_decimal(spec, (size_t)(eq - spec), 255, &code) < 0) {
-        s_err(err, errlen, "invalid option '%s': code '%s' is not a number from 1 to 254",
+        util_errf(err, errlen, "invalid option '%s': code '%s' is not a number from 1 to 254",
               s_show(spec, n, q), s_show(spec, (size_t)(eq - spec), q2));
         return -EINVAL;
     }
     const char *why = s_reserved((unsigned)code);
     if (why != NULL) {
-        s_err(err, errlen, "option %u %s", (unsigned)code, why);
+        util_errf(err, errlen, "option %u %s", (unsigned)code, why);
         return -EINVAL;
     }
     snprintf(what, sizeof what, "option %u", (unsigned)code);
@@ -464,7 +454,7 @@ int dhcpopt_parse(const char *spec, struct dhcpopt *out, char *err, size_t errle
     if (t == T_NONE)
         t = s_default_type((unsigned)code);
     if (t == T_NONE) {
-        s_err(err, errlen,
+        util_errf(err, errlen,
               "option %u needs a TYPE: %u=TYPE:VALUE (text, ip, hex, u8, u16, u32, bool)",
               (unsigned)code, (unsigned)code);
         return -EINVAL;
@@ -472,12 +462,12 @@ int dhcpopt_parse(const char *spec, struct dhcpopt *out, char *err, size_t errle
     out->code = (uint8_t)code;
     if (vn == 7 && memcmp(v, "@server", 7) == 0) {
         if (t != T_IP && t != T_TEXT) {
-            s_err(err, errlen, "%s: @server is only for ip and text values", what);
+            util_errf(err, errlen, "%s: @server is only for ip and text values", what);
             return -EINVAL;
         }
         out->fill = t == T_IP ? DHCPOPT_FILL_SERVER_IP : DHCPOPT_FILL_SERVER_IP_TEXT;
         if (code == 1 || code == 51 || code == 58 || code == 59) {
-            s_err(err, errlen, "%s: @server makes no sense here", what);
+            util_errf(err, errlen, "%s: @server makes no sense here", what);
             return -EINVAL;
         }
         return 0;
@@ -486,13 +476,13 @@ int dhcpopt_parse(const char *spec, struct dhcpopt *out, char *err, size_t errle
     int rc;
     if (t == T_SUB) {
         if (code != 43 && code != 125) {
-            s_err(err, errlen, "%s: sub: is for options 43 and 125 (use hex: for others)", what);
+            util_errf(err, errlen, "%s: sub: is for options 43 and 125 (use hex: for others)", what);
             return -EINVAL;
         }
         rc = s_sub((unsigned)code, v, vn, &o, err, errlen);
     } else {
         if (vn == 0 && !(explicit_type && t == T_HEX)) {
-            s_err(err, errlen, "%s: empty value (write hex: for an empty option)", what);
+            util_errf(err, errlen, "%s: empty value (write hex: for an empty option)", what);
             return -EINVAL;
         }
         rc = s_value(t, v, vn, &o, what, err, errlen);
@@ -500,11 +490,11 @@ int dhcpopt_parse(const char *spec, struct dhcpopt *out, char *err, size_t errle
     if (rc < 0)
         return rc;
     if ((code == 1 || code == 51 || code == 58 || code == 59) && o.len != 4) {
-        s_err(err, errlen, "%s: must be exactly 4 bytes (%zu given)", what, o.len);
+        util_errf(err, errlen, "%s: must be exactly 4 bytes (%zu given)", what, o.len);
         return -EINVAL;
     }
     if (code == 125 && o.len < 5) {
-        s_err(err, errlen, "option 125: needs enterprise=N and sub-options");
+        util_errf(err, errlen, "option 125: needs enterprise=N and sub-options");
         return -EINVAL;
     }
     out->len = (uint8_t)o.len;
@@ -567,13 +557,13 @@ static int s_unescape(const char *v, size_t n, struct dhcpopt_rule *out, char *e
                 c = (unsigned char)(s_hexval(v[i + 2]) << 4 | s_hexval(v[i + 3]));
                 i += 3;
             } else {
-                s_err(err, errlen, "match rule: bad escape in '%s' (use \\0, \\xNN or \\\\)",
+                util_errf(err, errlen, "match rule: bad escape in '%s' (use \\0, \\xNN or \\\\)",
                       s_show(v + i, n - i, q));
                 return -EINVAL;
             }
         }
         if (o == DHCPOPT_VALUE_MAX) {
-            s_err(err, errlen, "match rule: value longer than %d bytes", DHCPOPT_VALUE_MAX);
+            util_errf(err, errlen, "match rule: value longer than %d bytes", DHCPOPT_VALUE_MAX);
             return -EINVAL;
         }
         out->value[o++] = c;
@@ -594,7 +584,7 @@ int dhcpopt_rule_parse(const char *spec, struct dhcpopt_rule *out, char *err, si
             memcmp(s_kinds[i].name, spec, (size_t)(colon - spec)) == 0)
             kind = (int)s_kinds[i].kind;
     if (n == 0 || n > DHCPOPT_SPEC_MAX || kind < 0) {
-        s_err(err, errlen,
+        util_errf(err, errlen,
               "invalid match rule '%s' (KIND:VALUE, KIND one of vendor, vendor-prefix, "
               "vendor-substring, vendor-suffix, user-class, oui, enterprise)",
               s_show(spec ? spec : "", n, q));
@@ -603,7 +593,7 @@ int dhcpopt_rule_parse(const char *spec, struct dhcpopt_rule *out, char *err, si
     const char *v = colon + 1;
     size_t vn = n - (size_t)(v - spec);
     if (!s_printable(v, vn)) {
-        s_err(err, errlen, "match rule '%s': value must be printable ASCII (use \\xNN)",
+        util_errf(err, errlen, "match rule '%s': value must be printable ASCII (use \\xNN)",
               s_show(spec, n, q));
         return -EINVAL;
     }
@@ -624,7 +614,7 @@ int dhcpopt_rule_parse(const char *spec, struct dhcpopt_rule *out, char *err, si
             }
         }
         if (!ok || i != vn || (vn == 8 && v[2] != v[5])) {
-            s_err(err, errlen, "match rule '%s': not three hex bytes like 00:04:f2",
+            util_errf(err, errlen, "match rule '%s': not three hex bytes like 00:04:f2",
                   s_show(spec, n, q));
             return -EINVAL;
         }
@@ -634,7 +624,7 @@ int dhcpopt_rule_parse(const char *spec, struct dhcpopt_rule *out, char *err, si
     if (kind == DHCPOPT_RULE_ENTERPRISE) {
         uint64_t e;
         if (s_decimal(v, vn, 0xffffffffu, &e) < 0 || e == 0) {
-            s_err(err, errlen, "match rule '%s': not an enterprise number from 1 to 4294967295",
+            util_errf(err, errlen, "match rule '%s': not an enterprise number from 1 to 4294967295",
                   s_show(spec, n, q));
             return -EINVAL;
         }
@@ -642,7 +632,7 @@ int dhcpopt_rule_parse(const char *spec, struct dhcpopt_rule *out, char *err, si
         return 0;
     }
     if (vn == 0) {
-        s_err(err, errlen, "match rule '%s': empty value", s_show(spec, n, q));
+        util_errf(err, errlen, "match rule '%s': empty value", s_show(spec, n, q));
         return -EINVAL;
     }
     int rc = s_unescape(v, vn, out, err, errlen);

@@ -32,6 +32,10 @@ int util_read_file(const char *path, size_t max, char **out, size_t *len_out);
 /* fsync of the directory holding path (after a rename). 0 or -errno. */
 int util_fsync_dir_of(const char *path);
 
+/* printf into an error buffer (err may be NULL or errlen 0: nothing is
+ * written). For the one-line errors that reach operators. */
+void util_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Lowercase hex of n bytes into out (>= 2n+1). */
 void util_hex(const uint8_t *in, size_t n, char *out);
 /* Parses exactly 2n hex digits into n bytes. 0 or -EINVAL. */
