@@ -126,7 +126,6 @@ static const struct cli_cmd s_cmds[] = {
 
 #define N_CMDS (sizeof s_cmds / sizeof s_cmds[0])
 
-
 const struct cli_cmd *cli_cmd_find(const char *noun, const char *verb)
 {
     if (noun == NULL || verb == NULL)
@@ -325,15 +324,15 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
                     continue;
                 }
                 util_errf(err, errlen, "option %s must follow the command (%s VERB ... %s)",
-                      s_show(spelled, q), a->noun, spelled);
+                          s_show(spelled, q), a->noun, spelled);
                 return -EINVAL;
             }
             for (const struct cli_opt *o = cmd->opts; o->name; o++)
                 if (strcmp(o->name, name) == 0)
                     co = o;
             if (co == NULL) {
-                util_errf(err, errlen, "unknown option %s for '%s %s'", s_show(spelled, q), cmd->noun,
-                      cmd->verb);
+                util_errf(err, errlen, "unknown option %s for '%s %s'", s_show(spelled, q),
+                          cmd->noun, cmd->verb);
                 return -EINVAL;
             }
             takes_value = co->takes_value;
@@ -379,14 +378,16 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
         a->noun = a->verb;
         a->verb = NULL;
         if (a->noun && !cli_noun_known(a->noun)) {
-            util_errf(err, errlen, "unknown command '%s' (try 'firmfleet help')", s_show(a->noun, q));
+            util_errf(err, errlen, "unknown command '%s' (try 'firmfleet help')",
+                      s_show(a->noun, q));
             return -EINVAL;
         }
         return CLI_HELP;
     }
     if (a->help) {
         if (a->noun && !cli_noun_known(a->noun)) {
-            util_errf(err, errlen, "unknown command '%s' (try 'firmfleet help')", s_show(a->noun, q));
+            util_errf(err, errlen, "unknown command '%s' (try 'firmfleet help')",
+                      s_show(a->noun, q));
             return -EINVAL;
         }
         return CLI_HELP;
@@ -416,19 +417,19 @@ int cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, 
     const struct cli_cmd *c = a->cmd;
     if (a->nargs < c->min_args) {
         const char *what = c->args_usage;
-        util_errf(err, errlen, "%s %s: missing argument (usage: firmfleet %s %s %s)", c->noun, c->verb,
-              c->noun, c->verb, what);
+        util_errf(err, errlen, "%s %s: missing argument (usage: firmfleet %s %s %s)", c->noun,
+                  c->verb, c->noun, c->verb, what);
         return -EINVAL;
     }
     if (c->max_args >= 0 && a->nargs > c->max_args) {
         util_errf(err, errlen, "%s %s: unexpected argument '%s'", c->noun, c->verb,
-              s_show(a->args[c->max_args], q));
+                  s_show(a->args[c->max_args], q));
         return -EINVAL;
     }
     for (const struct cli_opt *o = c->opts; o->name; o++)
         if (o->required && cli_args_opt(a, o->name) == NULL) {
-            util_errf(err, errlen, "%s %s: missing required option --%s %s", c->noun, c->verb, o->name,
-                  o->metavar ? o->metavar : "");
+            util_errf(err, errlen, "%s %s: missing required option --%s %s", c->noun, c->verb,
+                      o->name, o->metavar ? o->metavar : "");
             return -EINVAL;
         }
     return CLI_RUN;

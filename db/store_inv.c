@@ -34,7 +34,6 @@
 
 /* ---- small helpers ---- */
 
-
 /* A printable, bounded rendering of untrusted text for messages. */
 static const char *s_show(const char *s, char out[SHOW_MAX + 4])
 {
@@ -240,9 +239,9 @@ int store_check_name(const char *what, const char *s, char *err, size_t errlen)
     }
     if (!ok) {
         util_errf(err, errlen,
-              "invalid %s name '%s' (1-63 characters: a-z 0-9 . _ -, starting with a letter or "
-              "digit)",
-              what, s_show(s, q));
+                  "invalid %s name '%s' (1-63 characters: a-z 0-9 . _ -, starting with a letter or "
+                  "digit)",
+                  what, s_show(s, q));
         return -EINVAL;
     }
     return 0;
@@ -275,7 +274,7 @@ int store_check_tz(const char *tz, char *err, size_t errlen)
     }
     if (!ok) {
         util_errf(err, errlen, "invalid time zone '%s' (an IANA zone such as Europe/Berlin)",
-              s_show(tz, q));
+                  s_show(tz, q));
         return -EINVAL;
     }
     return 0;
@@ -290,7 +289,7 @@ int store_check_model(const char *s, char *err, size_t errlen)
         ok = s[i] >= 0x20 && s[i] < 0x7f && s[i] != ',';
     if (!ok) {
         util_errf(err, errlen, "invalid model '%s' (1-64 printable characters, no comma)",
-              s_show(s, q));
+                  s_show(s, q));
         return -EINVAL;
     }
     return 0;
@@ -304,8 +303,9 @@ int store_check_serial(const char *s, char *err, size_t errlen)
     for (size_t i = 0; ok && i < n; i++)
         ok = s[i] > 0x20 && s[i] < 0x7f && s[i] != ',';
     if (!ok) {
-        util_errf(err, errlen, "invalid serial '%s' (up to 64 printable characters, no comma or space)",
-              s_show(s, q));
+        util_errf(err, errlen,
+                  "invalid serial '%s' (up to 64 printable characters, no comma or space)",
+                  s_show(s, q));
         return -EINVAL;
     }
     return 0;
@@ -332,8 +332,8 @@ int store_check_tags(const char *s, char *out, size_t outlen, char *err, size_t 
         }
         if (!ok) {
             util_errf(err, errlen,
-                  "invalid tags '%s' (comma list of 1-63 characters each: A-Z a-z 0-9 . _ -)",
-                  s_show(s, q));
+                      "invalid tags '%s' (comma list of 1-63 characters each: A-Z a-z 0-9 . _ -)",
+                      s_show(s, q));
             return -EINVAL;
         }
         /* drop duplicates: look for ",tag," in ",out," */
@@ -376,7 +376,7 @@ int store_check_fw_part(const char *what, const char *s, char *err, size_t errle
     }
     if (!ok) {
         util_errf(err, errlen, "invalid %s '%s' (1-64 characters: A-Z a-z 0-9 . _ + -)", what,
-              s_show(s, q));
+                  s_show(s, q));
         return -EINVAL;
     }
     return 0;
@@ -394,9 +394,9 @@ int store_check_file_name(const char *s, char *err, size_t errlen)
     }
     if (!ok) {
         util_errf(err, errlen,
-              "invalid file name '%s' (1-128 characters: A-Z a-z 0-9 . _ + -, not starting "
-              "with . + -)",
-              s_show(s, q));
+                  "invalid file name '%s' (1-128 characters: A-Z a-z 0-9 . _ + -, not starting "
+                  "with . + -)",
+                  s_show(s, q));
         return -EINVAL;
     }
     return 0;
@@ -813,7 +813,7 @@ int store_agent_revoke(store_t *st, const char *user, const char *name_or_id, in
         id = json_integer_value(json_object_get(a, "id"));
         if (json_is_true(json_object_get(a, "revoked"))) {
             util_errf(err, errlen, "agent %s is already revoked",
-                  json_string_value(json_object_get(a, "name")));
+                      json_string_value(json_object_get(a, "name")));
             rc = -EALREADY;
         }
     }
@@ -938,7 +938,7 @@ static int s_device_insert(store_t *st, const struct store_device_in *rows,
         step = sqlite3_step(qdup);
         if (step == SQLITE_ROW) {
             util_errf(err, errlen, "%sdevice %s already exists (site %s)", pre, oks[i].mac,
-                  s_show((const char *)sqlite3_column_text(qdup, 0), qs));
+                      s_show((const char *)sqlite3_column_text(qdup, 0), qs));
             rc = -EEXIST;
             break;
         } else if (step != SQLITE_DONE) {
@@ -1081,7 +1081,7 @@ int store_device_import(store_t *st, const char *user, const struct store_device
         if (second != NULL) {
             char pre[32];
             util_errf(err, errlen, "%sdevice %s appears twice (also line %d)",
-                  s_line_prefix(second->line, pre), second->mac, first->line);
+                      s_line_prefix(second->line, pre), second->mac, first->line);
             rc = -EEXIST;
         }
     }
@@ -1216,7 +1216,7 @@ static int s_blob_put(store_t *st, const char *sha256, uint64_t size, char *err,
     if (rc == 0) {
         if (have != size) {
             util_errf(err, errlen, "blob %s is recorded with size %llu, not %llu", sha256,
-                  (unsigned long long)have, (unsigned long long)size);
+                      (unsigned long long)have, (unsigned long long)size);
             return -EEXIST;
         }
         return 0;
@@ -1266,7 +1266,7 @@ int store_firmware_free(store_t *st, const char *vendor, const char *version, ch
     char q1[SHOW_MAX + 4], q2[SHOW_MAX + 4];
     if (step == SQLITE_ROW) {
         util_errf(err, errlen, "firmware %s/%s already exists", s_show(vendor, q1),
-              s_show(version, q2));
+                  s_show(version, q2));
         rc = -EEXIST;
     } else if (step == SQLITE_DONE) {
         rc = 0;
@@ -1558,7 +1558,7 @@ int store_firmware_show(store_t *st, const char *ref, json_t **out, char *err, s
         sqlite3_bind_int64(q, 1, strtoll(ref, NULL, 10));
     } else {
         util_errf(err, errlen, "invalid firmware '%s' (VENDOR/VERSION or a numeric id)",
-              s_show(ref, qs));
+                  s_show(ref, qs));
         return -EINVAL;
     }
     json_t *arr = NULL, *fw = NULL;
@@ -1943,7 +1943,7 @@ static int s_check_ip_list(const char *what, const char *s, char *err, size_t er
         snprintf(one, sizeof one, "%.*s", (int)(n < sizeof one - 1 ? n : sizeof one - 1), p);
         if (n >= sizeof one || dhcpopt_ip_parse(one, &ip) < 0) {
             util_errf(err, errlen, "invalid %s '%s' (a comma list of IPv4 addresses)", what,
-                  s_show(s, q));
+                      s_show(s, q));
             return -EINVAL;
         }
         if (++count > IP_LIST_MAX) {
@@ -2000,9 +2000,9 @@ static int s_check_tftp_root(const char *s, char *err, size_t errlen)
     }
     if (!ok) {
         util_errf(err, errlen,
-              "invalid TFTP root '%s' (a relative path of A-Z a-z 0-9 . _ + - components, no . "
-              "or .., at most %d characters)",
-              s_show(s, q), TFTP_ROOT_MAX);
+                  "invalid TFTP root '%s' (a relative path of A-Z a-z 0-9 . _ + - components, no . "
+                  "or .., at most %d characters)",
+                  s_show(s, q), TFTP_ROOT_MAX);
         return -EINVAL;
     }
     return 0;
@@ -2033,9 +2033,9 @@ int store_check_template_name(const char *s, char *err, size_t errlen)
     }
     if (!ok) {
         util_errf(err, errlen,
-              "invalid template name '%s' (1-255 printable characters, no \\, no leading /, no "
-              "empty, . or .. component; {mac} and {MAC} are the only placeholders)",
-              s_show(s, q));
+                  "invalid template name '%s' (1-255 printable characters, no \\, no leading /, no "
+                  "empty, . or .. component; {mac} and {MAC} are the only placeholders)",
+                  s_show(s, q));
         return -EINVAL;
     }
     return 0;
@@ -2078,8 +2078,8 @@ static int s_cidr(const char *s, uint32_t *net, int *prefix, char canon[24], cha
     int rc = dhcpopt_cidr_parse(s, 8, net, prefix);
     if (rc == -EDOM) {
         dhcpopt_ip_format(*net, ip);
-        util_errf(err, errlen, "CIDR '%s' has host bits set (the network is %s/%d)", s_show(s, q), ip,
-              *prefix);
+        util_errf(err, errlen, "CIDR '%s' has host bits set (the network is %s/%d)", s_show(s, q),
+                  ip, *prefix);
         return -EINVAL;
     }
     if (rc < 0) {
@@ -2127,7 +2127,8 @@ int store_subnet_add(store_t *st, const char *user, const struct store_subnet_in
     const char *dash = s->pool ? strchr(s->pool, '-') : NULL;
     if (dash == NULL || (size_t)(dash - s->pool) >= sizeof first ||
         strlen(dash + 1) >= sizeof last) {
-        util_errf(err, errlen, "invalid pool '%s' (START-END, two IPv4 addresses)", s_show(s->pool, q));
+        util_errf(err, errlen, "invalid pool '%s' (START-END, two IPv4 addresses)",
+                  s_show(s->pool, q));
         return -EINVAL;
     }
     snprintf(first, sizeof first, "%.*s", (int)(dash - s->pool), s->pool);
@@ -2152,7 +2153,7 @@ int store_subnet_add(store_t *st, const char *user, const struct store_subnet_in
         return rc;
     if (s->lease != NULL && util_parse_i64(s->lease, LEASE_MIN, 4294967295LL, &lease) < 0) {
         util_errf(err, errlen, "invalid lease '%s' (%d to 4294967295 seconds)", s_show(s->lease, q),
-              LEASE_MIN);
+                  LEASE_MIN);
         return -EINVAL;
     }
     struct packed opts;
@@ -2188,19 +2189,19 @@ int store_subnet_add(store_t *st, const char *user, const struct store_subnet_in
             char common[32];
             if (++count >= SUBNETS_PER_SITE) {
                 util_errf(err, errlen, "site %s has %d subnets already (the most there can be)",
-                      s->site, SUBNETS_PER_SITE);
+                          s->site, SUBNETS_PER_SITE);
                 rc = -EINVAL;
             } else if (strcmp(ocidr, cidr) == 0) {
                 util_errf(err, errlen, "subnet %s already exists at site %s", cidr, s->site);
                 rc = -EEXIST;
             } else if (net <= s_bcast(onet, oprefix) && onet <= s_bcast(net, prefix)) {
                 util_errf(err, errlen, "subnet %s overlaps subnet %s of site %s", cidr,
-                      s_show(ocidr, q), s->site);
+                          s_show(ocidr, q), s->site);
                 rc = -EEXIST;
             } else if (!s_empty(s->relays) &&
                        s_lists_meet(s->relays, (const char *)sqlite3_column_text(qx, 3), common)) {
                 util_errf(err, errlen, "relay %s already selects subnet %s of site %s", common,
-                      s_show(ocidr, q), s->site);
+                          s_show(ocidr, q), s->site);
                 rc = -EEXIST;
             }
         }
@@ -2335,8 +2336,8 @@ int store_subnet_remove(store_t *st, const char *user, const char *site, const c
                 if (dhcpopt_ip_parse((const char *)sqlite3_column_text(q, 1), &ip) == 0 &&
                     ip >= net && ip <= s_bcast(net, prefix)) {
                     util_errf(err, errlen, "subnet %s holds the reservation %s of device %s", canon,
-                          s_show((const char *)sqlite3_column_text(q, 1), q1),
-                          (const char *)sqlite3_column_text(q, 0));
+                              s_show((const char *)sqlite3_column_text(q, 1), q1),
+                              (const char *)sqlite3_column_text(q, 0));
                     rc = -EBUSY;
                     break;
                 }
@@ -2393,7 +2394,7 @@ static int s_class_known(store_t *st, int64_t site_id, const char *name, char *e
     sqlite3_finalize(q);
     if (step == SQLITE_DONE) {
         util_errf(err, errlen, "unknown class '%s' (neither global nor at the device's site)",
-              s_show(name, q1));
+                  s_show(name, q1));
         rc = -ENOENT;
     } else if (step != SQLITE_ROW) {
         rc = s_dberr(st, err, errlen);
@@ -2422,11 +2423,11 @@ static int s_reservation_check(store_t *st, int64_t site_id, const char *site, c
         inside = 1;
         if (ip == net || ip == s_bcast(net, prefix)) {
             util_errf(err, errlen, "%sip %s is the %s address of subnet %s", pre, ip_text,
-                  ip == net ? "network" : "broadcast", s_show(cidr, q1));
+                      ip == net ? "network" : "broadcast", s_show(cidr, q1));
             rc = -EINVAL;
         } else if (router != NULL && strcmp(router, ip_text) == 0) {
             util_errf(err, errlen, "%sip %s is the router of subnet %s", pre, ip_text,
-                  s_show(cidr, q1));
+                      s_show(cidr, q1));
             rc = -EINVAL;
         }
     }
@@ -2435,7 +2436,7 @@ static int s_reservation_check(store_t *st, int64_t site_id, const char *site, c
     sqlite3_finalize(q);
     if (rc == 0 && n > 0 && !inside) {
         util_errf(err, errlen, "%sip %s is not inside any subnet of site %s", pre, ip_text,
-              s_show(site, q1));
+                  s_show(site, q1));
         rc = -EINVAL;
     }
     if (rc < 0)
@@ -2448,7 +2449,7 @@ static int s_reservation_check(store_t *st, int64_t site_id, const char *site, c
     step = sqlite3_step(q);
     if (step == SQLITE_ROW) {
         util_errf(err, errlen, "%sip %s is already reserved for device %s", pre, ip_text,
-              s_show((const char *)sqlite3_column_text(q, 0), q1));
+                  s_show((const char *)sqlite3_column_text(q, 0), q1));
         rc = -EEXIST;
     } else if (step != SQLITE_DONE) {
         rc = s_dberr(st, err, errlen);
@@ -2572,7 +2573,7 @@ int store_class_add(store_t *st, const char *user, const struct store_class_in *
         return rc;
     if (c->priority != NULL && util_parse_i64(c->priority, 0, PRIORITY_MAX, &priority) < 0) {
         util_errf(err, errlen, "invalid priority '%s' (0 to %d, lower is tried first)",
-              s_show(c->priority, q), PRIORITY_MAX);
+                  s_show(c->priority, q), PRIORITY_MAX);
         return -EINVAL;
     }
     struct packed rules, opts;
@@ -2597,7 +2598,7 @@ int store_class_add(store_t *st, const char *user, const struct store_class_in *
         rc = s_scoped_id(st, "device_class", c->name, site_id, &old, err, errlen);
         if (rc == 0 && !c->replace) {
             util_errf(err, errlen, "class %s already exists (%s)", c->name,
-                  s_scope_text(c->site, scope));
+                      s_scope_text(c->site, scope));
             rc = -EEXIST;
         } else if (rc == 0) {
             rc = s_delete_id(st, "device_class", old, err, errlen);
@@ -2694,7 +2695,7 @@ static int s_scoped_show(store_t *st, const char *select_sql, json_t *(*fn)(sqli
     rc = s_one(arr, out);
     if (rc == -ENOENT)
         util_errf(err, errlen, "unknown %s '%s' (%s)", what, s_show(name, q1),
-              s_scope_text(site, scope));
+                  s_scope_text(site, scope));
     return rc;
 }
 
@@ -2704,16 +2705,32 @@ int store_class_show(store_t *st, const char *name, const char *site, json_t **o
     return s_scoped_show(st, CLASS_SELECT, s_class_row, "class", name, site, out, err, errlen);
 }
 
-int store_class_remove(store_t *st, const char *user, const char *name, const char *site,
-                       json_t **out, json_t **site_ids, char *err, size_t errlen)
+/* What differs between removing a class and removing a template. */
+struct scoped_kind {
+    const char *noun;      /* "class", "template": errors and the audit action */
+    const char *table;     /* its table */
+    const char *select_id; /* SELECT ... WHERE <alias>.id = ?1 */
+    json_t *(*row)(sqlite3_stmt *);
+    int (*check_name)(const char *name, char *err, size_t errlen);
+    /* refuses the removal (err set, <0) when something still needs the row */
+    int (*guard)(store_t *st, const char *name, int64_t site_id, int64_t id, char *err,
+                 size_t errlen);
+};
+
+/* Removes the row `name` in scope `site` (NULL/empty: global) in one
+ * transaction with the generation bumps and the audit row; returns the
+ * removed row in *out and the affected site ids in *site_ids. */
+static int s_scoped_remove(store_t *st, const struct scoped_kind *k, const char *user,
+                           const char *name, const char *site, json_t **out, json_t **site_ids,
+                           char *err, size_t errlen)
 {
-    char q1[SHOW_MAX + 4], q2[SHOW_MAX + 4], scope[96];
+    char q1[SHOW_MAX + 4], scope[96];
     int sp, rc;
     if (out)
         *out = NULL;
     if (site_ids)
         *site_ids = NULL;
-    if ((rc = store_check_name("class", name, err, errlen)) < 0)
+    if ((rc = k->check_name(name, err, errlen)) < 0)
         return rc;
     json_t *ids = json_array(), *old = NULL;
     if (ids == NULL) {
@@ -2727,47 +2744,25 @@ int store_class_remove(store_t *st, const char *user, const char *name, const ch
     int64_t site_id = 0, id = 0;
     rc = s_scope(st, site, &site_id, err, errlen);
     if (rc == 0) {
-        rc = s_scoped_id(st, "device_class", name, site_id, &id, err, errlen);
+        rc = s_scoped_id(st, k->table, name, site_id, &id, err, errlen);
         if (rc == -ENOENT)
-            util_errf(err, errlen, "unknown class '%s' (%s)", s_show(name, q1),
-                  s_scope_text(site, scope));
+            util_errf(err, errlen, "unknown %s '%s' (%s)", k->noun, s_show(name, q1),
+                      s_scope_text(site, scope));
     }
     if (rc == 0)
-        rc = s_by_id(st, CLASS_SELECT "WHERE c.id = ?1", s_class_row, id, &old, err, errlen);
-    if (rc == 0) {
-        /* a device pinned to it whose site would find no class of that name */
-        sqlite3_stmt *q =
-            sql_prepare(st->db, "SELECT d.mac, s.name FROM device d JOIN site s ON s.id = d.site_id"
-                                " WHERE d.class = ?1 AND (?2 = 0 OR d.site_id = ?2)"
-                                " AND NOT EXISTS (SELECT 1 FROM device_class c WHERE c.name = ?1"
-                                " AND c.id <> ?3 AND (c.site_id IS NULL OR c.site_id = d.site_id))"
-                                " ORDER BY s.name, d.mac LIMIT 1");
-        if (q == NULL) {
-            rc = s_dberr(st, err, errlen);
-        } else {
-            s_bind_text(q, 1, name);
-            sqlite3_bind_int64(q, 2, site_id);
-            sqlite3_bind_int64(q, 3, id);
-            int step = sqlite3_step(q);
-            if (step == SQLITE_ROW) {
-                util_errf(err, errlen, "class %s is pinned by device %s (site %s)", name,
-                      s_show((const char *)sqlite3_column_text(q, 0), q1),
-                      s_show((const char *)sqlite3_column_text(q, 1), q2));
-                rc = -EBUSY;
-            } else if (step != SQLITE_DONE) {
-                rc = s_dberr(st, err, errlen);
-            }
-            sqlite3_finalize(q);
-        }
-    }
+        rc = s_by_id(st, k->select_id, k->row, id, &old, err, errlen);
+    if (rc == 0 && k->guard)
+        rc = k->guard(st, name, site_id, id, err, errlen);
     if (rc == 0)
-        rc = s_delete_id(st, "device_class", id, err, errlen);
+        rc = s_delete_id(st, k->table, id, err, errlen);
     if (rc == 0)
         rc = s_bump(st, site_id, ids, err, errlen);
     if (rc == 0) {
-        char detail[256];
-        snprintf(detail, sizeof detail, "class=%s site=%s", name, s_empty(site) ? "" : site);
-        if (store_audit(st, user, "class.remove", detail) < 0)
+        char detail[512], qn[300], action[32];
+        snprintf(detail, sizeof detail, "%s=%s site=%s", k->noun, log_quote(name, qn, sizeof qn),
+                 s_empty(site) ? "" : site);
+        snprintf(action, sizeof action, "%s.remove", k->noun);
+        if (store_audit(st, user, action, detail) < 0)
             rc = s_dberr(st, err, errlen);
     }
     rc = s_tx_end(st, sp, rc, err, errlen);
@@ -2780,6 +2775,50 @@ int store_class_remove(store_t *st, const char *user, const char *name, const ch
     json_decref(old);
     json_decref(ids);
     return rc;
+}
+
+/* A device pinned to the class whose site would find no class of that name
+ * once it is gone. */
+static int s_class_pinned(store_t *st, const char *name, int64_t site_id, int64_t id, char *err,
+                          size_t errlen)
+{
+    char q1[SHOW_MAX + 4], q2[SHOW_MAX + 4];
+    sqlite3_stmt *q =
+        sql_prepare(st->db, "SELECT d.mac, s.name FROM device d JOIN site s ON s.id = d.site_id"
+                            " WHERE d.class = ?1 AND (?2 = 0 OR d.site_id = ?2)"
+                            " AND NOT EXISTS (SELECT 1 FROM device_class c WHERE c.name = ?1"
+                            " AND c.id <> ?3 AND (c.site_id IS NULL OR c.site_id = d.site_id))"
+                            " ORDER BY s.name, d.mac LIMIT 1");
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    s_bind_text(q, 1, name);
+    sqlite3_bind_int64(q, 2, site_id);
+    sqlite3_bind_int64(q, 3, id);
+    int rc = 0, step = sqlite3_step(q);
+    if (step == SQLITE_ROW) {
+        util_errf(err, errlen, "class %s is pinned by device %s (site %s)", name,
+                  s_show((const char *)sqlite3_column_text(q, 0), q1),
+                  s_show((const char *)sqlite3_column_text(q, 1), q2));
+        rc = -EBUSY;
+    } else if (step != SQLITE_DONE) {
+        rc = s_dberr(st, err, errlen);
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static int s_check_class_name(const char *name, char *err, size_t errlen)
+{
+    return store_check_name("class", name, err, errlen);
+}
+
+int store_class_remove(store_t *st, const char *user, const char *name, const char *site,
+                       json_t **out, json_t **site_ids, char *err, size_t errlen)
+{
+    static const struct scoped_kind k = {
+        "class",     "device_class",     CLASS_SELECT "WHERE c.id = ?1",
+        s_class_row, s_check_class_name, s_class_pinned};
+    return s_scoped_remove(st, &k, user, name, site, out, site_ids, err, errlen);
 }
 
 /* ---- templates ---- */
@@ -2843,11 +2882,11 @@ static int s_template_totals(store_t *st, int64_t site_id, char *err, size_t err
     if (step == SQLITE_ROW) {
         if (sqlite3_column_type(q, 0) == SQLITE_NULL)
             util_errf(err, errlen, "the global templates would total %lld bytes (at most %u)",
-                  (long long)sqlite3_column_int64(q, 1), STORE_TEMPLATES_SITE_MAX);
+                      (long long)sqlite3_column_int64(q, 1), STORE_TEMPLATES_SITE_MAX);
         else
             util_errf(err, errlen, "the templates of site %s would total %lld bytes (at most %u)",
-                  s_show((const char *)sqlite3_column_text(q, 0), q1),
-                  (long long)sqlite3_column_int64(q, 1), STORE_TEMPLATES_SITE_MAX);
+                      s_show((const char *)sqlite3_column_text(q, 0), q1),
+                      (long long)sqlite3_column_int64(q, 1), STORE_TEMPLATES_SITE_MAX);
         rc = -EFBIG;
     } else if (step != SQLITE_DONE) {
         rc = s_dberr(st, err, errlen);
@@ -2869,7 +2908,7 @@ int store_template_add(store_t *st, const char *user, const char *name, const ch
         return rc;
     if (len > STORE_TEMPLATE_MAX) {
         util_errf(err, errlen, "template body too large (%zu bytes, at most %u)", len,
-              STORE_TEMPLATE_MAX);
+                  STORE_TEMPLATE_MAX);
         return -EFBIG;
     }
     json_t *ids = json_array();
@@ -2887,7 +2926,8 @@ int store_template_add(store_t *st, const char *user, const char *name, const ch
     if (rc == 0) {
         rc = s_scoped_id(st, "file_template", name, site_id, &old, err, errlen);
         if (rc == 0 && !replace) {
-            util_errf(err, errlen, "template %s already exists (%s)", name, s_scope_text(site, scope));
+            util_errf(err, errlen, "template %s already exists (%s)", name,
+                      s_scope_text(site, scope));
             rc = -EEXIST;
         } else if (rc == 0) {
             rc = s_delete_id(st, "file_template", old, err, errlen);
@@ -2960,52 +3000,8 @@ int store_template_show(store_t *st, const char *name, const char *site, json_t 
 int store_template_remove(store_t *st, const char *user, const char *name, const char *site,
                           json_t **out, json_t **site_ids, char *err, size_t errlen)
 {
-    char q1[SHOW_MAX + 4], scope[96];
-    int sp, rc;
-    if (out)
-        *out = NULL;
-    if (site_ids)
-        *site_ids = NULL;
-    if ((rc = store_check_template_name(name, err, errlen)) < 0)
-        return rc;
-    json_t *ids = json_array(), *old = NULL;
-    if (ids == NULL) {
-        util_errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
-        json_decref(ids);
-        return rc;
-    }
-    int64_t site_id = 0, id = 0;
-    rc = s_scope(st, site, &site_id, err, errlen);
-    if (rc == 0) {
-        rc = s_scoped_id(st, "file_template", name, site_id, &id, err, errlen);
-        if (rc == -ENOENT)
-            util_errf(err, errlen, "unknown template '%s' (%s)", s_show(name, q1),
-                  s_scope_text(site, scope));
-    }
-    if (rc == 0)
-        rc = s_by_id(st, TEMPLATE_SELECT "WHERE t.id = ?1", s_template_row, id, &old, err, errlen);
-    if (rc == 0)
-        rc = s_delete_id(st, "file_template", id, err, errlen);
-    if (rc == 0)
-        rc = s_bump(st, site_id, ids, err, errlen);
-    if (rc == 0) {
-        char detail[512], qn[300];
-        snprintf(detail, sizeof detail, "template=%s site=%s", log_quote(name, qn, sizeof qn),
-                 s_empty(site) ? "" : site);
-        if (store_audit(st, user, "template.remove", detail) < 0)
-            rc = s_dberr(st, err, errlen);
-    }
-    rc = s_tx_end(st, sp, rc, err, errlen);
-    if (rc == 0) {
-        if (out)
-            *out = json_incref(old);
-        if (site_ids)
-            *site_ids = json_incref(ids);
-    }
-    json_decref(old);
-    json_decref(ids);
-    return rc;
+    static const struct scoped_kind k = {
+        "template",     "file_template",           TEMPLATE_SELECT "WHERE t.id = ?1",
+        s_template_row, store_check_template_name, NULL};
+    return s_scoped_remove(st, &k, user, name, site, out, site_ids, err, errlen);
 }

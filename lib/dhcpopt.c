@@ -79,7 +79,6 @@ static const char *s_reserved(unsigned code)
     }
 }
 
-
 /* A printable, bounded rendering of n bytes of s for messages. */
 static const char *s_show(const char *s, size_t n, char out[SHOW_MAX + 4])
 {
@@ -220,7 +219,8 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
             return -EINVAL;
         }
         if (!s_printable(v, n)) {
-            util_errf(err, errlen, "%s: text must be printable ASCII (use hex: for other bytes)", what);
+            util_errf(err, errlen, "%s: text must be printable ASCII (use hex: for other bytes)",
+                      what);
             return -EINVAL;
         }
         if (s_put(o, v, n) < 0)
@@ -237,7 +237,8 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
             size_t k = comma ? (size_t)(comma - (v + i)) : n - i;
             uint32_t ip;
             if (s_ip_n(v + i, k, &ip) < 0) {
-                util_errf(err, errlen, "%s: '%s' is not an IPv4 address", what, s_show(v + i, k, q));
+                util_errf(err, errlen, "%s: '%s' is not an IPv4 address", what,
+                          s_show(v + i, k, q));
                 return -EINVAL;
             }
             uint8_t b[4] = {(uint8_t)(ip >> 24), (uint8_t)(ip >> 16), (uint8_t)(ip >> 8),
@@ -254,7 +255,7 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
             int hi = s_hexval(v[i]), lo = i + 1 < n ? s_hexval(v[i + 1]) : -1;
             if (hi < 0 || lo < 0) {
                 util_errf(err, errlen, "%s: '%s' is not hex byte pairs (like 0a0b or 0a:0b)", what,
-                      s_show(v, n, q));
+                          s_show(v, n, q));
                 return -EINVAL;
             }
             if (s_put_u8(o, (unsigned)(hi << 4 | lo)) < 0)
@@ -277,7 +278,7 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
         uint64_t max = t == T_U8 ? 0xff : t == T_U16 ? 0xffff : 0xffffffffu, x;
         if (s_decimal(v, n, max, &x) < 0) {
             util_errf(err, errlen, "%s: '%s' is not a decimal number from 0 to %llu", what,
-                  s_show(v, n, q), (unsigned long long)max);
+                      s_show(v, n, q), (unsigned long long)max);
             return -EINVAL;
         }
         for (int b = bytes - 1; b >= 0; b--)
@@ -298,7 +299,7 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
             }
         }
         util_errf(err, errlen, "%s: '%s' is not a boolean (true/false, yes/no, on/off, 1/0)", what,
-              s_show(v, n, q));
+                  s_show(v, n, q));
         return -EINVAL;
     }
     case T_NONE:
@@ -349,7 +350,7 @@ static int s_sub(unsigned code, const char *v, size_t n, struct out *o, char *er
         const char *eq = memchr(item, '=', k);
         if (k == 0 || eq == NULL) {
             util_errf(err, errlen, "option %u: sub-option '%s' is not CODE=TYPE:VALUE", code,
-                  s_show(item, k, q));
+                      s_show(item, k, q));
             return -EINVAL;
         }
         size_t kn = (size_t)(eq - item);
@@ -363,7 +364,7 @@ static int s_sub(unsigned code, const char *v, size_t n, struct out *o, char *er
             }
             if (s_decimal(val, vn, 0xffffffffu, &ent) < 0) {
                 util_errf(err, errlen, "option 125: enterprise '%s' is not a number",
-                      s_show(val, vn, q));
+                          s_show(val, vn, q));
                 return -EINVAL;
             }
             uint8_t b[5] = {(uint8_t)(ent >> 24), (uint8_t)(ent >> 16), (uint8_t)(ent >> 8),
@@ -382,7 +383,7 @@ static int s_sub(unsigned code, const char *v, size_t n, struct out *o, char *er
         uint64_t sc;
         if (s_decimal(item, kn, 254, &sc) < 0 || sc == 0) {
             util_errf(err, errlen, "option %u: sub-option code '%s' is not a number from 1 to 254",
-                  code, s_show(item, kn, q));
+                      code, s_show(item, kn, q));
             return -EINVAL;
         }
         snprintf(what, sizeof what, "option %u sub-option %u", code, (unsigned)sc);
@@ -398,7 +399,8 @@ static int s_sub(unsigned code, const char *v, size_t n, struct out *o, char *er
             return -EINVAL;
         }
         if (svn == 7 && memcmp(sv, "@server", 7) == 0) {
-            util_errf(err, errlen, "%s: @server is only allowed as a whole ip or text option", what);
+            util_errf(err, errlen, "%s: @server is only allowed as a whole ip or text option",
+                      what);
             return -EINVAL;
         }
         size_t len_at = o->len;
@@ -432,13 +434,13 @@ int dhcpopt_parse(const char *spec, struct dhcpopt *out, char *err, size_t errle
     const char *eq = spec ? strchr(spec, '=') : NULL;
     if (n == 0 || n > DHCPOPT_SPEC_MAX || !s_printable(spec, n) || eq == NULL) {
         util_errf(err, errlen, "invalid option '%s' (CODE=VALUE or CODE=TYPE:VALUE, printable)",
-              s_show(spec ? spec : "", n, q));
+                  s_show(spec ? spec : "", n, q));
         return -EINVAL;
     }
     uint64_t code;
     if (s_decimal(spec, (size_t)(eq - spec), 255, &code) < 0) {
         util_errf(err, errlen, "invalid option '%s': code '%s' is not a number from 1 to 254",
-              s_show(spec, n, q), s_show(spec, (size_t)(eq - spec), q2));
+                  s_show(spec, n, q), s_show(spec, (size_t)(eq - spec), q2));
         return -EINVAL;
     }
     const char *why = s_reserved((unsigned)code);
@@ -455,8 +457,8 @@ int dhcpopt_parse(const char *spec, struct dhcpopt *out, char *err, size_t errle
         t = s_default_type((unsigned)code);
     if (t == T_NONE) {
         util_errf(err, errlen,
-              "option %u needs a TYPE: %u=TYPE:VALUE (text, ip, hex, u8, u16, u32, bool)",
-              (unsigned)code, (unsigned)code);
+                  "option %u needs a TYPE: %u=TYPE:VALUE (text, ip, hex, u8, u16, u32, bool)",
+                  (unsigned)code, (unsigned)code);
         return -EINVAL;
     }
     out->code = (uint8_t)code;
@@ -476,7 +478,8 @@ int dhcpopt_parse(const char *spec, struct dhcpopt *out, char *err, size_t errle
     int rc;
     if (t == T_SUB) {
         if (code != 43 && code != 125) {
-            util_errf(err, errlen, "%s: sub: is for options 43 and 125 (use hex: for others)", what);
+            util_errf(err, errlen, "%s: sub: is for options 43 and 125 (use hex: for others)",
+                      what);
             return -EINVAL;
         }
         rc = s_sub((unsigned)code, v, vn, &o, err, errlen);
@@ -558,7 +561,7 @@ static int s_unescape(const char *v, size_t n, struct dhcpopt_rule *out, char *e
                 i += 3;
             } else {
                 util_errf(err, errlen, "match rule: bad escape in '%s' (use \\0, \\xNN or \\\\)",
-                      s_show(v + i, n - i, q));
+                          s_show(v + i, n - i, q));
                 return -EINVAL;
             }
         }
@@ -585,16 +588,16 @@ int dhcpopt_rule_parse(const char *spec, struct dhcpopt_rule *out, char *err, si
             kind = (int)s_kinds[i].kind;
     if (n == 0 || n > DHCPOPT_SPEC_MAX || kind < 0) {
         util_errf(err, errlen,
-              "invalid match rule '%s' (KIND:VALUE, KIND one of vendor, vendor-prefix, "
-              "vendor-substring, vendor-suffix, user-class, oui, enterprise)",
-              s_show(spec ? spec : "", n, q));
+                  "invalid match rule '%s' (KIND:VALUE, KIND one of vendor, vendor-prefix, "
+                  "vendor-substring, vendor-suffix, user-class, oui, enterprise)",
+                  s_show(spec ? spec : "", n, q));
         return -EINVAL;
     }
     const char *v = colon + 1;
     size_t vn = n - (size_t)(v - spec);
     if (!s_printable(v, vn)) {
         util_errf(err, errlen, "match rule '%s': value must be printable ASCII (use \\xNN)",
-              s_show(spec, n, q));
+                  s_show(spec, n, q));
         return -EINVAL;
     }
     out->kind = (uint8_t)kind;
@@ -615,7 +618,7 @@ int dhcpopt_rule_parse(const char *spec, struct dhcpopt_rule *out, char *err, si
         }
         if (!ok || i != vn || (vn == 8 && v[2] != v[5])) {
             util_errf(err, errlen, "match rule '%s': not three hex bytes like 00:04:f2",
-                  s_show(spec, n, q));
+                      s_show(spec, n, q));
             return -EINVAL;
         }
         out->len = 3;
@@ -625,7 +628,7 @@ int dhcpopt_rule_parse(const char *spec, struct dhcpopt_rule *out, char *err, si
         uint64_t e;
         if (s_decimal(v, vn, 0xffffffffu, &e) < 0 || e == 0) {
             util_errf(err, errlen, "match rule '%s': not an enterprise number from 1 to 4294967295",
-                  s_show(spec, n, q));
+                      s_show(spec, n, q));
             return -EINVAL;
         }
         out->enterprise = (uint32_t)e;
