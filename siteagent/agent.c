@@ -139,7 +139,15 @@ int agent_cred_load(const char *path, struct agent_cred *out, char *err, size_t 
 
 /* ---- loop turn, signals, synthetic events ---- */
 
+static journal_t *s_tx(struct agent *a);
+
 journal_t *agent_tx(struct agent *a)
+{
+    a->tx_urgent = 1;
+    return s_tx(a);
+}
+
+static journal_t *s_tx(struct agent *a)
 {
     if (a->jr == NULL)
         return NULL;
@@ -150,11 +158,26 @@ journal_t *agent_tx(struct agent *a)
     return a->jr;
 }
 
+/* The loop wakes for it; the uv_prepare that follows commits. */
+static void s_on_commit_timer(uv_timer_t *t) { (void)t; }
+
 static void s_on_turn(uv_prepare_t *h)
 {
     struct agent *a = h->data;
     a->turn_commit_failed = 0;
+    if (a->jr != NULL && journal_in_tx(a->jr) && !a->tx_urgent && !a->stopping) {
+        uint64_t since = util_mono_ms() - a->last_commit_ms;
+        if (since < AGENT_COMMIT_PACE_MS) {
+            /* only reported events wait: commit them with a later turn's */
+            if (!uv_is_active((uv_handle_t *)&a->commit_timer))
+                uv_timer_start(&a->commit_timer, s_on_commit_timer,
+                               AGENT_COMMIT_PACE_MS - since, 0);
+            goto hooks;
+        }
+    }
     if (a->jr != NULL && journal_in_tx(a->jr)) {
+        a->tx_urgent = 0;
+        a->last_commit_ms = util_mono_ms();
         if (journal_commit(a->jr) < 0) {
             a->turn_commit_failed = 1;
             a->commit_failures++;
@@ -167,6 +190,7 @@ static void s_on_turn(uv_prepare_t *h)
             a->commit_failures = 0;
         }
     }
+hooks:
     if (a->up != NULL)
         uplink_after_commit(a->up);
     for (size_t i = 0; i < a->n_svc; i++)
@@ -213,7 +237,7 @@ static void s_set_config(struct agent *a, const uint8_t *buf, size_t len)
 
 int agent_emit_event(struct agent *a, const char *kind, const char *mac, const char *detail)
 {
-    journal_t *j = agent_tx(a);
+    journal_t *j = s_tx(a); /* not urgent: see agent.h */
     if (j == NULL)
         return -EIO;
     /* protobuf-c wants char *; copies keep const strings const */
@@ -338,6 +362,7 @@ void agent_stop(struct agent *a, int exit_code)
     uv_close((uv_handle_t *)&a->turn, NULL);
     uv_close((uv_handle_t *)&a->synth, NULL);
     uv_close((uv_handle_t *)&a->synth_timer, NULL);
+    uv_close((uv_handle_t *)&a->commit_timer, NULL);
     a->synth_active = 0;
 }
 
@@ -567,6 +592,8 @@ int agent_new(const struct agent_opts *opts, const struct agent_cred *cred, stru
     uv_prepare_init(&a->loop, &a->turn);
     uv_idle_init(&a->loop, &a->synth);
     uv_timer_init(&a->loop, &a->synth_timer);
+    uv_timer_init(&a->loop, &a->commit_timer);
+    uv_unref((uv_handle_t *)&a->commit_timer);
     a->sig_int.data = a->sig_term.data = a->turn.data = a->synth.data = a;
     a->synth_timer.data = a;
     uv_signal_start(&a->sig_int, s_on_signal, SIGINT);

@@ -45,6 +45,7 @@ struct agent_service {
     void (*stop)(void *self);
 };
 #define AGENT_MAX_SERVICES 8
+#define AGENT_COMMIT_PACE_MS 20
 
 /* What `firmfleet agent enroll` writes (JSON, mode 0600). */
 struct agent_cred {
@@ -85,6 +86,9 @@ struct agent {
     int synth_done_logged;
     int commit_failures; /* consecutive; fatal after a few */
     int turn_commit_failed; /* this turn's commit failed: what it held is not durable */
+    int tx_urgent;           /* the open transaction holds more than reported events */
+    uint64_t last_commit_ms; /* monotonic */
+    uv_timer_t commit_timer; /* wakes the loop for a paced commit */
     int lock_fd;
     struct agent_service svc[AGENT_MAX_SERVICES];
     size_t n_svc;
@@ -111,7 +115,9 @@ void agent_destroy(struct agent **a_p);
 void agent_stop(struct agent *a, int exit_code);
 
 /* The journal with this turn's transaction open, or NULL (logged) when a
- * transaction cannot be started; the caller then skips its write. */
+ * transaction cannot be started; the caller then skips its write. What is
+ * written through it is committed at the end of this loop turn (a DHCP ACK,
+ * an ack to the controller wait for that). */
 journal_t *agent_tx(struct agent *a);
 
 /* For after_commit callbacks: 0 when this turn's transaction committed (or
@@ -119,8 +125,11 @@ journal_t *agent_tx(struct agent *a);
  * written in this turn may be announced (a DHCP ACK must not leave). */
 int agent_commit_failed(const struct agent *a);
 
-/* Journals a DeviceEvent (time now) in this turn's transaction; it is sent
- * after the commit. kind: short name, mac: "" or aa:bb:.., detail: logfmt.
+/* Journals a DeviceEvent (time now) in the open transaction; it is sent
+ * after the commit. A turn that wrote nothing but events may leave its
+ * commit to a later turn, at most AGENT_COMMIT_PACE_MS after the previous
+ * commit (group commit across turns: a busy TFTP/HTTP site reports every
+ * transfer without an fdatasync per loop turn). kind: short name, mac: "" or aa:bb:.., detail: logfmt.
  * 0 or <0. */
 int agent_emit_event(struct agent *a, const char *kind, const char *mac, const char *detail);
 
