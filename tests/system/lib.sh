@@ -83,6 +83,30 @@ stop_all() {
   PIDS=()
 }
 
+# dump: the controller database as text; a test may define its own (e.g.
+# leaving out tables that change by themselves) after sourcing this file.
+dump() { sqlite3 -readonly "$CTL_DIR/controller.db" .dump; }
+
+# bad EXPECTED_RC DESC CMD...: CMD exits EXPECTED_RC, prints one line
+# "firmfleet: ..." on stderr, nothing on stdout, and changes nothing.
+bad() {
+  local want=$1 d=$2; shift 2
+  local before after rc lines
+  before=$(dump)
+  "$@" >"$T/bad.out" 2>"$T/bad.err"
+  rc=$?
+  after=$(dump)
+  lines=$(wc -l <"$T/bad.err")
+  if [ "$rc" -eq "$want" ] && [ "$lines" -eq 1 ] && grep -q '^firmfleet: ' "$T/bad.err" &&
+    [ ! -s "$T/bad.out" ] && [ "$before" == "$after" ]; then
+    ok "$d: $(cat "$T/bad.err")"
+  else
+    local same=yes
+    [ "$before" == "$after" ] || same=no
+    nok "$d (rc=$rc want=$want stderr_lines=$lines db_unchanged=$same): $(head -c 300 "$T/bad.err")"
+  fi
+}
+
 sanitizer_clean() {
   ! grep -lE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$T"/*.log 2>/dev/null
 }

@@ -18,25 +18,6 @@ dump() {
   sqlite3 "$CTL_DIR/controller.db" "SELECT id, name, site_id, pubkey, revoked_ms FROM agent ORDER BY id"
 }
 
-# bad EXPECTED_RC DESC CMD...: CMD exits EXPECTED_RC, prints one line
-# "firmfleet: ..." on stderr, nothing on stdout, and changes nothing.
-bad() {
-  local want=$1 d=$2; shift 2
-  local before after rc lines
-  before=$(dump)
-  "$@" >"$T/bad.out" 2>"$T/bad.err"
-  rc=$?
-  after=$(dump)
-  lines=$(wc -l <"$T/bad.err")
-  if [ "$rc" -eq "$want" ] && [ "$lines" -eq 1 ] && grep -q '^firmfleet: ' "$T/bad.err" &&
-    [ ! -s "$T/bad.out" ] && [ "$before" == "$after" ]; then
-    ok "$d: $(cat "$T/bad.err")"
-  else
-    local same=yes
-    [ "$before" == "$after" ] || same=no
-    nok "$d (rc=$rc want=$want stderr_lines=$lines db_unchanged=$same): $(head -c 300 "$T/bad.err")"
-  fi
-}
 # bad_msg EXPECTED_RC DESC TEXT CMD...: bad, and the message contains TEXT
 bad_msg() {
   local want=$1 d=$2 text=$3; shift 3
