@@ -45,7 +45,7 @@ PROGS     = $(B)/firmfleetd $(B)/firmfleet $(B)/firmfleet-agent
 UNITS     = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 TOOLS     = $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all deps test test-unit test-system run bench fuzz format clean install
+.PHONY: all deps test test-unit test-system run bench fuzz format clean install units
 all: $(PROGS)
 
 DEPS_STAMP = $(B)/.deps-ok
@@ -120,6 +120,31 @@ run: all
 
 bench: all
 	@tests/bench/run.sh $(B)
+
+# make fuzz: libFuzzer (clang, ASan+UBSan) on every parser that reads the
+# network: DHCP packets and classification, TFTP requests, HTTP requests.
+# Each target runs FUZZ_SECONDS; the corpus grows under $(B)/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -Ilib -Iproto -Idb -Isiteagent \
+             -isystem $(B)/gen
+FUZZ_BINS = $(B)/fuzz/fuzz_dhcp $(B)/fuzz/fuzz_tftp_pkt $(B)/fuzz/fuzz_http_req
+$(B)/fuzz/fuzz_dhcp: tests/fuzz/fuzz_dhcp.c siteagent/dhcp_pkt.c siteagent/dhcp_class.c $(GEN_C)
+	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz
+	clang $(FUZZ_FLAGS) $^ -lprotobuf-c -o $@
+$(B)/fuzz/fuzz_tftp_pkt: tests/fuzz/fuzz_tftp_pkt.c siteagent/tftp_pkt.c
+	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz
+	clang $(FUZZ_FLAGS) $^ -o $@
+$(B)/fuzz/fuzz_http_req: tests/fuzz/fuzz_http_req.c siteagent/http_req.c
+	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz
+	clang $(FUZZ_FLAGS) $^ -lhttp_parser -o $@
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do \
+	  c=$(B)/fuzz/corpus-$$(basename $$f); mkdir -p $$c; \
+	  echo "fuzz: $$(basename $$f) for $(FUZZ_SECONDS) s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$c 2>$$c.log || \
+	    { tail -40 $$c.log; echo "fuzz: $$(basename $$f) FAILED (log $$c.log)"; exit 1; }; \
+	  grep -E 'stat::number_of_executed_units|stat::new_units_added' $$c.log | tr '\n' ' '; echo; \
+	done
 
 format:
 	clang-format -i $(wildcard */*.c */*.h tests/*/*.c)

@@ -3,6 +3,18 @@
 # testing firmfleet needs. Idempotent; called by `make deps`.
 set -eu
 
+# `deps.sh fuzz`: the base packages, then clang and its libFuzzer runtime.
+if [ "${1:-}" = fuzz ]; then
+  sh "$0"
+  for p in clang libclang-rt-14-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && continue
+    [ "$(id -u)" = 0 ] || { echo "deps: need root to install $p" >&2; exit 1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang libclang-rt-14-dev
+    break
+  done
+  exit 0
+fi
+
 # `deps.sh bench`: the base packages, then the peers `make bench` measures our
 # agent against (tests/bench/). tftpd-hpa conflicts with atftpd as a package,
 # so it is unpacked (not installed) under $FF_BENCH_DIR/tftpd-hpa. Package
