@@ -422,6 +422,20 @@ static int s_copy_blob(sqlite3_stmt *st, int col, uint8_t **blob, size_t *len)
     return 0;
 }
 
+/* Steps a bound one-row query whose column 0 is a blob: 1 with a copy in
+ * *blob (caller frees), 0 no row, <0 error. Resets the statement. */
+static int s_step_blob(sqlite3_stmt *st, uint8_t **blob, size_t *len)
+{
+    int r = sqlite3_step(st), rc = 0;
+    if (r == SQLITE_ROW)
+        rc = s_copy_blob(st, 0, blob, len) == 0 ? 1 : -ENOMEM;
+    else if (r != SQLITE_DONE)
+        rc = -EIO;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
 int journal_config_get(journal_t *j, uint64_t *generation, uint8_t **blob, size_t *len)
 {
     *blob = NULL;
@@ -433,15 +447,7 @@ int journal_config_get(journal_t *j, uint64_t *generation, uint8_t **blob, size_
     if (st == NULL)
         return -EIO;
     sqlite3_bind_text(st, 1, "config", -1, SQLITE_STATIC);
-    int r = sqlite3_step(st);
-    rc = 0;
-    if (r == SQLITE_ROW)
-        rc = s_copy_blob(st, 0, blob, len) == 0 ? 1 : -ENOMEM;
-    else if (r != SQLITE_DONE)
-        rc = -EIO;
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc;
+    return s_step_blob(st, blob, len);
 }
 
 int journal_config_put(journal_t *j, uint64_t generation, const uint8_t *blob, size_t len)
@@ -468,14 +474,7 @@ int journal_assignment_get(journal_t *j, const char *mac, uint8_t **blob, size_t
     if (st == NULL)
         return -EIO;
     sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
-    int r = sqlite3_step(st), rc = 0;
-    if (r == SQLITE_ROW)
-        rc = s_copy_blob(st, 0, blob, len) == 0 ? 1 : -ENOMEM;
-    else if (r != SQLITE_DONE)
-        rc = -EIO;
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc;
+    return s_step_blob(st, blob, len);
 }
 
 int journal_assignment_put(journal_t *j, const char *mac, uint64_t rollout_id, const uint8_t *blob,

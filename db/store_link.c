@@ -11,6 +11,7 @@
 
 #include "dhcpopt.h"
 #include "store_int.h"
+#include "util.h"
 
 static int s_fill(sqlite3_stmt *q, struct store_agent_link *out)
 {
@@ -27,7 +28,7 @@ static int s_fill(sqlite3_stmt *q, struct store_agent_link *out)
 }
 
 #define AGENT_COLS                                                                                 \
-    "SELECT a.id, a.site_id, a.revoked_ms, a.last_in_seq, a.last_out_seq, a.peer_acked_seq,"      \
+    "SELECT a.id, a.site_id, a.revoked_ms, a.last_in_seq, a.last_out_seq, a.peer_acked_seq,"       \
     " a.name, s.name FROM agent a JOIN site s ON s.id = a.site_id "
 
 static int s_agent_query(store_t *st, const char *sql, const char *text, int64_t id,
@@ -90,8 +91,9 @@ int store_agent_seen(store_t *st, int64_t id, uint64_t now_ms)
 int store_agent_add_cached(store_t *st, int64_t id, const char *sha_hex)
 {
     sqlite3_stmt *q = sql_prepare(
-        st->db, "UPDATE agent SET cached = CASE WHEN cached = '' THEN ?2 ELSE cached || ' ' || ?2 END"
-                " WHERE id = ?1 AND instr(' ' || cached || ' ', ' ' || ?2 || ' ') = 0");
+        st->db,
+        "UPDATE agent SET cached = CASE WHEN cached = '' THEN ?2 ELSE cached || ' ' || ?2 END"
+        " WHERE id = ?1 AND instr(' ' || cached || ' ', ' ' || ?2 || ' ') = 0");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_int64(q, 1, id);
@@ -220,6 +222,13 @@ int store_outbox_each(store_t *st, int64_t agent_id, uint64_t after, int max,
 
 static char *s_dup(const unsigned char *s);
 
+/* A TEXT column as a C string ("" for NULL). */
+static const char *s_text(sqlite3_stmt *q, int col)
+{
+    const unsigned char *t = sqlite3_column_text(q, col);
+    return t ? (const char *)t : "";
+}
+
 void store_assignment_free(Firmfleet__Assignment *as)
 {
     if (as == NULL)
@@ -235,11 +244,8 @@ void store_assignment_free(Firmfleet__Assignment *as)
     free(as);
 }
 
-static int s_unhex32(const unsigned char *hex, uint8_t *out);
-
 int store_assignment_build(store_t *st, const char *mac, const char *fw,
-                           Firmfleet__Assignment **out, int64_t *site_id, char *err,
-                           size_t errlen)
+                           Firmfleet__Assignment **out, int64_t *site_id, char *err, size_t errlen)
 {
     *out = NULL;
     sqlite3_stmt *q = sql_prepare(st->db, "SELECT site_id, model FROM device WHERE mac = ?1");
@@ -319,7 +325,7 @@ int store_assignment_build(store_t *st, const char *mac, const char *fw,
         ir->name = s_dup(sqlite3_column_text(q, 0));
         ir->sha256.data = malloc(32);
         if (ir->name == NULL || ir->sha256.data == NULL ||
-            s_unhex32(sqlite3_column_text(q, 1), ir->sha256.data) < 0) {
+            util_unhex(s_text(q, 1), ir->sha256.data, 32) < 0) {
             sqlite3_finalize(q);
             ret = -EIO;
             goto fail;
@@ -349,7 +355,10 @@ int store_site_agents(store_t *st, int64_t site_id, int64_t *ids, int max)
     return n;
 }
 
-static char *s_dup(const unsigned char *s) { return strdup(s ? (const char *)s : ""); }
+static char *s_dup(const unsigned char *s)
+{
+    return strdup(s ? (const char *)s : "");
+}
 
 static void s_options_free(Firmfleet__DhcpOption **o, size_t n)
 {
@@ -420,19 +429,6 @@ void store_site_config_free(Firmfleet__SiteConfig *sc)
     }
     free(sc->files);
     free(sc);
-}
-
-static int s_unhex32(const unsigned char *hex, uint8_t *out)
-{
-    if (hex == NULL || strlen((const char *)hex) != 64)
-        return -EINVAL;
-    for (int i = 0; i < 32; i++) {
-        unsigned v;
-        if (sscanf((const char *)hex + 2 * i, "%2x", &v) != 1)
-            return -EINVAL;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
 }
 
 /* Grows the array of pointers at arrp (a pointer to the array pointer,
@@ -563,7 +559,7 @@ static int s_image_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
     ir->name = s_dup(sqlite3_column_text(q, 2));
     if (ir->sha256.data == NULL || ir->name == NULL)
         return -ENOMEM;
-    if (s_unhex32(sqlite3_column_text(q, 0), ir->sha256.data) < 0)
+    if (util_unhex(s_text(q, 0), ir->sha256.data, 32) < 0)
         return -EIO;
     ir->sha256.len = 32;
     ir->size = (uint64_t)sqlite3_column_int64(q, 1);

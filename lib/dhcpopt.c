@@ -104,17 +104,6 @@ static int s_printable(const char *s, size_t n)
     return 1;
 }
 
-static int s_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decimal digits only, no sign, no leading zero (except "0"), <= max. */
 static int s_decimal(const char *s, size_t n, uint64_t max, uint64_t *out)
 {
@@ -252,7 +241,8 @@ static int s_value(enum otype t, const char *v, size_t n, struct out *o, const c
     case T_HEX: {
         size_t i = 0;
         while (i < n) {
-            int hi = s_hexval(v[i]), lo = i + 1 < n ? s_hexval(v[i + 1]) : -1;
+            int hi = util_hexval((unsigned char)v[i]),
+                lo = i + 1 < n ? util_hexval((unsigned char)v[i + 1]) : -1;
             if (hi < 0 || lo < 0) {
                 util_errf(err, errlen, "%s: '%s' is not hex byte pairs (like 0a0b or 0a:0b)", what,
                           s_show(v, n, q));
@@ -555,9 +545,10 @@ static int s_unescape(const char *v, size_t n, struct dhcpopt_rule *out, char *e
             } else if (i + 1 < n && v[i + 1] == '\\') {
                 c = '\\';
                 i += 1;
-            } else if (i + 3 < n && v[i + 1] == 'x' && s_hexval(v[i + 2]) >= 0 &&
-                       s_hexval(v[i + 3]) >= 0) {
-                c = (unsigned char)(s_hexval(v[i + 2]) << 4 | s_hexval(v[i + 3]));
+            } else if (i + 3 < n && v[i + 1] == 'x' && util_hexval((unsigned char)v[i + 2]) >= 0 &&
+                       util_hexval((unsigned char)v[i + 3]) >= 0) {
+                c = (unsigned char)(util_hexval((unsigned char)v[i + 2]) << 4 |
+                                    util_hexval((unsigned char)v[i + 3]));
                 i += 3;
             } else {
                 util_errf(err, errlen, "match rule: bad escape in '%s' (use \\0, \\xNN or \\\\)",
@@ -606,7 +597,8 @@ int dhcpopt_rule_parse(const char *spec, struct dhcpopt_rule *out, char *err, si
         size_t i = 0;
         int ok = 1;
         for (int b = 0; ok && b < 3; b++) {
-            int hi = i < vn ? s_hexval(v[i]) : -1, lo = i + 1 < vn ? s_hexval(v[i + 1]) : -1;
+            int hi = i < vn ? util_hexval((unsigned char)v[i]) : -1,
+                lo = i + 1 < vn ? util_hexval((unsigned char)v[i + 1]) : -1;
             ok = hi >= 0 && lo >= 0;
             if (ok)
                 out->value[b] = (uint8_t)(hi << 4 | lo);

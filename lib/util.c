@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int s_hexval(int c)
+int util_hexval(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -34,7 +34,7 @@ int util_mac_parse(const char *s, uint8_t out[6])
     /* separators must be consistent with one of the accepted layouts */
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (s_hexval((unsigned char)c) >= 0) {
+        if (util_hexval((unsigned char)c) >= 0) {
             if (nd >= 12)
                 return -EINVAL;
             digits[nd++] = c;
@@ -49,8 +49,8 @@ int util_mac_parse(const char *s, uint8_t out[6])
     if (nd != 12)
         return -EINVAL;
     for (int i = 0; i < 6; i++)
-        out[i] = (uint8_t)(s_hexval((unsigned char)digits[2 * i]) << 4 |
-                           s_hexval((unsigned char)digits[2 * i + 1]));
+        out[i] = (uint8_t)(util_hexval((unsigned char)digits[2 * i]) << 4 |
+                           util_hexval((unsigned char)digits[2 * i + 1]));
     return 0;
 }
 
@@ -269,7 +269,8 @@ int util_unhex(const char *s, uint8_t *out, size_t n)
     if (strlen(s) != 2 * n)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
-        int hi = s_hexval((unsigned char)s[2 * i]), lo = s_hexval((unsigned char)s[2 * i + 1]);
+        int hi = util_hexval((unsigned char)s[2 * i]),
+            lo = util_hexval((unsigned char)s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -EINVAL;
         out[i] = (uint8_t)(hi << 4 | lo);

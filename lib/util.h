@@ -14,8 +14,8 @@ void util_mac_format(const uint8_t mac[6], char out[18]);
 /* Canonicalises a MAC string into out (>= 18 bytes). Returns 0 or -EINVAL. */
 int util_mac_canon(const char *s, char out[18]);
 
-uint64_t util_now_ms(void);      /* wall clock, ms since the epoch */
-uint64_t util_mono_ms(void);     /* monotonic clock, ms */
+uint64_t util_now_ms(void);  /* wall clock, ms since the epoch */
+uint64_t util_mono_ms(void); /* monotonic clock, ms */
 
 /* Parses a decimal integer in [min, max] (strtonum-like). Returns 0 or -EINVAL/-ERANGE. */
 int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
@@ -34,7 +34,11 @@ int util_fsync_dir_of(const char *path);
 
 /* printf into an error buffer (err may be NULL or errlen 0: nothing is
  * written). For the one-line errors that reach operators. */
-void util_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void util_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Value of one hex digit (either case), or -1. */
+int util_hexval(int c);
 
 /* Lowercase hex of n bytes into out (>= 2n+1). */
 void util_hex(const uint8_t *in, size_t n, char *out);

@@ -9,6 +9,7 @@
  * reset in on_message_begin.
  */
 #include "http_req.h"
+#include "util.h"
 
 #include <errno.h>
 #include <string.h>
@@ -242,17 +243,6 @@ enum http_req_event http_req_feed(struct http_req *r, const char *data, size_t l
     return HTTP_REQ_MORE;
 }
 
-static int s_hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int http_path_decode(const char *url, size_t len, char *out, size_t n)
 {
     const char *p = url, *end = url + len;
@@ -281,8 +271,8 @@ int http_path_decode(const char *url, size_t len, char *out, size_t n)
     while (p < end && *p != '?' && *p != '#') {
         int c = (unsigned char)*p;
         if (c == '%') {
-            int hi = end - p >= 3 ? s_hex((unsigned char)p[1]) : -1;
-            int lo = end - p >= 3 ? s_hex((unsigned char)p[2]) : -1;
+            int hi = end - p >= 3 ? util_hexval((unsigned char)p[1]) : -1;
+            int lo = end - p >= 3 ? util_hexval((unsigned char)p[2]) : -1;
             if (hi < 0 || lo < 0)
                 return -EINVAL;
             c = hi * 16 + lo;
@@ -392,18 +382,18 @@ int http_find_mac(const char *s, size_t len, uint8_t mac[6])
 {
     size_t i = 0;
     while (i < len) {
-        if (s_hex((unsigned char)s[i]) < 0) {
+        if (util_hexval((unsigned char)s[i]) < 0) {
             i++;
             continue;
         }
         size_t j = i;
-        while (j < len && s_hex((unsigned char)s[j]) >= 0)
+        while (j < len && util_hexval((unsigned char)s[j]) >= 0)
             j++;
         uint8_t m[6];
         if (j - i == 12) {
             for (int k = 0; k < 6; k++)
-                m[k] = (uint8_t)(s_hex((unsigned char)s[i + 2 * k]) * 16 +
-                                 s_hex((unsigned char)s[i + 2 * k + 1]));
+                m[k] = (uint8_t)(util_hexval((unsigned char)s[i + 2 * k]) * 16 +
+                                 util_hexval((unsigned char)s[i + 2 * k + 1]));
             if (s_mac_ok(m)) {
                 memcpy(mac, m, 6);
                 return 1;
@@ -413,13 +403,15 @@ int http_find_mac(const char *s, size_t len, uint8_t mac[6])
             int good = 1;
             for (int k = 0; k < 6 && good; k++) {
                 size_t at = i + 3 * (size_t)k;
-                int hi = s_hex((unsigned char)s[at]), lo = s_hex((unsigned char)s[at + 1]);
+                int hi = util_hexval((unsigned char)s[at]),
+                    lo = util_hexval((unsigned char)s[at + 1]);
                 if (hi < 0 || lo < 0 || (k < 5 && s[at + 2] != sep))
                     good = 0;
                 else
                     m[k] = (uint8_t)(hi * 16 + lo);
             }
-            if (good && (i + 17 == len || s_hex((unsigned char)s[i + 17]) < 0) && s_mac_ok(m)) {
+            if (good && (i + 17 == len || util_hexval((unsigned char)s[i + 17]) < 0) &&
+                s_mac_ok(m)) {
                 memcpy(mac, m, 6);
                 return 1;
             }

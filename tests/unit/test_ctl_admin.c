@@ -57,14 +57,13 @@ void ctl_link_site_changed(ctl_link_t *link, int64_t site_id)
         s_changed[s_n_changed++] = site_id;
 }
 
-static size_t s_n_enqueued, s_n_flushed;
-
+/* device assign is covered end to end by tests/system/t_assign.sh; these
+ * only satisfy the linker. */
 int ctl_link_enqueue(ctl_link_t *link, int64_t agent_id, const Firmfleet__Envelope *env)
 {
     (void)link;
     (void)agent_id;
     (void)env;
-    s_n_enqueued++;
     return 0;
 }
 
@@ -72,7 +71,6 @@ void ctl_link_flush_outbox(ctl_link_t *link, int64_t agent_id)
 {
     (void)link;
     (void)agent_id;
-    s_n_flushed++;
 }
 
 /* ---- fixture ---- */
