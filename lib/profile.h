@@ -118,6 +118,11 @@ enum profile_when profile_file_when(const struct profile_file *f);
 const char *profile_file_image(const struct profile_file *f);
 /* Content-Type for HTTP ("" = let the server choose). */
 const char *profile_file_content_type(const struct profile_file *f);
+/* 1 when f is served to a device that may (upgrade 1) or may not (0) be
+ * upgraded now: "upgrade" files and images only while upgrading, "hold"
+ * files only while not, "always" files in both modes. The agent answers
+ * "not found" when 0 (profile_render then returns -ENOENT as well). */
+int profile_file_served(const struct profile_file *f, int upgrade);
 
 /* What a rendered file may refer to (format: "Template variables"). */
 struct profile_vars {
