@@ -90,6 +90,8 @@ $(B)/firmfleet-agent: $(B)/obj/siteagent/agent_main.o $(ARCHIVES)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
 
+	@echo "  LD      $@"
+
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(ARCHIVES)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
@@ -122,29 +124,62 @@ bench: all
 	@tests/bench/run.sh $(B)
 
 # make fuzz: libFuzzer (clang, ASan+UBSan) on every parser that reads the
-# network: DHCP packets and classification, TFTP requests, HTTP requests.
-# Each target runs FUZZ_SECONDS; the corpus grows under $(B)/fuzz/.
+# network or operator input: DHCP packets and classification, TFTP requests,
+# HTTP requests, window specs, controller-link and admin protobufs, the
+# device import CSV, vendor profiles. Each target runs FUZZ_SECONDS from its
+# committed seeds (tests/fuzz/corpus/NAME, read only); the corpus grows
+# under $(B)/fuzz/, and a crashing input is written there as
+# corpus-NAME-crash-*. A failing target does not stop the others; `make
+# fuzz` fails at the end, naming them.
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -Ilib -Iproto -Idb -Isiteagent \
-             -isystem $(B)/gen
-FUZZ_BINS = $(B)/fuzz/fuzz_dhcp $(B)/fuzz/fuzz_tftp_pkt $(B)/fuzz/fuzz_http_req
+             -Icontroller -isystem $(B)/gen
+FUZZ_BINS = $(B)/fuzz/fuzz_dhcp $(B)/fuzz/fuzz_tftp_pkt $(B)/fuzz/fuzz_http_req \
+            $(B)/fuzz/fuzz_window $(B)/fuzz/fuzz_envelope $(B)/fuzz/fuzz_csv \
+            $(if $(wildcard lib/profile.c),$(B)/fuzz/fuzz_profile)
 $(B)/fuzz/fuzz_dhcp: tests/fuzz/fuzz_dhcp.c siteagent/dhcp_pkt.c siteagent/dhcp_class.c $(GEN_C)
 	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz
 	clang $(FUZZ_FLAGS) $^ -lprotobuf-c -o $@
 $(B)/fuzz/fuzz_tftp_pkt: tests/fuzz/fuzz_tftp_pkt.c siteagent/tftp_pkt.c
 	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz
 	clang $(FUZZ_FLAGS) $^ -o $@
-$(B)/fuzz/fuzz_http_req: tests/fuzz/fuzz_http_req.c siteagent/http_req.c
+$(B)/fuzz/fuzz_http_req: tests/fuzz/fuzz_http_req.c siteagent/http_req.c lib/util.c
 	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz
 	clang $(FUZZ_FLAGS) $^ -lhttp_parser -o $@
+$(B)/fuzz/fuzz_window: tests/fuzz/fuzz_window.c lib/window.c lib/util.c
+	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz
+	clang $(FUZZ_FLAGS) $^ -o $@
+$(B)/fuzz/fuzz_envelope: tests/fuzz/fuzz_envelope.c $(GEN_C)
+	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz
+	clang $(FUZZ_FLAGS) $^ -lprotobuf-c -o $@
+$(B)/fuzz/fuzz_csv: tests/fuzz/fuzz_csv.c controller/cli_csv.c lib/dhcpopt.c lib/util.c
+	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz
+	clang $(FUZZ_FLAGS) $^ -lcsv -ljansson -o $@
+$(B)/fuzz/fuzz_profile: tests/fuzz/fuzz_profile.c lib/profile.c lib/dhcpopt.c lib/util.c
+	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz
+	clang $(FUZZ_FLAGS) $^ -ljansson -o $@
 fuzz: $(FUZZ_BINS)
-	@for f in $(FUZZ_BINS); do \
-	  c=$(B)/fuzz/corpus-$$(basename $$f); mkdir -p $$c; \
-	  echo "fuzz: $$(basename $$f) for $(FUZZ_SECONDS) s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$c 2>$$c.log || \
-	    { tail -40 $$c.log; echo "fuzz: $$(basename $$f) FAILED (log $$c.log)"; exit 1; }; \
-	  grep -E 'stat::number_of_executed_units|stat::new_units_added' $$c.log | tr '\n' ' '; echo; \
-	done
+	@bad=""; for f in $(FUZZ_BINS); do \
+	  n=$$(basename $$f); c=$(B)/fuzz/corpus-$$n; mkdir -p $$c; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	  if $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$$c- \
+	       $$c tests/fuzz/corpus/$$n 2>$$c.log; then \
+	    grep -E 'stat::number_of_executed_units|stat::new_units_added' $$c.log | tr '\n' ' '; echo; \
+	  else \
+	    tail -40 $$c.log; echo "fuzz: $$n FAILED (log $$c.log)"; bad="$$bad $$n"; \
+	  fi; \
+	done; [ -z "$$bad" ] || { echo "fuzz: failed:$$bad"; exit 1; }
+
+# Corpus replay without clang: each tests/fuzz/fuzz_NAME.c linked with
+# tests/fuzz/replay_main.c into $(B)/tests/test_fuzz_NAME, built by `units`
+# and run by tests/run.sh like any unit test, so `make test` replays every
+# committed seed and saved crash on the plain and the ASan+UBSan build.
+FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(B)/tests/test_%,$(wildcard tests/fuzz/fuzz_*.c))
+units: $(FUZZ_REPLAY)
+$(FUZZ_REPLAY): $(B)/tests/test_%: $(B)/obj/tests/fuzz/%.o $(B)/obj/tests/fuzz/replay_main.o $(ARCHIVES)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(ARCHIVES) $(LIBS)
 
 format:
 	clang-format -i $(wildcard */*.c */*.h tests/*/*.c)

@@ -58,6 +58,7 @@ static const struct cli_opt o_class_add[] = {
     {"option", 2, 0, "SPEC", "DHCP option CODE=[TYPE:]VALUE it gets (repeatable)"},
     {"tftp-root", 1, 0, "DIR", "subdirectory of the agent's files root it is served from"},
     {"replace", 0, 0, NULL, "replace a class of that name in that scope"},
+    {"window", 1, 0, "SPEC", "when its devices may be upgraded (see ROLLOUTS in the man page)"},
     {NULL, 0, 0, NULL, NULL}};
 static const struct cli_opt o_class_list[] = {
     {"site", 1, 0, "SITE", "what this site gets, in the order classes are tried"},
@@ -79,6 +80,44 @@ static const struct cli_opt o_template_list[] = {
 static const struct cli_opt o_device_assign[] = {
     {"firmware", 1, 1, "VENDOR/VERSION", "the firmware (as in firmware list)"},
     {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_site_set[] = {
+    {"window", 1, 1, "SPEC", "maintenance window of the site (\"\" = any time)"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_device_set[] = {
+    {"version", 1, 0, "V", "firmware version the device runs"},
+    {"serial-config", 1, 0, "X", "configuration serial the device holds"},
+    {"serial-firmware", 1, 0, "X", "firmware serial the device holds"},
+    {"serial-boot", 1, 0, "X", "boot loader serial the device holds"},
+    {"profile", 1, 0, "P", "pin the device to this profile (\"\" = recognise it)"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_profile_add[] = {
+    {"replace", 0, 0, NULL, "replace a profile of that name"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_rollout_create[] = {
+    {"firmware", 1, 1, "VENDOR/VERSION", "the firmware devices end at"},
+    {"profile", 1, 1, "P", "the vendor profile that serves them"},
+    {"sites", 1, 0, "A,B", "only devices at these sites"},
+    {"models", 1, 0, "M1,M2", "only these models"},
+    {"tags", 1, 0, "T1,T2", "only devices with one of these tags"},
+    {"devices", 1, 0, "FILE", "only the MACs in FILE (one per line, or CSV, MAC first)"},
+    {"waves", 1, 0, "N,P%,...", "cumulative wave sizes: canary,10%,100% or 5,50%,100% (default 100%)"},
+    {"max-failures", 1, 0, "N|N%", "halt the rollout after this many failures"},
+    {"site-concurrency", 1, 0, "N", "devices of one site upgrading at once (0 = no cap)"},
+    {"window", 1, 0, "SPEC", "when devices may be upgraded, in each site's time zone"},
+    {"start-at", 1, 0, "TIME", "do not start before TIME"},
+    {"boot-grace", 1, 0, "DUR", "after a device boots, wait this long before upgrading it"},
+    {"stage-fresh", 0, 0, NULL, "upgrade factory-fresh devices at once, window or not"},
+    {"spread", 1, 0, "DUR", "spread the starts of a site's devices over DUR"},
+    {"verify-timeout", 1, 0, "DUR", "how long a device has to come back with the new version"},
+    {"timeouts", 1, 0, "STATE=DUR,..", "how long a device may stay in a state"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_rollout_status[] = {
+    {"devices", 0, 0, NULL, "add the table of every device"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_rollout_watch[] = {
+    {"interval", 1, 0, "SECONDS", "poll every SECONDS, 0.1-3600 (default 1)"},
+    {"once", 0, 0, NULL, "draw one frame and exit"},
+    {NULL, 0, 0, NULL, NULL}};
 static const struct cli_opt o_event_list[] = {
     {"agent", 1, 0, "AGENT", "only events from this agent"},
     {"site", 1, 0, "SITE", "only events from this site"},
@@ -92,6 +131,7 @@ static const struct cli_cmd s_cmds[] = {
     {"site", "add", "NAME", 1, 1, o_site_add, "add a site"},
     {"site", "list", "", 0, 0, o_none, "list sites with device and agent counts"},
     {"site", "show", "NAME", 1, 1, o_none, "show one site"},
+    {"site", "set", "NAME", 1, 1, o_site_set, "change a site's maintenance window"},
     {"agent", "enroll", "", 0, 0, o_agent_enroll, "enroll a site agent and write its credential"},
     {"agent", "list", "", 0, 0, o_none, "list agents, online state and image bytes sent"},
     {"agent", "show", "NAME", 1, 1, o_none, "show one agent"},
@@ -103,6 +143,8 @@ static const struct cli_cmd s_cmds[] = {
     {"device", "show", "MAC", 1, 1, o_none, "show one device"},
     {"device", "assign", "MAC...", 1, -1, o_device_assign,
      "set the firmware devices should end at (journaled to their site's agent)"},
+    {"device", "set", "MAC", 1, 1, o_device_set,
+     "record what a device runs and holds, or pin its profile"},
     {"firmware", "add", "VENDOR/VERSION [NAME=]FILE...", 2, -1, o_fw_add,
      "upload files and register them as one firmware"},
     {"firmware", "list", "", 0, 0, o_none, "list firmware"},
@@ -121,6 +163,22 @@ static const struct cli_cmd s_cmds[] = {
     {"template", "list", "", 0, 0, o_template_list, "list file templates"},
     {"template", "show", "NAME", 1, 1, o_scope_show, "print a template's body"},
     {"template", "remove", "NAME", 1, 1, o_scope, "remove a file template"},
+    {"profile", "add", "FILE.json", 1, 1, o_profile_add,
+     "add a vendor profile (at most 256 KiB of JSON; see profiles/README.md)"},
+    {"profile", "list", "", 0, 0, o_none, "list vendor profiles"},
+    {"profile", "show", "NAME", 1, 1, o_none, "print a profile's JSON"},
+    {"profile", "remove", "NAME", 1, 1, o_none, "remove a vendor profile"},
+    {"rollout", "create", "NAME", 1, 1, o_rollout_create,
+     "create a rollout: which devices, which firmware, in which waves and when"},
+    {"rollout", "start", "NAME", 1, 1, o_none, "start a created rollout"},
+    {"rollout", "pause", "NAME", 1, 1, o_none, "pause: no device starts an upgrade until resumed"},
+    {"rollout", "resume", "NAME", 1, 1, o_none, "resume a paused rollout"},
+    {"rollout", "abort", "NAME", 1, 1, o_none, "abort: cancel every device not yet upgraded"},
+    {"rollout", "list", "", 0, 0, o_none, "list rollouts"},
+    {"rollout", "status", "NAME", 1, 1, o_rollout_status,
+     "show a rollout: counts, waves, sites, failures"},
+    {"rollout", "watch", "NAME", 1, 1, o_rollout_watch,
+     "follow a rollout: progress bars on a terminal, one line per change otherwise"},
 };
 /* clang-format on */
 
@@ -450,7 +508,7 @@ static void s_cmd_usage(FILE *f, const struct cli_cmd *c)
     }
     fprintf(f, "\n      %s\n", c->help);
     for (const struct cli_opt *o = c->opts; o->name; o++)
-        fprintf(f, "      --%-12s %s\n", o->name, o->help);
+        fprintf(f, "      --%-16s %s\n", o->name, o->help);
 }
 
 void cli_usage(FILE *f, const char *noun)

@@ -11,7 +11,10 @@
  *     0600, via a temporary file and link/rename) and never printed; our
  *     copies are wiped;
  *   - options the controller does not know (--out, --force, --from) stay here;
- *   - a template body is read whole (at most 1 MiB) before anything is sent.
+ *   - a template body is read whole (at most 1 MiB) before anything is sent;
+ *   - a profile file is read whole (at most 256 KiB) and must be JSON, and a
+ *     rollout's --devices file must hold only well-formed MACs, before
+ *     anything is sent; the MACs go as the "devices" option, comma-joined.
  */
 #define _GNU_SOURCE
 #include "cli_cmd.h"
@@ -27,12 +30,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli_conn.h"
 #include "cli_csv.h"
 #include "cli_render.h"
+#include "cli_watch.h"
 #include "hash.h"
 #include "store_inv.h"
 #include "util.h"
@@ -129,6 +134,19 @@ static int s_output(struct run *r, json_t *doc)
     return 0;
 }
 
+/* For the human message of a write whose answer does not name what was
+ * written (rollout start, profile remove, device set, ...): the argument. */
+static void s_name_default(const struct cli_args *a, json_t *doc)
+{
+    const char *key = strcmp(a->cmd->noun, "device") == 0 ? "mac" : "name";
+    if (a->nargs < 1 || !json_is_object(doc) || json_object_get(doc, key) != NULL)
+        return;
+    if (strcmp(a->cmd->verb, "list") == 0 || strcmp(a->cmd->verb, "show") == 0 ||
+        strcmp(a->cmd->verb, "status") == 0)
+        return;
+    json_object_set_new(doc, key, json_string(a->args[0]));
+}
+
 /* Commands that map one-to-one onto an admin request. */
 static int s_simple(struct run *r)
 {
@@ -141,6 +159,8 @@ static int s_simple(struct run *r)
         s_req_opt(&b, a->opts[i].name, a->opts[i].value);
     json_t *doc = NULL;
     int rc = s_call(r, &b, &doc);
+    if (rc == 0 && !a->json)
+        s_name_default(a, doc);
     if (rc == 0)
         rc = s_output(r, doc);
     json_decref(doc);
@@ -734,6 +754,303 @@ static int s_template_show(struct run *r)
     return rc;
 }
 
+/* ---- rollouts and profiles ---- */
+
+struct mac_at {
+    char mac[18];
+    size_t line;
+};
+
+static int s_mac_at_cmp(const void *x, const void *y)
+{
+    const struct mac_at *a = x, *b = y;
+    int c = strcmp(a->mac, b->mac);
+    return c ? c : (a->line < b->line ? -1 : a->line > b->line);
+}
+
+static int s_is_sep(char c)
+{
+    return c == ',' || c == ';' || c == '\t' || c == ' ';
+}
+
+int cli_devices_parse(const char *path, const char *text, size_t len, char **macs, size_t *count,
+                      char *err, size_t errlen)
+{
+    *macs = NULL;
+    *count = 0;
+    size_t cap = 64, n = 0, lineno = 0;
+    struct mac_at *all = malloc(cap * sizeof *all);
+    if (all == NULL) {
+        util_errf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = 0, seen_line = 0;
+    for (size_t pos = 0; pos < len && rc == 0;) {
+        const char *ln = text + pos;
+        const char *nl = memchr(ln, '\n', len - pos);
+        size_t ll = nl ? (size_t)(nl - ln) : len - pos;
+        pos += ll + (nl ? 1 : 0);
+        lineno++;
+        const char *hash = memchr(ln, '#', ll);
+        if (hash)
+            ll = (size_t)(hash - ln);
+        while (ll > 0 && (ln[ll - 1] == '\r' || ln[ll - 1] == ' ' || ln[ll - 1] == '\t'))
+            ll--;
+        while (ll > 0 && (*ln == ' ' || *ln == '\t')) {
+            ln++;
+            ll--;
+        }
+        if (ll == 0)
+            continue;
+        size_t fl = 0;
+        while (fl < ll && !s_is_sep(ln[fl]))
+            fl++;
+        char field[64];
+        const char *fs = ln;
+        if (fl >= 2 && fs[0] == '"' && fs[fl - 1] == '"') {
+            fs++;
+            fl -= 2;
+        }
+        snprintf(field, sizeof field, "%.*s", (int)(fl < 60 ? fl : 60), fs);
+        int first = !seen_line;
+        seen_line = 1;
+        if (first && strcasecmp(field, "mac") == 0)
+            continue; /* a CSV header */
+        if (n == cap) {
+            struct mac_at *na = realloc(all, 2 * cap * sizeof *all);
+            if (na == NULL) {
+                util_errf(err, errlen, "out of memory");
+                rc = -ENOMEM;
+                break;
+            }
+            all = na;
+            cap *= 2;
+        }
+        if (fl > 60 || util_mac_canon(field, all[n].mac) < 0) {
+            for (char *p = field; *p; p++)
+                if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                    *p = '?';
+            util_errf(err, errlen, "%s:%zu: '%s%s' is not a MAC address", path, lineno, field,
+                      fl > 60 ? "..." : "");
+            rc = -EINVAL;
+            break;
+        }
+        all[n].line = lineno;
+        n++;
+    }
+    if (rc == 0 && n == 0) {
+        util_errf(err, errlen, "%s: no MAC addresses in the file", path);
+        rc = -EINVAL;
+    }
+    char *joined = NULL;
+    if (rc == 0) {
+        joined = malloc(n * 18 + 1);
+        if (joined == NULL) {
+            util_errf(err, errlen, "out of memory");
+            rc = -ENOMEM;
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                memcpy(joined + i * 18, all[i].mac, 17);
+                joined[i * 18 + 17] = ',';
+            }
+            joined[n * 18 - 1] = '\0';
+        }
+    }
+    if (rc == 0) {
+        /* a MAC twice: report the duplicate that comes first in the file */
+        qsort(all, n, sizeof *all, s_mac_at_cmp);
+        size_t bad = 0, first = 0;
+        for (size_t i = 1; i < n; i++)
+            if (strcmp(all[i].mac, all[i - 1].mac) == 0 && (bad == 0 || all[i].line < bad)) {
+                bad = all[i].line;
+                size_t j = i;
+                while (j > 0 && strcmp(all[j - 1].mac, all[i].mac) == 0)
+                    j--;
+                first = all[j].line;
+            }
+        if (bad) {
+            util_errf(err, errlen, "%s:%zu: MAC listed twice (first on line %zu)", path, bad,
+                      first);
+            rc = -EINVAL;
+        }
+    }
+    free(all);
+    if (rc != 0) {
+        free(joined);
+        return rc;
+    }
+    *macs = joined;
+    *count = n;
+    return 0;
+}
+
+/* profile add: the file read whole (at most CLI_PROFILE_MAX) and checked to
+ * be JSON before the controller hears of it; the controller checks the
+ * rest. */
+static int s_profile_add(struct run *r)
+{
+    const struct cli_args *a = r->a;
+    const char *path = a->args[0];
+    char *text = NULL;
+    size_t len = 0;
+    int rc = util_read_file(path, CLI_PROFILE_MAX, &text, &len);
+    if (rc == -EINVAL)
+        return s_fail(r, "%s: not a regular file", path);
+    if (rc == -EFBIG)
+        return s_fail(r, "%s: too large for a profile (at most %u bytes)", path, CLI_PROFILE_MAX);
+    if (rc < 0)
+        return s_fail(r, "%s: %s", path, strerror(-rc));
+    json_error_t jerr;
+    json_t *probe = json_loadb(text, len, 0, &jerr);
+    if (probe == NULL) {
+        free(text);
+        return s_fail(r, "%s:%d: not JSON: %s", path, jerr.line, jerr.text);
+    }
+    json_decref(probe);
+    struct reqb b;
+    s_req_init(&b, r, "profile", "add");
+    s_req_opt(&b, "replace", cli_args_opt(a, "replace"));
+    b.req.blob.data = (uint8_t *)text;
+    b.req.blob.len = len;
+    json_t *doc = NULL;
+    rc = s_call(r, &b, &doc);
+    free(text);
+    if (rc == 0)
+        rc = s_output(r, doc);
+    json_decref(doc);
+    return rc;
+}
+
+/* rollout create: --devices FILE is read here and sent as the MACs
+ * themselves; every other option goes as it is. */
+static int s_rollout_create(struct run *r)
+{
+    const struct cli_args *a = r->a;
+    const char *path = cli_args_opt(a, "devices");
+    char *macs = NULL;
+    if (path != NULL) {
+        char *text = NULL;
+        size_t len = 0, n = 0;
+        int rc = util_read_file(path, WIRE_MAX_MSG, &text, &len);
+        if (rc == -EINVAL)
+            return s_fail(r, "%s: not a regular file", path);
+        if (rc == -EFBIG)
+            return s_fail(r, "%s: too large (limit %u bytes)", path, WIRE_MAX_MSG);
+        if (rc < 0)
+            return s_fail(r, "%s: %s", path, strerror(-rc));
+        rc = cli_devices_parse(path, text, len, &macs, &n, r->err, r->errlen);
+        free(text);
+        if (rc < 0)
+            return 1;
+        if (strlen(macs) > WIRE_MAX_MSG - 4096) {
+            free(macs);
+            return s_fail(r, "%s: too many devices for one rollout request", path);
+        }
+    }
+    struct reqb b;
+    s_req_init(&b, r, "rollout", "create");
+    s_req_arg(&b, a->args[0]);
+    for (int i = 0; i < a->nopts; i++)
+        s_req_opt(&b, a->opts[i].name,
+                  strcmp(a->opts[i].name, "devices") == 0 ? macs : a->opts[i].value);
+    json_t *doc = NULL;
+    int rc = s_call(r, &b, &doc);
+    free(macs);
+    if (rc == 0)
+        rc = s_output(r, doc);
+    json_decref(doc);
+    return rc;
+}
+
+/* rollout status: the controller always sends every device; they are shown
+ * (and printed with --json) only with --devices. */
+static int s_rollout_status(struct run *r)
+{
+    struct reqb b;
+    s_req_init(&b, r, "rollout", "status");
+    s_req_arg(&b, r->a->args[0]);
+    json_t *doc = NULL;
+    int rc = s_call(r, &b, &doc);
+    if (rc == 0 && cli_args_opt(r->a, "devices") == NULL && json_is_object(doc))
+        json_object_del(doc, "devices");
+    if (rc == 0)
+        rc = s_output(r, doc);
+    json_decref(doc);
+    return rc;
+}
+
+/* rollout watch: one status request per poll; a connection that broke is
+ * replaced by a new one at the next poll. */
+static int s_watch_fetch(void *ctx, json_t **doc, char *err, size_t errlen)
+{
+    struct run *r = ctx;
+    *doc = NULL;
+    if (r->conn && cli_conn_broken(r->conn))
+        cli_conn_destroy(&r->conn);
+    if (r->conn == NULL) {
+        int rc = cli_conn_open(r->endpoint, r->timeout_ms, &r->conn, err, errlen);
+        if (rc == -EINVAL || rc == -ENOMEM || rc == -ENAMETOOLONG)
+            return CLI_FETCH_REFUSED;
+        if (rc < 0)
+            return CLI_FETCH_UNREACHABLE;
+        cli_conn_set_interrupt(r->conn, cli_watch_stop_flag());
+    }
+    struct reqb b;
+    s_req_init(&b, r, "rollout", "status");
+    s_req_arg(&b, r->a->args[0]);
+    int rc = cli_conn_call(r->conn, &b.req, doc, err, errlen);
+    if (rc == 0 && !json_is_object(json_object_get(*doc, "rollout"))) {
+        json_decref(*doc);
+        *doc = NULL;
+        util_errf(err, errlen, "malformed response from the controller");
+        return CLI_FETCH_REFUSED;
+    }
+    if (rc == 0)
+        return CLI_FETCH_OK;
+    return cli_conn_broken(r->conn) ? CLI_FETCH_UNREACHABLE : CLI_FETCH_REFUSED;
+}
+
+/* SECONDS as a decimal with at most 3 fractional digits, 0.1 to 3600. */
+static int s_parse_interval(const char *s, int *ms)
+{
+    int64_t whole = 0, frac = 0;
+    const char *dot = strchr(s, '.');
+    char ip[24];
+    size_t il = dot ? (size_t)(dot - s) : strlen(s);
+    if (il == 0 || il >= sizeof ip)
+        return -EINVAL;
+    memcpy(ip, s, il);
+    ip[il] = '\0';
+    if (util_parse_i64(ip, 0, 3600, &whole) < 0)
+        return -EINVAL;
+    if (dot) {
+        size_t fl = strlen(dot + 1);
+        if (fl == 0 || fl > 3 || strspn(dot + 1, "0123456789") != fl)
+            return -EINVAL;
+        frac = strtol(dot + 1, NULL, 10);
+        for (size_t i = fl; i < 3; i++)
+            frac *= 10;
+    }
+    int64_t v = whole * 1000 + frac;
+    if (v < 100 || v > 3600 * 1000)
+        return -EINVAL;
+    *ms = (int)v;
+    return 0;
+}
+
+static int s_rollout_watch(struct run *r)
+{
+    const struct cli_args *a = r->a;
+    struct cli_watch_cfg cfg = {a->args[0], 1000, cli_args_opt(a, "once") != NULL, a->json};
+    const char *iv = cli_args_opt(a, "interval");
+    if (iv && s_parse_interval(iv, &cfg.interval_ms) < 0)
+        return s_fail(r, "invalid --interval '%s' (0.1-3600 seconds)", iv);
+    /* a poll that hangs must not freeze the screen for the default 30 s */
+    if (a->timeout == NULL)
+        r->timeout_ms = 5000;
+    return cli_watch_run(&cfg, s_watch_fetch, r, r->err, r->errlen);
+}
+
 /* ---- entry ---- */
 
 int cli_endpoint(const struct cli_args *a, char *out, size_t n)
@@ -799,6 +1116,14 @@ int cli_run(const struct cli_args *a, char *err, size_t errlen)
         rc = s_template_add(&r);
     else if (strcmp(noun, "template") == 0 && strcmp(verb, "show") == 0)
         rc = s_template_show(&r);
+    else if (strcmp(noun, "profile") == 0 && strcmp(verb, "add") == 0)
+        rc = s_profile_add(&r);
+    else if (strcmp(noun, "rollout") == 0 && strcmp(verb, "create") == 0)
+        rc = s_rollout_create(&r);
+    else if (strcmp(noun, "rollout") == 0 && strcmp(verb, "status") == 0)
+        rc = s_rollout_status(&r);
+    else if (strcmp(noun, "rollout") == 0 && strcmp(verb, "watch") == 0)
+        rc = s_rollout_watch(&r);
     else
         rc = s_simple(&r);
     cli_conn_destroy(&r.conn);

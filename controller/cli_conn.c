@@ -23,8 +23,19 @@ struct cli_conn {
     void *sock;
     int timeout_ms;
     int broken;
+    volatile sig_atomic_t *intr; /* see cli_conn_set_interrupt */
     char endpoint[512];
 };
+
+int cli_conn_broken(const cli_conn_t *c)
+{
+    return c->broken;
+}
+
+void cli_conn_set_interrupt(cli_conn_t *c, volatile sig_atomic_t *flag)
+{
+    c->intr = flag;
+}
 
 const char *cli_conn_endpoint(const cli_conn_t *c)
 {
@@ -122,9 +133,14 @@ int cli_conn_call(cli_conn_t *c, const Firmfleet__AdminRequest *req, json_t **ou
     }
     zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
     int n;
-    do
+    do {
         n = zmq_poll(&it, 1, c->timeout_ms);
-    while (n < 0 && errno == EINTR);
+        if (n < 0 && errno == EINTR && c->intr && *c->intr) {
+            c->broken = 1;
+            snprintf(err, errlen, "interrupted");
+            return -EINTR;
+        }
+    } while (n < 0 && errno == EINTR);
     if (n <= 0) {
         c->broken = 1;
         snprintf(err, errlen, "controller not reachable at %s (no answer in %d s)", c->endpoint,

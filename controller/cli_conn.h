@@ -8,6 +8,7 @@
 #define FF_CLI_CONN_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stddef.h>
 
 #include "firmfleet.pb-c.h"
@@ -26,6 +27,15 @@ void cli_conn_destroy(cli_conn_t **c_p);
  * one-line error in err; transport failures give -ETIMEDOUT/-EIO etc. */
 int cli_conn_call(cli_conn_t *c, const Firmfleet__AdminRequest *req, json_t **out, char *err,
                   size_t errlen);
+
+/* 1 when the connection can no longer be used (a transport failure or a
+ * timeout happened): open a new one to try again. */
+int cli_conn_broken(const cli_conn_t *c);
+
+/* While *flag (borrowed, may be NULL) is non-zero, a call waiting for its
+ * answer gives up with -EINTR when a signal interrupts the wait, and the
+ * connection is broken. For commands that a signal ends (rollout watch). */
+void cli_conn_set_interrupt(cli_conn_t *c, volatile sig_atomic_t *flag);
 
 /* The endpoint string in use (borrowed). */
 const char *cli_conn_endpoint(const cli_conn_t *c);

@@ -8,11 +8,26 @@
 #include "cli_render.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-enum fmt { F_STR, F_INT, F_TIME, F_BOOL, F_LIST, F_SIZE, F_ONLINE, F_COUNT, F_SPECS, F_SCOPE };
+enum fmt {
+    F_STR,
+    F_INT,
+    F_TIME,
+    F_BOOL,
+    F_LIST,
+    F_SIZE,
+    F_ONLINE,
+    F_COUNT,
+    F_SPECS,
+    F_SCOPE,
+    F_WHEN,  /* cli_fmt_when */
+    F_YESNO, /* boolean, or a number (non-zero: yes) */
+    F_WAVES, /* a wave spec string, or an array of wave sizes */
+};
 
 struct col {
     const char *header;
@@ -120,6 +135,37 @@ static char *s_cell(const json_t *obj, const struct col *c)
             return strdup("(global)");
         if (json_is_string(v))
             return s_clean(json_string_value(v));
+        break;
+    case F_WHEN:
+        cli_fmt_when(v, buf, sizeof buf);
+        return strdup(buf);
+    case F_YESNO:
+        if (json_is_boolean(v))
+            return strdup(json_is_true(v) ? "yes" : "no");
+        if (json_is_integer(v))
+            return strdup(json_integer_value(v) ? "yes" : "no");
+        break;
+    case F_WAVES:
+        if (json_is_string(v))
+            return s_clean(json_string_value(v)[0] ? json_string_value(v) : "-");
+        if (json_is_array(v) && json_array_size(v) > 0) {
+            size_t i, o = 0;
+            const json_t *item;
+            buf[0] = '\0';
+            json_array_foreach(v, i, item)
+            {
+                char one[32];
+                if (json_is_integer(item))
+                    snprintf(one, sizeof one, "%lld", (long long)json_integer_value(item));
+                else
+                    snprintf(one, sizeof one, "%.30s", s_or(json_string_value(item), "?"));
+                int w = snprintf(buf + o, sizeof buf - o, "%s%s", i ? "," : "", one);
+                if (w < 0 || (size_t)w >= sizeof buf - o)
+                    break;
+                o += (size_t)w;
+            }
+            return s_clean(buf);
+        }
         break;
     case F_SPECS:
     case F_LIST:
@@ -383,6 +429,336 @@ static void s_render_services(FILE *f, const char *noun, const char *verb, const
     free(name);
 }
 
+/* ---- rollouts and profiles ---- */
+
+static const char *const s_states[] = {
+    "pending",   "assigned",  "waiting_window", "offered", "downloading", "installed",
+    "verifying", "succeeded", "failed",         "skipped", "cancelled",   NULL,
+};
+
+const char *const *cli_rollout_states(void)
+{
+    return s_states;
+}
+
+static long long s_count(const json_t *counts, const char *key)
+{
+    const json_t *v = json_object_get(counts, key);
+    return json_is_integer(v) && json_integer_value(v) > 0 ? (long long)json_integer_value(v) : 0;
+}
+
+void cli_tally(const json_t *counts, const json_t *total, struct cli_tally *t)
+{
+    memset(t, 0, sizeof *t);
+    long long sum = 0;
+    for (int i = 0; s_states[i]; i++)
+        sum += s_count(counts, s_states[i]);
+    t->done = s_count(counts, "succeeded") + s_count(counts, "skipped");
+    t->failed = s_count(counts, "failed");
+    t->active = s_count(counts, "offered") + s_count(counts, "downloading") +
+                s_count(counts, "installed") + s_count(counts, "verifying");
+    t->waiting = s_count(counts, "pending") + s_count(counts, "assigned") +
+                 s_count(counts, "waiting_window");
+    t->total = json_is_integer(total) && json_integer_value(total) > 0
+                   ? (long long)json_integer_value(total)
+                   : sum;
+}
+
+int cli_bar(const struct cli_tally *t, int width, char *out, size_t n)
+{
+    if (n > 0)
+        out[0] = '\0';
+    if (width < 3 || n <= (size_t)width)
+        return -EINVAL;
+    int inner = width - 2;
+    long long seg[3] = {t->done, t->failed, t->active};
+    int cells[4] = {0, 0, 0, 0}; /* done, failed, active, rest */
+    long long total = t->total, cum = 0;
+    int used = 0;
+    for (int i = 0; i < 3; i++) {
+        long long s = seg[i] > 0 ? seg[i] : 0;
+        cum += s;
+        if (total > 0 && cum > total)
+            cum = total; /* counts above the total: the bar is just full */
+        int upto = total > 0 ? (int)(cum * inner / total) : 0;
+        cells[i] = upto - used;
+        used = upto;
+    }
+    cells[3] = inner - used;
+    /* a failure or a device in progress must be visible */
+    for (int i = 1; i < 3; i++) {
+        if (seg[i] <= 0 || cells[i] > 0)
+            continue;
+        int big = -1;
+        for (int j = 0; j < 4; j++)
+            if (j != i && cells[j] > 1 && (big < 0 || cells[j] > cells[big]))
+                big = j;
+        if (big >= 0) {
+            cells[big]--;
+            cells[i]++;
+        }
+    }
+    static const char glyph[4] = {'#', 'x', '>', '-'};
+    size_t o = 0;
+    out[o++] = '[';
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < cells[i]; k++)
+            out[o++] = glyph[i];
+    out[o++] = ']';
+    out[o] = '\0';
+    return 0;
+}
+
+void cli_fmt_when(const json_t *v, char *out, size_t n)
+{
+    if (json_is_string(v) && json_string_value(v)[0]) {
+        char *c = s_clean(json_string_value(v));
+        snprintf(out, n, "%s", c ? c : "?");
+        free(c);
+        return;
+    }
+    if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < 100000000000LL) {
+        json_t *ms = json_integer(json_integer_value(v) * 1000);
+        cli_fmt_time(ms, out, n);
+        json_decref(ms);
+        return;
+    }
+    cli_fmt_time(v, out, n);
+}
+
+static const struct col c_profile_list[] = {
+    {"NAME", "name", F_STR},
+    {"PRIORITY", "priority", F_INT},
+    {"SOURCE", "source", F_STR},
+    {"DESCRIPTION", "description", F_STR},
+};
+static const struct col c_rollout_list[] = {
+    {"ID", "id", F_INT},           {"NAME", "name", F_STR},
+    {"STATE", "state", F_STR},     {"FIRMWARE", "firmware", F_STR},
+    {"PROFILE", "profile", F_STR}, {"DONE", "done", F_STR},
+    {"FAILED", "failed", F_INT},   {"CREATED", "created_at", F_WHEN},
+    {"REASON", "reason", F_STR},
+};
+static const struct col c_rollout_head[] = {
+    {"rollout:", "name", F_STR},
+    {"state:", "state", F_STR},
+    {"reason:", "reason", F_STR},
+    {"firmware:", "firmware", F_STR},
+    {"profile:", "profile", F_STR},
+    {"waves:", "waves", F_WAVES},
+    {"current wave:", "current", F_STR},
+    {"max failures:", "max_failures", F_STR},
+    {"site concurrency:", "site_concurrency", F_STR},
+    {"window:", "window", F_STR},
+    {"created:", "created_at", F_WHEN},
+    {"started:", "started_at", F_WHEN},
+    {"finished:", "finished_at", F_WHEN},
+};
+static const struct col c_rollout_waves[] = {
+    {"WAVE", "wave", F_INT},     {"STATE", "state", F_STR},        {"DONE", "done", F_STR},
+    {"FAILED", "failed", F_INT}, {"IN PROGRESS", "active", F_INT}, {"WAITING", "waiting", F_INT},
+};
+static const struct col c_rollout_sites[] = {
+    {"SITE", "site", F_STR},          {"DONE", "done", F_STR},       {"FAILED", "failed", F_INT},
+    {"IN PROGRESS", "active", F_INT}, {"STAGED", "staged", F_YESNO},
+};
+static const struct col c_rollout_failures[] = {
+    {"MAC", "mac", F_STR},
+    {"SITE", "site", F_STR},
+    {"AT", "at", F_WHEN},
+    {"REASON", "reason", F_STR},
+};
+static const struct col c_rollout_devices[] = {
+    {"MAC", "mac", F_STR},       {"SITE", "site", F_STR},   {"MODEL", "model", F_STR},
+    {"WAVE", "wave", F_INT},     {"STATE", "state", F_STR}, {"UPDATED", "updated_at", F_WHEN},
+    {"REASON", "reason", F_STR},
+};
+
+/* A copy of each row of arr with the tally of its "counts" added as
+ * done ("D/T"), failed, active, waiting; totkey names the row's total. */
+static json_t *s_with_tally(const json_t *arr, const char *totkey)
+{
+    json_t *out = json_array();
+    size_t i;
+    const json_t *row;
+    json_array_foreach(arr, i, row)
+    {
+        struct cli_tally t;
+        char done[64];
+        json_t *r = json_is_object(row) ? json_copy((json_t *)(uintptr_t)row) : json_object();
+        cli_tally(json_object_get(row, "counts"), json_object_get(row, totkey), &t);
+        snprintf(done, sizeof done, "%lld/%lld", t.done, t.total);
+        if (r == NULL || out == NULL)
+            break;
+        json_object_set_new(r, "done", json_string(done));
+        json_object_set_new(r, "failed", json_integer(t.failed));
+        json_object_set_new(r, "active", json_integer(t.active));
+        json_object_set_new(r, "waiting", json_integer(t.waiting));
+        json_array_append_new(out, r);
+    }
+    return out;
+}
+
+/* "pending 0  assigned 2  ...  (20 devices)" */
+static void s_counts_line(FILE *f, const json_t *counts, const json_t *total)
+{
+    struct cli_tally t;
+    cli_tally(counts, total, &t);
+    for (int i = 0; s_states[i]; i++)
+        fprintf(f, "%s%s %lld", i ? "  " : "", s_states[i], s_count(counts, s_states[i]));
+    fprintf(f, "  (%lld device%s)\n", t.total, t.total == 1 ? "" : "s");
+}
+
+static void s_rollout_status(FILE *f, const json_t *doc)
+{
+    const json_t *ro = json_object_get(doc, "rollout");
+    json_t *head = json_is_object(ro) ? json_copy((json_t *)(uintptr_t)ro) : json_object();
+    if (head == NULL) {
+        fprintf(f, "(out of memory)\n");
+        return;
+    }
+    /* "2 of 3", and numbers shown as text so that "2" and "10%" both print */
+    char buf[64];
+    size_t nwaves = json_array_size(json_object_get(doc, "waves"));
+    const json_t *cw = json_object_get(ro, "current_wave");
+    if (json_is_integer(cw) && json_integer_value(cw) > 0) {
+        snprintf(buf, sizeof buf, "%lld of %zu", (long long)json_integer_value(cw), nwaves);
+        json_object_set_new(head, "current", json_string(buf));
+    }
+    static const char *const numeric[] = {"max_failures", "site_concurrency"};
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(ro, numeric[i]);
+        if (json_is_integer(v)) {
+            snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+            json_object_set_new(head, numeric[i], json_string(buf));
+        }
+    }
+    const json_t *sc = json_object_get(ro, "site_concurrency");
+    if (json_is_integer(sc) && json_integer_value(sc) == 0)
+        json_object_set_new(head, "site_concurrency", json_string("no cap"));
+    if (json_is_string(json_object_get(ro, "window")) &&
+        json_string_value(json_object_get(ro, "window"))[0] == '\0')
+        json_object_set_new(head, "window", json_string("any time"));
+    s_block(f, head, c_rollout_head, N(c_rollout_head));
+    json_decref(head);
+    fputc('\n', f);
+    s_counts_line(f, json_object_get(doc, "counts"), json_object_get(ro, "total"));
+    json_t *waves = s_with_tally(json_object_get(doc, "waves"), "size");
+    json_t *sites = s_with_tally(json_object_get(doc, "sites"), "total");
+    if (json_array_size(waves) > 0) {
+        fputc('\n', f);
+        s_table(f, waves, c_rollout_waves, N(c_rollout_waves));
+    }
+    if (json_array_size(sites) > 0) {
+        fputc('\n', f);
+        s_table(f, sites, c_rollout_sites, N(c_rollout_sites));
+    }
+    json_decref(waves);
+    json_decref(sites);
+    const json_t *fails = json_object_get(doc, "failures");
+    fprintf(f, "\nfailures: %zu\n", json_array_size(fails));
+    if (json_array_size(fails) > 0)
+        s_table(f, fails, c_rollout_failures, N(c_rollout_failures));
+    const json_t *devs = json_object_get(doc, "devices");
+    if (json_is_array(devs)) {
+        fputc('\n', f);
+        s_table(f, devs, c_rollout_devices, N(c_rollout_devices));
+    }
+}
+
+static void s_render_rollout(FILE *f, const char *verb, const json_t *doc)
+{
+    /* a write answers with the rollout's status document, or a small one */
+    const json_t *ro = json_object_get(doc, "rollout");
+    const json_t *top = json_is_object(ro) && strcmp(verb, "status") != 0 ? ro : doc;
+    char *name = s_clean(s_or(json_string_value(json_object_get(top, "name")), "?"));
+    if (strcmp(verb, "list") == 0) {
+        json_t *rows = json_array();
+        size_t i;
+        const json_t *row;
+        json_array_foreach(json_object_get(doc, "rollouts"), i, row)
+        {
+            char done[64];
+            const json_t *s = json_object_get(row, "succeeded"), *t = json_object_get(row, "total");
+            if (json_is_integer(s) && json_is_integer(t))
+                snprintf(done, sizeof done, "%lld/%lld", (long long)json_integer_value(s),
+                         (long long)json_integer_value(t));
+            else
+                snprintf(done, sizeof done, "-");
+            json_t *r = json_is_object(row) ? json_copy((json_t *)(uintptr_t)row) : NULL;
+            if (r == NULL)
+                continue;
+            json_object_set_new(r, "done", json_string(done));
+            json_array_append_new(rows, r);
+        }
+        s_table(f, rows, c_rollout_list, N(c_rollout_list));
+        json_decref(rows);
+    } else if (strcmp(verb, "status") == 0) {
+        s_rollout_status(f, doc);
+    } else if (strcmp(verb, "create") == 0) {
+        const json_t *total = json_object_get(top, "total");
+        fprintf(f, "created rollout %s", name ? name : "?");
+        if (json_is_integer(total))
+            fprintf(f, " for %lld device%s", (long long)json_integer_value(total),
+                    json_integer_value(total) == 1 ? "" : "s");
+        fprintf(f, " (start it with 'firmfleet rollout start %s')\n", name ? name : "?");
+    } else {
+        static const char *const done[][2] = {
+            {"start", "started"}, {"pause", "paused"}, {"resume", "resumed"}, {"abort", "aborted"}};
+        const char *what = verb;
+        for (size_t i = 0; i < N(done); i++)
+            if (strcmp(verb, done[i][0]) == 0)
+                what = done[i][1];
+        char *state = s_clean(json_string_value(json_object_get(top, "state")));
+        fprintf(f, "%s rollout %s", what, name ? name : "?");
+        if (state && state[0])
+            fprintf(f, " (now %s)", state);
+        fputc('\n', f);
+        free(state);
+    }
+    free(name);
+}
+
+static void s_render_profile(FILE *f, const char *verb, const json_t *doc)
+{
+    char *name = s_clean(s_or(json_string_value(json_object_get(doc, "name")), "?"));
+    if (strcmp(verb, "list") == 0) {
+        s_table(f, json_object_get(doc, "profiles"), c_profile_list, N(c_profile_list));
+    } else if (strcmp(verb, "show") == 0) {
+        /* the profile as it was written: not cleaned, it is the operator's */
+        const char *text = json_string_value(json_object_get(doc, "json"));
+        if (text) {
+            size_t len = strlen(text);
+            fputs(text, f);
+            if (len == 0 || text[len - 1] != '\n')
+                fputc('\n', f);
+        } else {
+            cli_render_json(f, doc);
+        }
+    } else if (strcmp(verb, "add") == 0) {
+        fprintf(f, "%s profile %s\n",
+                json_is_true(json_object_get(doc, "replaced")) ? "replaced" : "added",
+                name ? name : "?");
+    } else {
+        fprintf(f, "removed profile %s\n", name ? name : "?");
+    }
+    free(name);
+}
+
+/* site set: "updated site NAME (window SPEC)" */
+static void s_set_site(FILE *f, const json_t *doc)
+{
+    char *name = s_clean(s_or(json_string_value(json_object_get(doc, "name")), "?"));
+    const json_t *w = json_object_get(doc, "window");
+    char *win = json_is_string(w) ? s_clean(json_string_value(w)) : NULL;
+    fprintf(f, "updated site %s", name ? name : "?");
+    if (win)
+        fprintf(f, " (window %s)", win[0] ? win : "any time");
+    fputc('\n', f);
+    free(name);
+    free(win);
+}
+
 void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t *doc)
 {
     const char *name = json_string_value(json_object_get(doc, "name"));
@@ -392,6 +768,8 @@ void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t 
         else if (strcmp(verb, "add") == 0)
             fprintf(f, "added site %s (%s)\n", name ? name : "?",
                     s_or(json_string_value(json_object_get(doc, "tz")), "?"));
+        else if (strcmp(verb, "set") == 0)
+            s_set_site(f, doc);
         else
             s_block(f, doc, c_site_show, N(c_site_show));
     } else if (strcmp(noun, "agent") == 0) {
@@ -414,6 +792,9 @@ void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t 
             fprintf(f, "assigned %s to %lld device%s through %lld agent%s\n",
                     s_or(json_string_value(json_object_get(doc, "firmware")), "?"), n,
                     n == 1 ? "" : "s", k, k == 1 ? "" : "s");
+        } else if (strcmp(verb, "set") == 0) {
+            fprintf(f, "updated device %s\n",
+                    s_or(json_string_value(json_object_get(doc, "mac")), "?"));
         } else if (strcmp(verb, "import") == 0) {
             long long n = (long long)json_integer_value(json_object_get(doc, "imported"));
             long long s = (long long)json_integer_value(json_object_get(doc, "sites"));
@@ -432,6 +813,10 @@ void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t 
         }
     } else if (strcmp(noun, "event") == 0) {
         s_table(f, doc, c_event_list, N(c_event_list));
+    } else if (strcmp(noun, "rollout") == 0) {
+        s_render_rollout(f, verb, doc);
+    } else if (strcmp(noun, "profile") == 0) {
+        s_render_profile(f, verb, doc);
     } else if (strcmp(noun, "subnet") == 0 || strcmp(noun, "class") == 0 ||
                strcmp(noun, "template") == 0) {
         s_render_services(f, noun, verb, doc);

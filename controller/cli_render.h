@@ -15,6 +15,33 @@ int cli_render_json(FILE *f, const json_t *doc);
 /* Human output of the result of NOUN VERB (see cli_render.c for the tables). */
 void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t *doc);
 
+/* How a rollout's devices stand, from a "counts" object of rollout status
+ * (keys pending .. cancelled; missing keys count 0). total: the given
+ * integer when it is positive, else the sum of the counts. */
+struct cli_tally {
+    long long total;
+    long long done; /* succeeded + skipped (already at the version) */
+    long long failed;
+    long long active;  /* offered + downloading + installed + verifying */
+    long long waiting; /* pending + assigned + waiting_window */
+};
+void cli_tally(const json_t *counts, const json_t *total, struct cli_tally *t);
+
+/* The progress bar of t, exactly width bytes: "[", width-2 cells, "]";
+ * cells '#' done, 'x' failed, '>' in progress, '-' the rest, in that order,
+ * proportional to total (a non-zero failed or in-progress count gets at
+ * least one cell when there is room). Writes into out (n > width).
+ * 0, or -EINVAL when width < 3 or n <= width (out then holds ""). Pure. */
+int cli_bar(const struct cli_tally *t, int width, char *out, size_t n);
+
+/* The device states of a rollout in order, NULL-terminated. */
+const char *const *cli_rollout_states(void);
+
+/* A time field as local "YYYY-MM-DD HH:MM:SS": integers are ms since the
+ * epoch (seconds when below 10^11), strings are shown as they are; "-" for
+ * 0, null or missing. */
+void cli_fmt_when(const json_t *v, char *out, size_t n);
+
 /* Formats ms since the epoch as local "YYYY-MM-DD HH:MM:SS" ("-" for 0/null). */
 void cli_fmt_time(const json_t *ms, char *out, size_t n);
 /* Formats a byte count as "1.5 MiB" (exact below 1 KiB). */

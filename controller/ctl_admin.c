@@ -22,15 +22,17 @@
 #include <zmq.h>
 
 #include "ctl_link.h"
+#include "ctl_rollout.h"
 #include "imgstore.h"
 #include "log.h"
 #include "store_inv.h"
 #include "store_link.h"
+#include "store_rollout.h"
 #include "util.h"
 #include "wire.h"
 
 #define ERR_LEN 512
-#define MAX_OPTS 8
+#define MAX_OPTS 20
 
 typedef Firmfleet__AdminRequest req_t;
 
@@ -327,7 +329,12 @@ static int h_device_import(struct call *c)
             (rc = s_row_str(c, row, i, "serial", &rows[i].serial)) < 0 ||
             (rc = s_row_str(c, row, i, "tags", &rows[i].tags)) < 0 ||
             (rc = s_row_str(c, row, i, "ip", &rows[i].ip)) < 0 ||
-            (rc = s_row_str(c, row, i, "class", &rows[i].class_name)) < 0)
+            (rc = s_row_str(c, row, i, "class", &rows[i].class_name)) < 0 ||
+            (rc = s_row_str(c, row, i, "version", &rows[i].version)) < 0 ||
+            (rc = s_row_str(c, row, i, "serial_config", &rows[i].serial_config)) < 0 ||
+            (rc = s_row_str(c, row, i, "serial_firmware", &rows[i].serial_firmware)) < 0 ||
+            (rc = s_row_str(c, row, i, "serial_boot", &rows[i].serial_boot)) < 0 ||
+            (rc = s_row_str(c, row, i, "profile", &rows[i].profile)) < 0)
             break;
     }
     json_t *ids = NULL;
@@ -818,6 +825,7 @@ static int h_class_add(struct call *c)
         .options = opts,
         .n_options = n_opts,
         .tftp_root = s_opt(c->req, "tftp-root"),
+        .window = s_opt(c->req, "window"),
         .replace = s_opt(c->req, "replace") != NULL,
     };
     json_t *ids = NULL, *doc = NULL;
@@ -890,10 +898,179 @@ static int h_template_remove(struct call *c)
     return rc < 0 ? rc : s_done(c, ids, old);
 }
 
+/* ---- site calendars, device fields ---- */
+
+static int h_site_set(struct call *c)
+{
+    const char *window = s_opt(c->req, "window");
+    if (window == NULL) {
+        s_errf(c, "site set: nothing to set (--window SPEC; \"\" clears it)");
+        return -EINVAL;
+    }
+    int64_t id = 0;
+    int rc = store_site_set_window(c->ctl->st, c->user, s_arg(c->req, 0), window, &id, c->err,
+                                   sizeof c->err);
+    if (rc < 0)
+        return rc;
+    s_notify(c, id);
+    return store_site_show(c->ctl->st, s_arg(c->req, 0), &c->out, c->err, sizeof c->err);
+}
+
+static int h_device_set(struct call *c)
+{
+    struct store_device_set_in in = {
+        .version = s_opt(c->req, "version"),
+        .serial_config = s_opt(c->req, "serial-config"),
+        .serial_firmware = s_opt(c->req, "serial-firmware"),
+        .serial_boot = s_opt(c->req, "serial-boot"),
+        .profile = s_opt(c->req, "profile"),
+    };
+    int64_t site_id = 0;
+    int rc = store_device_set(c->ctl->st, c->user, s_arg(c->req, 0), &in, &site_id, c->err,
+                              sizeof c->err);
+    if (rc < 0)
+        return rc;
+    s_notify(c, site_id);
+    return store_device_show(c->ctl->st, s_arg(c->req, 0), &c->out, c->err, sizeof c->err);
+}
+
+/* ---- profiles ---- */
+
+/* After a rollout/profile write committed: hands its notes to the link. */
+static void s_notes(struct call *c, struct rollout_notes *n)
+{
+    for (size_t i = 0; i < n->n_sites; i++)
+        s_notify(c, n->sites[i]);
+    n->n_sites = 0;
+    rollout_notes_flush(c->ctl, n); /* outboxes; the sites go after the response is built */
+}
+
+static int h_profile_add(struct call *c)
+{
+    struct rollout_notes notes = {0};
+    char name[64] = "";
+    int rc =
+        rollout_profile_add(c->ctl, c->user, (const char *)c->req->blob.data, c->req->blob.len,
+                            s_opt(c->req, "replace") != NULL, name, &notes, c->err, sizeof c->err);
+    if (rc < 0) {
+        rollout_notes_free(&notes);
+        return rc;
+    }
+    s_notes(c, &notes);
+    rc = store_profile_show(c->ctl->st, name, &c->out, c->err, sizeof c->err);
+    if (rc == 0)
+        json_object_del(c->out, "json"); /* the caller has the text */
+    return rc;
+}
+
+static int h_profile_list(struct call *c)
+{
+    return store_profile_list(c->ctl->st, &c->out, c->err, sizeof c->err);
+}
+
+static int h_profile_show(struct call *c)
+{
+    return store_profile_show(c->ctl->st, s_arg(c->req, 0), &c->out, c->err, sizeof c->err);
+}
+
+static int h_profile_remove(struct call *c)
+{
+    json_t *old = NULL, *ids = json_array();
+    if (ids == NULL)
+        return s_oom(c);
+    int rc = store_profile_show(c->ctl->st, s_arg(c->req, 0), &old, c->err, sizeof c->err);
+    if (rc == 0)
+        rc =
+            store_profile_remove(c->ctl->st, c->user, s_arg(c->req, 0), ids, c->err, sizeof c->err);
+    if (rc < 0) {
+        json_decref(old);
+        json_decref(ids);
+        return rc;
+    }
+    json_object_del(old, "json");
+    return s_done(c, ids, old);
+}
+
+/* ---- rollouts ---- */
+
+static int h_rollout_create(struct call *c)
+{
+    struct rollout_create_in in = {
+        .name = s_arg(c->req, 0),
+        .firmware = s_opt(c->req, "firmware"),
+        .profile = s_opt(c->req, "profile"),
+        .sites = s_opt(c->req, "sites"),
+        .models = s_opt(c->req, "models"),
+        .tags = s_opt(c->req, "tags"),
+        .devices = s_opt(c->req, "devices"),
+        .waves = s_opt(c->req, "waves"),
+        .max_failures = s_opt(c->req, "max-failures"),
+        .site_concurrency = s_opt(c->req, "site-concurrency"),
+        .window = s_opt(c->req, "window"),
+        .start_at = s_opt(c->req, "start-at"),
+        .boot_grace = s_opt(c->req, "boot-grace"),
+        .spread = s_opt(c->req, "spread"),
+        .verify_timeout = s_opt(c->req, "verify-timeout"),
+        .timeouts = s_opt(c->req, "timeouts"),
+        .stage_fresh = s_opt(c->req, "stage-fresh") != NULL,
+    };
+    struct rollout_notes notes = {0};
+    int rc = rollout_create(c->ctl, c->user, &in, util_now_ms(), &notes, c->err, sizeof c->err);
+    if (rc < 0) {
+        rollout_notes_free(&notes);
+        return rc;
+    }
+    s_notes(c, &notes);
+    return store_rollout_status(c->ctl->st, in.name, &c->out, c->err, sizeof c->err);
+}
+
+typedef int (*rollout_verb_fn)(struct ctl *ctl, const char *user, const char *name, uint64_t now_ms,
+                               struct rollout_notes *notes, char *err, size_t errlen);
+
+static int s_rollout_verb(struct call *c, rollout_verb_fn fn)
+{
+    struct rollout_notes notes = {0};
+    int rc = fn(c->ctl, c->user, s_arg(c->req, 0), util_now_ms(), &notes, c->err, sizeof c->err);
+    if (rc < 0) {
+        rollout_notes_free(&notes);
+        return rc;
+    }
+    s_notes(c, &notes);
+    return store_rollout_status(c->ctl->st, s_arg(c->req, 0), &c->out, c->err, sizeof c->err);
+}
+
+static int h_rollout_start(struct call *c)
+{
+    return s_rollout_verb(c, rollout_start);
+}
+static int h_rollout_pause(struct call *c)
+{
+    return s_rollout_verb(c, rollout_pause);
+}
+static int h_rollout_resume(struct call *c)
+{
+    return s_rollout_verb(c, rollout_resume);
+}
+static int h_rollout_abort(struct call *c)
+{
+    return s_rollout_verb(c, rollout_abort);
+}
+
+static int h_rollout_list(struct call *c)
+{
+    return store_rollout_list(c->ctl->st, &c->out, c->err, sizeof c->err);
+}
+
+static int h_rollout_status(struct call *c)
+{
+    return store_rollout_status(c->ctl->st, s_arg(c->req, 0), &c->out, c->err, sizeof c->err);
+}
+
 static const struct verb s_verbs[] = {
     {"site", "add", 1, 1, {"tz", "description"}, {NULL}, 1, h_site_add},
     {"site", "list", 0, 0, {NULL}, {NULL}, 0, h_site_list},
     {"site", "show", 1, 1, {NULL}, {NULL}, 0, h_site_show},
+    {"site", "set", 1, 1, {"window"}, {NULL}, 1, h_site_set},
     {"agent", "enroll", 0, 0, {"site", "name"}, {NULL}, 1, h_agent_enroll},
     {"agent", "list", 0, 0, {NULL}, {NULL}, 0, h_agent_list},
     {"agent", "show", 1, 1, {NULL}, {NULL}, 0, h_agent_show},
@@ -910,6 +1087,34 @@ static const struct verb s_verbs[] = {
     {"device", "list", 0, 0, {"site", "model", "limit", "after"}, {NULL}, 0, h_device_list},
     {"device", "show", 1, 1, {NULL}, {NULL}, 0, h_device_show},
     {"device", "assign", 1, 10000, {"firmware"}, {NULL}, 1, h_device_assign},
+    {"device",
+     "set",
+     1,
+     1,
+     {"version", "serial-config", "serial-firmware", "serial-boot", "profile"},
+     {NULL},
+     1,
+     h_device_set},
+    {"profile", "add", 0, 0, {"replace"}, {NULL}, 1, h_profile_add},
+    {"profile", "list", 0, 0, {NULL}, {NULL}, 0, h_profile_list},
+    {"profile", "show", 1, 1, {NULL}, {NULL}, 0, h_profile_show},
+    {"profile", "remove", 1, 1, {NULL}, {NULL}, 1, h_profile_remove},
+    {"rollout",
+     "create",
+     1,
+     1,
+     {"firmware", "profile", "sites", "models", "tags", "devices", "waves", "max-failures",
+      "site-concurrency", "window", "start-at", "boot-grace", "stage-fresh", "spread",
+      "verify-timeout", "timeouts"},
+     {NULL},
+     1,
+     h_rollout_create},
+    {"rollout", "start", 1, 1, {NULL}, {NULL}, 1, h_rollout_start},
+    {"rollout", "pause", 1, 1, {NULL}, {NULL}, 1, h_rollout_pause},
+    {"rollout", "resume", 1, 1, {NULL}, {NULL}, 1, h_rollout_resume},
+    {"rollout", "abort", 1, 1, {NULL}, {NULL}, 1, h_rollout_abort},
+    {"rollout", "list", 0, 0, {NULL}, {NULL}, 0, h_rollout_list},
+    {"rollout", "status", 1, 1, {NULL}, {NULL}, 0, h_rollout_status},
     {"firmware", "upload-begin", 0, 0, {"size"}, {NULL}, 0, h_fw_upload_begin},
     {"firmware", "upload-chunk", 0, 0, {"token", "offset"}, {NULL}, 0, h_fw_upload_chunk},
     {"firmware", "upload-abort", 0, 0, {"token"}, {NULL}, 0, h_fw_upload_abort},
@@ -938,7 +1143,7 @@ static const struct verb s_verbs[] = {
      "add",
      1,
      1,
-     {"site", "priority", "match", "option", "tftp-root", "replace"},
+     {"site", "priority", "match", "option", "tftp-root", "replace", "window"},
      {"match", "option"},
      1,
      h_class_add},

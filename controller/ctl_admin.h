@@ -50,6 +50,36 @@
  *   template show NAME [--site S]                                -> template + body_hex
  *   template remove NAME [--site S]                              -> template (as it was)
  *                  (--option, --match may be repeated; no other option may)
+ *   class add ... [--window SPEC]   (calendar of the class, lib/window.h)
+ *   site set NAME --window SPEC  ("" clears)                     -> site
+ *   device set MAC [--version V] [--serial-config X] [--serial-firmware X]
+ *                  [--serial-boot X] [--profile P]  ("" clears)   -> device
+ *   device import rows may also carry version, serial_config,
+ *                  serial_firmware, serial_boot, profile
+ *   profile add [--replace]; blob = the profile's JSON text       -> profile
+ *   profile list           -> {"profiles":[{name,description,source,priority}]}
+ *   profile show NAME      -> {name,description,source,priority,added_at,json}
+ *   profile remove NAME    (refused while an unfinished rollout uses it or
+ *                  a device is pinned to it)                     -> profile
+ *   rollout create NAME --firmware VENDOR/VERSION [--profile P]
+ *                  [--sites a,b] [--models m,n] [--tags t,u] [--devices MACS]
+ *                  [--waves SPEC] [--max-failures N|N%] [--site-concurrency N]
+ *                  [--window SPEC] [--start-at TIME] [--boot-grace DUR]
+ *                  [--stage-fresh] [--spread DUR] [--verify-timeout DUR]
+ *                  [--timeouts STATE=DUR,...]                    -> status
+ *   rollout start|pause|resume|abort NAME                        -> status
+ *   rollout list  -> {"rollouts":[{id,name,state,reason,firmware,profile,
+ *                  total,succeeded,failed,created_at}]}
+ *   rollout status NAME                                          -> status
+ *     status = {"rollout":{id,name,state,reason,firmware,version,profile,
+ *                waves,max_failures,site_concurrency,window,current_wave,
+ *                total,created_at,started_at,finished_at,start_at,n_waves},
+ *               "counts":{pending,...,cancelled},
+ *               "waves":[{wave,size,state (done|active|waiting),counts}],
+ *               "sites":[{site,total,staged,counts}],
+ *               "failures":[{mac,site,reason,at}],
+ *               "devices":[{mac,site,model,wave,state,reason,updated_at}]}
+ *     times (*_at) are ms since the epoch; null when not yet.
  * Document shapes are those of store_inv.h; agents also carry `online` and
  * `image_bytes_sent`. The credential is exactly
  *   {"version":1,"agent":..,"site":..,"endpoint":..,"server_public_key":..,

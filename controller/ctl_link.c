@@ -22,6 +22,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "ctl_rollout.h"
 #include "log.h"
 #include "store_link.h"
 #include "util.h"
@@ -347,6 +348,8 @@ static void s_on_event(ctl_link_t *link, struct peer *p, uint64_t seq,
             store_agent_add_cached(link->ctl->st, p->id, hex);
         }
     }
+    /* rollout progress, device versions and drift, in this same transaction */
+    rollout_on_event(link->ctl, p->site_id, ev, util_now_ms());
 }
 
 static void s_on_image_request(struct peer *p, const Firmfleet__ImageRequest *r)

@@ -1,13 +1,15 @@
 /* firmfleet.c: the operator CLI's main. Parses the arguments (cli_args),
  * runs the command (cli_cmd) and maps the outcome to the exit status:
- * 0 success, 1 the command failed, 2 usage error. Every failure prints
- * exactly one line on stderr: "firmfleet: <message>".
+ * 0 success, 1 the command failed, 2 usage error, 130 (143) a rollout
+ * watch ended by SIGINT (SIGTERM). Every failure prints exactly one line on
+ * stderr: "firmfleet: <message>"; an interrupted watch prints nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli_args.h"
 #include "cli_cmd.h"
+#include "cli_watch.h"
 
 int main(int argc, char **argv)
 {
@@ -26,6 +28,8 @@ int main(int argc, char **argv)
     }
     rc = cli_run(&a, err, sizeof err);
     cli_args_free(&a);
+    if (rc == CLI_EXIT_SIGINT || rc == CLI_EXIT_SIGTERM)
+        return rc;
     if (rc != 0) {
         fprintf(stderr, "firmfleet: %s\n", err[0] ? err : "failed");
         return 1;

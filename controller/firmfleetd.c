@@ -3,7 +3,9 @@
  *   images/         content-addressed image store
  *   curve.pub/.key  the controller's CURVE keypair, created on first start
  *   admin.sock      the CLI's endpoint (ipc, mode 0600 through the umask)
- * One thread, one zmq_poll loop: ZAP handler, agent ROUTER, admin REP.
+ * One thread, one zmq_poll loop: ZAP handler, agent ROUTER, admin REP, and
+ * the rollout engine's tick about once a second (ctl_rollout.h). Vendor
+ * profiles are loaded from --profiles DIR before the sockets open.
  * SIGINT/SIGTERM end the loop; every commit is already durable by then.
  */
 #include <errno.h>
@@ -20,12 +22,15 @@
 #include "ctl.h"
 #include "ctl_admin.h"
 #include "ctl_link.h"
+#include "ctl_rollout.h"
 #include "hash.h"
 #include "log.h"
 #include "util.h"
 #include "zmqx.h"
 
 #define FF_VERSION "0.1.0"
+#define DEFAULT_PROFILES "/usr/share/firmfleet/profiles"
+#define ROLLOUT_TICK_MS 1000
 
 static volatile sig_atomic_t s_stop;
 
@@ -39,7 +44,8 @@ static void s_usage(FILE *f)
 {
     fprintf(f,
             "usage: firmfleetd [-d DATADIR] [--listen ENDPOINT] [--public-endpoint ENDPOINT]\n"
-            "                  [--admin ENDPOINT] [--heartbeat-ms N] [--log-level LEVEL]\n"
+            "                  [--admin ENDPOINT] [--heartbeat-ms N] [--profiles DIR]\n"
+            "                  [--log-level LEVEL]\n"
             "                  [--version] [--help]\n"
             "  -d, --data-dir DIR      data directory (default /var/lib/firmfleet)\n"
             "  -l, --listen EP         where agents connect (default tcp://*:7600)\n"
@@ -47,6 +53,8 @@ static void s_usage(FILE *f)
             "                          (default: the listen endpoint, * replaced by the host name)\n"
             "  -a, --admin EP          CLI endpoint (default ipc://DATADIR/admin.sock)\n"
             "      --heartbeat-ms N    heartbeat interval, 500..60000 (default 5000)\n"
+            "      --profiles DIR      vendor profiles loaded at start (default $FF_PROFILES,\n"
+            "                          else " DEFAULT_PROFILES ")\n"
             "      --log-level L       debug, info, warn, error (default info)\n");
 }
 
@@ -111,6 +119,7 @@ static void s_run(struct ctl *ctl)
         {ctl->admin, 0, ZMQ_POLLIN, 0},
     };
     int wait_ms = 0;
+    uint64_t next_tick = 0;
     while (!s_stop) {
         int rc = zmq_poll(items, 3, wait_ms);
         if (rc < 0 && errno != EINTR) {
@@ -126,6 +135,14 @@ static void s_run(struct ctl *ctl)
                 ctl_admin_on_request(ctl);
         }
         wait_ms = ctl_link_tick(ctl->link);
+        /* the rollout engine: about once a second, its own transaction */
+        uint64_t now = util_mono_ms();
+        if (now >= next_tick) {
+            rollout_tick(ctl, util_now_ms());
+            next_tick = now + ROLLOUT_TICK_MS;
+        }
+        if ((uint64_t)wait_ms > next_tick - now)
+            wait_ms = (int)(next_tick - now);
     }
 }
 
@@ -133,7 +150,7 @@ int main(int argc, char **argv)
 {
     static struct ctl ctl;
     const char *datadir = "/var/lib/firmfleet";
-    const char *listen = "tcp://*:7600", *public_ep = NULL, *admin = NULL;
+    const char *listen = "tcp://*:7600", *public_ep = NULL, *admin = NULL, *profiles = NULL;
     int64_t hb = ZMQX_HEARTBEAT_MS;
     static const struct option opts[] = {
         {"data-dir", required_argument, NULL, 'd'},
@@ -142,6 +159,7 @@ int main(int argc, char **argv)
         {"admin", required_argument, NULL, 'a'},
         {"heartbeat-ms", required_argument, NULL, 'H'},
         {"log-level", required_argument, NULL, 'L'},
+        {"profiles", required_argument, NULL, 'P'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -154,6 +172,7 @@ int main(int argc, char **argv)
         case 'l': listen = optarg; break;
         case 'p': public_ep = optarg; break;
         case 'a': admin = optarg; break;
+        case 'P': profiles = optarg; break;
         case 'H':
             if (util_parse_i64(optarg, 500, 60000, &hb) < 0) {
                 fprintf(stderr, "firmfleetd: --heartbeat-ms must be 500..60000\n");
@@ -210,6 +229,18 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/controller.db", datadir);
     if (store_open(path, &ctl.st) < 0)
         return 1;
+    /* vendor profiles: a given directory must exist; the default may not */
+    int profiles_given = profiles != NULL;
+    if (profiles == NULL) {
+        const char *env = getenv("FF_PROFILES");
+        profiles_given = env != NULL && *env != '\0';
+        profiles = profiles_given ? env : DEFAULT_PROFILES;
+    }
+    if (rollout_profiles_load(ctl.st, profiles, profiles_given) < 0) {
+        log_error("ctl.profiles_dir", "dir=%s reason=\"cannot read the profiles directory\"",
+                  profiles);
+        return 1;
+    }
     snprintf(path, sizeof path, "%s/images", datadir);
     if ((rc = imgstore_open(path, &ctl.img)) < 0) {
         log_error("ctl.images", "path=%s error=\"%s\"", path, strerror(-rc));

@@ -7,6 +7,11 @@
  *   3: dhcp_lease(ip PK, mac, state, expires, granted, class, updated_ms, addr),
  *      dhcp_seen(mac PK, first_ms): the DHCP server's leases and the MACs it
  *      reported as discovered (queries in db/lease.c)
+ *   4: prov_device(mac PK, profile, stage, version, model, installed, boot_at,
+ *      rollout_id, state, reason, state_at, done_firmware, updated): what the
+ *      agent's provisioning (siteagent/provision.c) knows of each device and
+ *      where its upgrade stands; written in the turn's transaction together
+ *      with the upgrade.* event of the same transition
  * Sequence invariants (checked by the unit tests): acked <= last_seq; the
  * outbox holds exactly the rows acked < seq <= last_seq; seq values are never
  * reused because INSERT names the seq explicitly from meta.last_seq rather
@@ -51,6 +56,15 @@ static const char *const s_migrations[] = {
     "CREATE INDEX dhcp_lease_mac ON dhcp_lease(mac);"
     "CREATE TABLE dhcp_seen (mac TEXT PRIMARY KEY CHECK (length(mac) = 17),"
     "  first_ms INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 4 */
+    "CREATE TABLE prov_device (mac TEXT PRIMARY KEY CHECK (length(mac) = 17),"
+    "  profile TEXT NOT NULL DEFAULT '', stage TEXT NOT NULL DEFAULT '',"
+    "  version TEXT NOT NULL DEFAULT '', model TEXT NOT NULL DEFAULT '',"
+    "  installed TEXT NOT NULL DEFAULT '', boot_at INTEGER NOT NULL DEFAULT 0,"
+    "  rollout_id INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT '',"
+    "  reason TEXT NOT NULL DEFAULT '', state_at INTEGER NOT NULL DEFAULT 0,"
+    "  done_firmware TEXT NOT NULL DEFAULT '', updated INTEGER NOT NULL DEFAULT 0)"
+    "  WITHOUT ROWID;",
 };
 #define N_MIGRATIONS ((int)(sizeof s_migrations / sizeof s_migrations[0]))
 
@@ -70,6 +84,10 @@ enum {
     ST_IMG_PUT,
     ST_IMG_DEL,
     ST_IMG_EACH,
+    ST_ASG_EACH,
+    ST_DEV_PUT,
+    ST_DEV_EACH,
+    ST_DEV_DEL,
     ST__N
 };
 
@@ -101,6 +119,21 @@ static const char *const s_sql[ST__N] = {
     [ST_IMG_DEL] = "DELETE FROM images WHERE sha256 = ?1",
     [ST_IMG_EACH] = "SELECT sha256, size, name, state, verified_offset, bytes_received"
                     " FROM images ORDER BY sha256",
+    [ST_ASG_EACH] = "SELECT mac, payload FROM assignments ORDER BY mac",
+    [ST_DEV_PUT] = "INSERT INTO prov_device(mac, profile, stage, version, model, installed,"
+                   " boot_at, rollout_id, state, reason, state_at, done_firmware, updated)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                   " ON CONFLICT(mac) DO UPDATE SET profile = excluded.profile,"
+                   " stage = excluded.stage, version = excluded.version,"
+                   " model = excluded.model, installed = excluded.installed,"
+                   " boot_at = excluded.boot_at, rollout_id = excluded.rollout_id,"
+                   " state = excluded.state, reason = excluded.reason,"
+                   " state_at = excluded.state_at, done_firmware = excluded.done_firmware,"
+                   " updated = excluded.updated",
+    [ST_DEV_EACH] = "SELECT mac, profile, stage, version, model, installed, boot_at,"
+                    " rollout_id, state, reason, state_at, done_firmware, updated"
+                    " FROM prov_device ORDER BY mac",
+    [ST_DEV_DEL] = "DELETE FROM prov_device WHERE mac = ?1",
 };
 
 struct seqstate {
@@ -603,6 +636,105 @@ int journal_image_each(journal_t *j, int (*fn)(void *arg, const struct journal_i
             continue; /* CHECK constraints make this unreachable; skip, do not trust */
         n++;
         if (fn(arg, &img) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? n : -EIO;
+}
+
+int journal_assignment_each(journal_t *j,
+                            int (*fn)(void *arg, const char *mac, const uint8_t *blob, size_t len),
+                            void *arg)
+{
+    sqlite3_stmt *st = s_stmt(j, ST_ASG_EACH);
+    if (st == NULL)
+        return -EIO;
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *mac = (const char *)sqlite3_column_text(st, 0);
+        const void *blob = sqlite3_column_blob(st, 1);
+        int len = sqlite3_column_bytes(st, 1);
+        if (mac == NULL || len < 0)
+            continue;
+        n++;
+        if (fn(arg, mac, blob ? blob : (const void *)"", (size_t)len) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? n : -EIO;
+}
+
+static void s_copy_col(sqlite3_stmt *st, int col, char *out, size_t n)
+{
+    const char *v = (const char *)sqlite3_column_text(st, col);
+    snprintf(out, n, "%s", v ? v : "");
+}
+
+int journal_device_put(journal_t *j, const struct journal_device *d)
+{
+    assert(j->in_tx);
+    if (strlen(d->mac) != 17)
+        return -EINVAL;
+    sqlite3_stmt *st = s_stmt(j, ST_DEV_PUT);
+    if (st == NULL)
+        return -EIO;
+    sqlite3_bind_text(st, 1, d->mac, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d->profile, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, d->stage, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->version, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, d->model, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, d->installed, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, d->boot_at);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)d->rollout_id);
+    sqlite3_bind_text(st, 9, d->state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, d->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 11, d->state_at);
+    sqlite3_bind_text(st, 12, d->done_firmware, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 13, d->updated);
+    return s_step_done(j, st);
+}
+
+int journal_device_delete(journal_t *j, const char *mac)
+{
+    assert(j->in_tx);
+    sqlite3_stmt *st = s_stmt(j, ST_DEV_DEL);
+    if (st == NULL)
+        return -EIO;
+    sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+    return s_step_done(j, st);
+}
+
+int journal_device_each(journal_t *j, int (*fn)(void *arg, const struct journal_device *d),
+                        void *arg)
+{
+    sqlite3_stmt *st = s_stmt(j, ST_DEV_EACH);
+    if (st == NULL)
+        return -EIO;
+    int n = 0, rc;
+    struct journal_device d;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&d, 0, sizeof d);
+        s_copy_col(st, 0, d.mac, sizeof d.mac);
+        s_copy_col(st, 1, d.profile, sizeof d.profile);
+        s_copy_col(st, 2, d.stage, sizeof d.stage);
+        s_copy_col(st, 3, d.version, sizeof d.version);
+        s_copy_col(st, 4, d.model, sizeof d.model);
+        s_copy_col(st, 5, d.installed, sizeof d.installed);
+        d.boot_at = sqlite3_column_int64(st, 6);
+        d.rollout_id = (uint64_t)sqlite3_column_int64(st, 7);
+        s_copy_col(st, 8, d.state, sizeof d.state);
+        s_copy_col(st, 9, d.reason, sizeof d.reason);
+        d.state_at = sqlite3_column_int64(st, 10);
+        s_copy_col(st, 11, d.done_firmware, sizeof d.done_firmware);
+        d.updated = sqlite3_column_int64(st, 12);
+        if (strlen(d.mac) != 17)
+            continue;
+        n++;
+        if (fn(arg, &d) != 0) {
             rc = SQLITE_DONE;
             break;
         }

@@ -106,6 +106,35 @@ int journal_assignment_put(journal_t *j, const char *mac, uint64_t rollout_id, c
 int journal_assignment_get(journal_t *j, const char *mac, uint8_t **blob, size_t *len);
 int journal_assignment_delete(journal_t *j, const char *mac, uint64_t rollout_id);
 int journal_assignment_count(journal_t *j);
+/* fn per stored assignment in MAC order (blob valid during the call only;
+ * non-zero stops). Returns the number visited or <0. */
+int journal_assignment_each(journal_t *j,
+                            int (*fn)(void *arg, const char *mac, const uint8_t *blob, size_t len),
+                            void *arg);
+
+/* Provisioning state of one device (siteagent/provision.c). Times are ms
+ * since the epoch on the agent's decision clock (wall clock + --clock-offset). */
+struct journal_device {
+    char mac[18];         /* aa:bb:cc:dd:ee:ff, the key */
+    char profile[64];     /* profile that owns it, "" none */
+    char stage[64];       /* "" unknown */
+    char version[128];    /* running version as last observed, "" unknown */
+    char model[64];
+    char installed[256];  /* stem of the final image last fetched whole */
+    int64_t boot_at;      /* last DHCP DISCOVER / INIT-REBOOT */
+    uint64_t rollout_id;  /* rollout the upgrade state belongs to, 0 none */
+    char state[16];       /* "" or waiting|offered|downloading|installed|verifying|... */
+    char reason[128];
+    int64_t state_at;     /* when state was entered */
+    char done_firmware[256]; /* Serials.firmware of the last upgrade that succeeded here */
+    int64_t updated;
+};
+/* Upsert by mac / delete / fn per row in MAC order (non-zero stops; returns
+ * the number visited or <0). */
+int journal_device_put(journal_t *j, const struct journal_device *d);
+int journal_device_delete(journal_t *j, const char *mac);
+int journal_device_each(journal_t *j, int (*fn)(void *arg, const struct journal_device *d),
+                        void *arg);
 
 /* Image index. get: 1 found, 0 not, <0 error. each: fn per row (non-zero
  * stops), returns the number visited or <0. */

@@ -5,7 +5,8 @@
  *   - MACs are stored canonical (lowercase aa:bb:cc:dd:ee:ff), SHA-256 as
  *     64 lowercase hex characters, times as ms since the epoch;
  *   - event(agent_id, seq) is unique: the link dedupes on it, and an agent's
- *     last_in_seq is the highest seq committed contiguously from 1;
+ *     last_in_seq is the highest seq committed contiguously from 1; events
+ *     the controller writes itself (rollout steps) have agent_id NULL, seq 0;
  *   - outbox holds controller->agent journaled messages until the agent acks;
  *   - site.generation grows in the same transaction as every change to what
  *     the site's agents get (SiteConfig.generation is this number); a global
@@ -145,6 +146,82 @@ static const char *const s_migrations[] = {
      * value, so agents of an upgraded controller take its next push. */
     "UPDATE site SET generation = max(generation,"
     " (CAST(strftime('%s', 'now') AS INTEGER) + 1) * 1000);",
+    /* 3: rollouts. Vendor profiles (their JSON text, as loaded or added);
+     * rollouts and the state of each of their devices; what the controller
+     * knows a device runs and holds (device.current_version is the running
+     * version, from migration 1); maintenance calendars on sites and classes.
+     * The event table is rebuilt so that the controller can record its own
+     * steps (agent_id NULL, seq 0, site_id set); agent events keep their
+     * (agent_id, seq) uniqueness, NULLs being distinct. */
+    "CREATE TABLE profiles("
+    "  name TEXT PRIMARY KEY,"
+    "  json TEXT NOT NULL,"
+    "  source TEXT NOT NULL," /* builtin | operator */
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  priority INTEGER NOT NULL DEFAULT 100,"
+    "  added_at INTEGER NOT NULL);"
+    "CREATE TABLE rollouts("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  firmware_id INTEGER NOT NULL REFERENCES firmware(id),"
+    "  profile TEXT NOT NULL,"
+    "  selector TEXT NOT NULL,"       /* {"sites":[],"models":[],"tags":[],"devices":[]} */
+    "  waves TEXT NOT NULL,"          /* spec as written, e.g. "canary,10%,100%" */
+    "  max_failures TEXT NOT NULL,"   /* N or N% */
+    "  site_concurrency INTEGER NOT NULL DEFAULT 0,"
+    "  window TEXT NOT NULL DEFAULT '',"
+    "  boot_grace_s INTEGER NOT NULL DEFAULT 0,"
+    "  stage_fresh INTEGER NOT NULL DEFAULT 0,"
+    "  spread_s INTEGER NOT NULL DEFAULT 0,"
+    "  verify_s INTEGER NOT NULL DEFAULT 1800,"
+    "  timeouts TEXT NOT NULL DEFAULT '{}'," /* {"STATE": seconds} overrides */
+    "  start_at INTEGER,"
+    "  state TEXT NOT NULL DEFAULT 'created',"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  current_wave INTEGER NOT NULL DEFAULT 0,"
+    "  n_waves INTEGER NOT NULL DEFAULT 1,"
+    "  device_watermark INTEGER NOT NULL DEFAULT 0," /* devices up to this id were considered */
+    "  created_by TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  started_at INTEGER,"
+    "  finished_at INTEGER);"
+    "CREATE TABLE rollout_devices("
+    "  rollout_id INTEGER NOT NULL REFERENCES rollouts(id),"
+    "  device_id INTEGER NOT NULL REFERENCES device(id),"
+    "  mac TEXT NOT NULL,"
+    "  site_id INTEGER NOT NULL REFERENCES site(id),"
+    "  model TEXT NOT NULL DEFAULT '',"
+    "  wave INTEGER NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'pending',"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  entered_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY(rollout_id, device_id));"
+    "CREATE INDEX rollout_devices_device ON rollout_devices(device_id);"
+    "CREATE INDEX rollout_devices_state ON rollout_devices(rollout_id, state, wave);"
+    "CREATE INDEX rollout_devices_mac ON rollout_devices(mac);"
+    "ALTER TABLE device ADD COLUMN serial_config TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE device ADD COLUMN serial_firmware TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE device ADD COLUMN serial_boot TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE device ADD COLUMN profile TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE site ADD COLUMN window TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE device_class ADD COLUMN window TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE event_v3("
+    "  id INTEGER PRIMARY KEY,"
+    "  agent_id INTEGER REFERENCES agent(id)," /* NULL: written by the controller */
+    "  seq INTEGER NOT NULL,"
+    "  time_ms INTEGER NOT NULL,"
+    "  received_ms INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  mac TEXT NOT NULL DEFAULT '',"
+    "  detail TEXT NOT NULL DEFAULT '',"
+    "  site_id INTEGER REFERENCES site(id),"   /* the controller's events */
+    "  UNIQUE(agent_id, seq));"
+    "INSERT INTO event_v3(id, agent_id, seq, time_ms, received_ms, kind, mac, detail)"
+    " SELECT id, agent_id, seq, time_ms, received_ms, kind, mac, detail FROM event;"
+    "DROP TABLE event;"
+    "ALTER TABLE event_v3 RENAME TO event;"
+    "CREATE INDEX event_kind ON event(kind);",
 };
 
 int store_open(const char *path, store_t **out)

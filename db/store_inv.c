@@ -28,6 +28,7 @@
 #include "log.h"
 #include "store_int.h"
 #include "util.h"
+#include "window.h"
 #include "zmqx.h"
 
 #define SHOW_MAX 64
@@ -558,7 +559,7 @@ int store_site_add(store_t *st, const char *user, const char *name, const char *
 #define SITE_SELECT                                                                                \
     "SELECT s.id, s.name, s.tz, s.description, s.created_ms, s.generation,"                        \
     " (SELECT count(*) FROM device d WHERE d.site_id = s.id),"                                     \
-    " (SELECT count(*) FROM agent a WHERE a.site_id = s.id AND a.revoked_ms IS NULL)"              \
+    " (SELECT count(*) FROM agent a WHERE a.site_id = s.id AND a.revoked_ms IS NULL), s.window"    \
     " FROM site s "
 
 static json_t *s_site_row(sqlite3_stmt *q)
@@ -573,7 +574,8 @@ static json_t *s_site_row(sqlite3_stmt *q)
         s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 4))) ||
         s_set(o, "generation", json_integer(sqlite3_column_int64(q, 5))) ||
         s_set(o, "devices", json_integer(sqlite3_column_int64(q, 6))) ||
-        s_set(o, "agents", json_integer(sqlite3_column_int64(q, 7)))) {
+        s_set(o, "agents", json_integer(sqlite3_column_int64(q, 7))) ||
+        s_set(o, "window", s_jstr(sqlite3_column_text(q, 8)))) {
         json_decref(o);
         return NULL;
     }
@@ -857,6 +859,24 @@ static int s_reservation_check(store_t *st, int64_t site_id, const char *site, c
                                uint32_t ip, const char *pre, char *err, size_t errlen);
 static int s_class_known(store_t *st, int64_t site_id, const char *name, char *err, size_t errlen);
 
+/* 0 when profile `name` is loaded, -ENOENT with a message when not. */
+static int s_profile_known(store_t *st, const char *name, char *err, size_t errlen)
+{
+    char q1[SHOW_MAX + 4];
+    sqlite3_stmt *q = sql_prepare(st->db, "SELECT 1 FROM profiles WHERE name = ?1");
+    if (q == NULL)
+        return s_dberr(st, err, errlen);
+    s_bind_text(q, 1, name);
+    int step = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (step == SQLITE_ROW)
+        return 0;
+    if (step != SQLITE_DONE)
+        return s_dberr(st, err, errlen);
+    util_errf(err, errlen, "unknown profile '%s'", s_show(name, q1));
+    return -ENOENT;
+}
+
 /* Prefix for row messages: "line N: " on import, "" otherwise. */
 static const char *s_line_prefix(int line, char buf[32])
 {
@@ -889,7 +909,14 @@ static int s_device_check(const struct store_device_in *d, struct dev_ok *ok, ch
                store_check_serial(d->serial, msg, sizeof msg) < 0 ||
                store_check_tags(d->tags, ok->tags, sizeof ok->tags, msg, sizeof msg) < 0 ||
                (!s_empty(d->class_name) &&
-                store_check_name("class", d->class_name, msg, sizeof msg) < 0)) {
+                store_check_name("class", d->class_name, msg, sizeof msg) < 0) ||
+               (!s_empty(d->version) &&
+                store_check_fw_part("version", d->version, msg, sizeof msg) < 0) ||
+               store_check_serial(d->serial_config, msg, sizeof msg) < 0 ||
+               store_check_serial(d->serial_firmware, msg, sizeof msg) < 0 ||
+               store_check_serial(d->serial_boot, msg, sizeof msg) < 0 ||
+               (!s_empty(d->profile) &&
+                store_check_name("profile", d->profile, msg, sizeof msg) < 0)) {
         rc = -EINVAL;
     } else if (!s_empty(d->ip) && dhcpopt_ip_parse(d->ip, &ok->ip) < 0) {
         snprintf(msg, sizeof msg, "invalid IP address '%s' (a.b.c.d)", s_show(d->ip, q));
@@ -911,7 +938,9 @@ static int s_device_insert(store_t *st, const struct store_device_in *rows,
         st->db, "SELECT s.name FROM device d JOIN site s ON s.id = d.site_id WHERE d.mac = ?1");
     sqlite3_stmt *qins =
         sql_prepare(st->db, "INSERT INTO device(mac, site_id, model, serial, tags, origin,"
-                            " created_ms, ip, class) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+                            " created_ms, ip, class, current_version, serial_config,"
+                            " serial_firmware, serial_boot, profile) VALUES (?1, ?2, ?3, ?4, ?5,"
+                            " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
     sqlite3_stmt *qgen =
         sql_prepare(st->db, "UPDATE site SET generation = generation + 1 WHERE id = ?1");
     int rc = 0;
@@ -956,6 +985,14 @@ static int s_device_insert(store_t *st, const struct store_device_in *rows,
         if (!s_empty(d->ip) && (rc = s_reservation_check(st, site_id, d->site, d->ip, oks[i].ip,
                                                          pre, err, errlen)) < 0)
             break;
+        if (!s_empty(d->profile)) {
+            char msg[256];
+            rc = s_profile_known(st, d->profile, msg, sizeof msg);
+            if (rc < 0) {
+                util_errf(err, errlen, "%s%s", pre, msg);
+                break;
+            }
+        }
         sqlite3_reset(qins);
         s_bind_text(qins, 1, oks[i].mac);
         sqlite3_bind_int64(qins, 2, site_id);
@@ -966,6 +1003,11 @@ static int s_device_insert(store_t *st, const struct store_device_in *rows,
         sqlite3_bind_int64(qins, 7, now);
         s_bind_text(qins, 8, d->ip);
         s_bind_text(qins, 9, d->class_name);
+        s_bind_text(qins, 10, d->version);
+        s_bind_text(qins, 11, d->serial_config);
+        s_bind_text(qins, 12, d->serial_firmware);
+        s_bind_text(qins, 13, d->serial_boot);
+        s_bind_text(qins, 14, d->profile);
         if ((rc = s_step_done(st, qins, err, errlen)) < 0)
             break;
         /* remember the site once */
@@ -1108,7 +1150,8 @@ int store_device_import(store_t *st, const char *user, const struct store_device
 
 #define DEVICE_SELECT                                                                              \
     "SELECT d.id, d.mac, s.name, d.model, d.serial, d.tags, d.vendor_class, d.current_version,"    \
-    " d.origin, d.created_ms, d.last_seen_ms, d.ip, d.class"                                       \
+    " d.origin, d.created_ms, d.last_seen_ms, d.ip, d.class, d.serial_config,"                     \
+    " d.serial_firmware, d.serial_boot, d.profile"                                                 \
     " FROM device d JOIN site s ON s.id = d.site_id "
 
 static json_t *s_device_row(sqlite3_stmt *q)
@@ -1128,7 +1171,12 @@ static json_t *s_device_row(sqlite3_stmt *q)
         s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 9))) ||
         s_set(o, "last_seen_ms", s_jint_or_null(q, 10)) ||
         s_set(o, "ip", s_jstr(sqlite3_column_text(q, 11))) ||
-        s_set(o, "class", s_jstr(sqlite3_column_text(q, 12)))) {
+        s_set(o, "class", s_jstr(sqlite3_column_text(q, 12))) ||
+        s_set(o, "version", s_jstr(sqlite3_column_text(q, 7))) ||
+        s_set(o, "serial_config", s_jstr(sqlite3_column_text(q, 13))) ||
+        s_set(o, "serial_firmware", s_jstr(sqlite3_column_text(q, 14))) ||
+        s_set(o, "serial_boot", s_jstr(sqlite3_column_text(q, 15))) ||
+        s_set(o, "profile", s_jstr(sqlite3_column_text(q, 16)))) {
         json_decref(o);
         return NULL;
     }
@@ -1657,9 +1705,10 @@ int store_event_list(store_t *st, const struct store_event_filter *f, json_t **o
     int newest = !f->has_since && f->limit > 0;
     char sql[1024];
     snprintf(sql, sizeof sql,
-             "SELECT e.id, a.name, s.name, e.seq, e.time_ms, e.received_ms, e.kind, e.mac,"
-             " e.detail FROM event e JOIN agent a ON a.id = e.agent_id"
-             " JOIN site s ON s.id = a.site_id"
+             "SELECT e.id, coalesce(a.name, 'firmfleetd'), s.name, e.seq, e.time_ms,"
+             " e.received_ms, e.kind, e.mac, e.detail FROM event e"
+             " LEFT JOIN agent a ON a.id = e.agent_id"
+             " LEFT JOIN site s ON s.id = coalesce(a.site_id, e.site_id)"
              " WHERE (?1 IS NULL OR a.name = ?1) AND (?2 IS NULL OR s.name = ?2)"
              " AND (?3 IS NULL OR e.kind = ?3) AND (?4 IS NULL OR e.mac = ?4) AND e.id > ?5"
              " ORDER BY e.id %s LIMIT ?6",
@@ -2535,7 +2584,8 @@ static int s_by_id(store_t *st, const char *select_sql, json_t *(*fn)(sqlite3_st
 
 #define CLASS_SELECT                                                                               \
     "SELECT c.id, c.name, s.name, c.priority, c.tftp_root, c.rules, c.rule_specs, c.options,"      \
-    " c.option_specs, c.created_ms FROM device_class c LEFT JOIN site s ON s.id = c.site_id "
+    " c.option_specs, c.created_ms, c.window FROM device_class c"                                  \
+    " LEFT JOIN site s ON s.id = c.site_id "
 
 /* What site ?1 gets: its own, and the global ones it does not replace. */
 #define CLASS_EFFECTIVE                                                                            \
@@ -2552,7 +2602,8 @@ static json_t *s_class_row(sqlite3_stmt *q)
         s_set(o, "priority", json_integer(sqlite3_column_int64(q, 3))) ||
         s_set(o, "tftp_root", s_jstr(sqlite3_column_text(q, 4))) ||
         s_set(o, "rules", s_rules_json(q, 5, 6)) || s_set(o, "options", s_options_json(q, 7, 8)) ||
-        s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 9)))) {
+        s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 9))) ||
+        s_set(o, "window", s_jstr(sqlite3_column_text(q, 10)))) {
         json_decref(o);
         return NULL;
     }
@@ -2569,7 +2620,8 @@ int store_class_add(store_t *st, const char *user, const struct store_class_in *
         *site_ids = NULL;
     if ((rc = store_check_name("class", c->name, err, errlen)) < 0 ||
         (!s_empty(c->site) && (rc = store_check_name("site", c->site, err, errlen)) < 0) ||
-        (rc = s_check_tftp_root(c->tftp_root, err, errlen)) < 0)
+        (rc = s_check_tftp_root(c->tftp_root, err, errlen)) < 0 ||
+        (rc = store_check_window(c->window, err, errlen)) < 0)
         return rc;
     if (c->priority != NULL && util_parse_i64(c->priority, 0, PRIORITY_MAX, &priority) < 0) {
         util_errf(err, errlen, "invalid priority '%s' (0 to %d, lower is tried first)",
@@ -2610,8 +2662,8 @@ int store_class_add(store_t *st, const char *user, const struct store_class_in *
     if (rc == 0) {
         sqlite3_stmt *qi = sql_prepare(
             st->db, "INSERT INTO device_class(site_id, name, priority, tftp_root, rules,"
-                    " rule_specs, options, option_specs, created_ms)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+                    " rule_specs, options, option_specs, created_ms, window)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
         if (qi == NULL) {
             rc = s_dberr(st, err, errlen);
         } else {
@@ -2627,6 +2679,7 @@ int store_class_add(store_t *st, const char *user, const struct store_class_in *
             sqlite3_bind_blob(qi, 7, opts.blob, (int)opts.len, SQLITE_STATIC);
             s_bind_text(qi, 8, opts.specs);
             sqlite3_bind_int64(qi, 9, (int64_t)util_now_ms());
+            s_bind_text(qi, 10, c->window);
             rc = s_step_done(st, qi, err, errlen);
             sqlite3_finalize(qi);
         }
@@ -2634,11 +2687,12 @@ int store_class_add(store_t *st, const char *user, const struct store_class_in *
     if (rc == 0)
         rc = s_bump(st, site_id, ids, err, errlen);
     if (rc == 0) {
-        char detail[512], qt[256];
+        char detail[1024], qt[256], qw[WINDOW_SPEC_MAX + 8];
         snprintf(detail, sizeof detail,
-                 "class=%s site=%s priority=%lld rules=%zu options=%zu tftp_root=%s", c->name,
-                 s_empty(c->site) ? "" : c->site, (long long)priority, c->n_rules, c->n_options,
-                 log_quote(c->tftp_root ? c->tftp_root : "", qt, sizeof qt));
+                 "class=%s site=%s priority=%lld rules=%zu options=%zu tftp_root=%s window=%s",
+                 c->name, s_empty(c->site) ? "" : c->site, (long long)priority, c->n_rules,
+                 c->n_options, log_quote(c->tftp_root ? c->tftp_root : "", qt, sizeof qt),
+                 log_quote(c->window ? c->window : "", qw, sizeof qw));
         if (store_audit(st, user, old ? "class.replace" : "class.add", detail) < 0)
             rc = s_dberr(st, err, errlen);
     }
@@ -3004,4 +3058,154 @@ int store_template_remove(store_t *st, const char *user, const char *name, const
         "template",     "file_template",           TEMPLATE_SELECT "WHERE t.id = ?1",
         s_template_row, store_check_template_name, NULL};
     return s_scoped_remove(st, &k, user, name, site, out, site_ids, err, errlen);
+}
+
+/* ---- rollout-related device and calendar fields ---- */
+
+int store_check_window(const char *spec, char *err, size_t errlen)
+{
+    char q[SHOW_MAX + 4], why[256];
+    if (s_empty(spec))
+        return 0;
+    if (strlen(spec) >= WINDOW_SPEC_MAX) {
+        util_errf(err, errlen, "window too long (at most %d bytes)", WINDOW_SPEC_MAX - 1);
+        return -EINVAL;
+    }
+    window_t *w = NULL;
+    why[0] = '\0';
+    if (window_parse(spec, &w, why, sizeof why) < 0) {
+        util_errf(err, errlen, "invalid window '%s': %s", s_show(spec, q), why);
+        return -EINVAL;
+    }
+    window_free(w);
+    return 0;
+}
+
+int store_site_set_window(store_t *st, const char *user, const char *name, const char *window,
+                          int64_t *site_id_out, char *err, size_t errlen)
+{
+    int rc;
+    if ((rc = store_check_name("site", name, err, errlen)) < 0 ||
+        (rc = store_check_window(window, err, errlen)) < 0)
+        return rc;
+    int sp;
+    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0)
+        return rc;
+    int64_t id = 0;
+    rc = store_site_id(st, name, &id, err, errlen);
+    if (rc == 0) {
+        sqlite3_stmt *q = sql_prepare(
+            st->db, "UPDATE site SET window = ?2, generation = generation + 1 WHERE id = ?1");
+        if (q == NULL) {
+            rc = s_dberr(st, err, errlen);
+        } else {
+            sqlite3_bind_int64(q, 1, id);
+            s_bind_text(q, 2, window);
+            rc = s_step_done(st, q, err, errlen);
+            sqlite3_finalize(q);
+        }
+    }
+    if (rc == 0) {
+        char detail[WINDOW_SPEC_MAX + 128], qw[WINDOW_SPEC_MAX + 8];
+        snprintf(detail, sizeof detail, "site=%s window=%s", name,
+                 log_quote(window ? window : "", qw, sizeof qw));
+        if (store_audit(st, user, "site.set", detail) < 0)
+            rc = s_dberr(st, err, errlen);
+    }
+    rc = s_tx_end(st, sp, rc, err, errlen);
+    if (rc == 0 && site_id_out)
+        *site_id_out = id;
+    return rc;
+}
+
+int store_device_set(store_t *st, const char *user, const char *mac,
+                     const struct store_device_set_in *in, int64_t *site_id_out, char *err,
+                     size_t errlen)
+{
+    char canon[18], qs[SHOW_MAX + 4];
+    int rc = 0;
+    if (s_empty(mac) || util_mac_canon(mac, canon) < 0) {
+        util_errf(err, errlen, "invalid MAC address '%s'", s_show(mac, qs));
+        return -EINVAL;
+    }
+    if (in->version == NULL && in->serial_config == NULL && in->serial_firmware == NULL &&
+        in->serial_boot == NULL && in->profile == NULL) {
+        util_errf(err, errlen, "device set: nothing to set");
+        return -EINVAL;
+    }
+    if ((!s_empty(in->version) &&
+         (rc = store_check_fw_part("version", in->version, err, errlen)) < 0) ||
+        (rc = store_check_serial(in->serial_config, err, errlen)) < 0 ||
+        (rc = store_check_serial(in->serial_firmware, err, errlen)) < 0 ||
+        (rc = store_check_serial(in->serial_boot, err, errlen)) < 0 ||
+        (!s_empty(in->profile) && (rc = store_check_name("profile", in->profile, err, errlen)) < 0))
+        return rc;
+    int sp;
+    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0)
+        return rc;
+    int64_t site_id = 0;
+    sqlite3_stmt *q = sql_prepare(st->db, "SELECT site_id FROM device WHERE mac = ?1");
+    if (q == NULL) {
+        rc = s_dberr(st, err, errlen);
+    } else {
+        s_bind_text(q, 1, canon);
+        int step = sqlite3_step(q);
+        if (step == SQLITE_ROW) {
+            site_id = sqlite3_column_int64(q, 0);
+        } else if (step == SQLITE_DONE) {
+            util_errf(err, errlen, "unknown device %s", canon);
+            rc = -ENOENT;
+        } else {
+            rc = s_dberr(st, err, errlen);
+        }
+        sqlite3_finalize(q);
+    }
+    if (rc == 0 && !s_empty(in->profile))
+        rc = s_profile_known(st, in->profile, err, errlen);
+    if (rc == 0) {
+        /* NULL binds keep the column as it is */
+        q = sql_prepare(st->db, "UPDATE device SET current_version = coalesce(?2, current_version),"
+                                " serial_config = coalesce(?3, serial_config),"
+                                " serial_firmware = coalesce(?4, serial_firmware),"
+                                " serial_boot = coalesce(?5, serial_boot),"
+                                " profile = coalesce(?6, profile) WHERE mac = ?1");
+        if (q == NULL) {
+            rc = s_dberr(st, err, errlen);
+        } else {
+            const char *v[5] = {in->version, in->serial_config, in->serial_firmware,
+                                in->serial_boot, in->profile};
+            s_bind_text(q, 1, canon);
+            for (int i = 0; i < 5; i++)
+                if (v[i])
+                    sqlite3_bind_text(q, i + 2, v[i], -1, SQLITE_TRANSIENT);
+            rc = s_step_done(st, q, err, errlen);
+            sqlite3_finalize(q);
+        }
+    }
+    if (rc == 0) {
+        q = sql_prepare(st->db, "UPDATE site SET generation = generation + 1 WHERE id = ?1");
+        if (q == NULL) {
+            rc = s_dberr(st, err, errlen);
+        } else {
+            sqlite3_bind_int64(q, 1, site_id);
+            rc = s_step_done(st, q, err, errlen);
+            sqlite3_finalize(q);
+        }
+    }
+    if (rc == 0) {
+        char detail[512], q1[96], q2[96], q3[96], q4[96], q5[96];
+        snprintf(detail, sizeof detail,
+                 "mac=%s version=%s serial_config=%s serial_firmware=%s serial_boot=%s profile=%s",
+                 canon, log_quote(in->version ? in->version : "-", q1, sizeof q1),
+                 log_quote(in->serial_config ? in->serial_config : "-", q2, sizeof q2),
+                 log_quote(in->serial_firmware ? in->serial_firmware : "-", q3, sizeof q3),
+                 log_quote(in->serial_boot ? in->serial_boot : "-", q4, sizeof q4),
+                 log_quote(in->profile ? in->profile : "-", q5, sizeof q5));
+        if (store_audit(st, user, "device.set", detail) < 0)
+            rc = s_dberr(st, err, errlen);
+    }
+    rc = s_tx_end(st, sp, rc, err, errlen);
+    if (rc == 0 && site_id_out)
+        *site_id_out = site_id;
+    return rc;
 }

@@ -63,7 +63,7 @@ int store_check_sha256(const char *s, char *err, size_t errlen);
 int store_site_add(store_t *st, const char *user, const char *name, const char *tz,
                    const char *description, int64_t *id_out, char *err, size_t errlen);
 /* Array of site objects {id, name, tz, description, created_ms, generation,
- * devices, agents} ordered by name; `agents` counts unrevoked agents. */
+ * devices, agents, window} ordered by name; `agents` counts unrevoked agents. */
 int store_site_list(store_t *st, json_t **out, char *err, size_t errlen);
 /* One site object (as in the list); -ENOENT when unknown. */
 int store_site_show(store_t *st, const char *name, json_t **out, char *err, size_t errlen);
@@ -100,6 +100,12 @@ struct store_device_in {
     const char *ip;         /* NULL or "": no DHCP reservation */
     const char *class_name; /* NULL or "": classify by what it sends; else a
                              * class that exists (global or at the site) */
+    /* What the controller knows the device runs and holds (rollouts): */
+    const char *version;         /* NULL or "": unknown; else as firmware versions */
+    const char *serial_config;   /* NULL or "": unknown; else as serials */
+    const char *serial_firmware;
+    const char *serial_boot;
+    const char *profile;         /* NULL or "": recognise by what it sends; else loaded */
     int line;               /* import: line number for messages (0 = none) */
 };
 
@@ -123,11 +129,33 @@ struct store_device_filter {
 };
 
 /* Array of device objects {id, mac, site, model, serial, tags[], vendor_class,
- * current_version, origin, created_ms, last_seen_ms, ip, class} ordered by
- * site, mac. */
+ * current_version, origin, created_ms, last_seen_ms, ip, class, version (=
+ * current_version: the running version), serial_config, serial_firmware,
+ * serial_boot, profile} ordered by site, mac. */
 int store_device_list(store_t *st, const struct store_device_filter *f, json_t **out, char *err,
                       size_t errlen);
 int store_device_show(store_t *st, const char *mac, json_t **out, char *err, size_t errlen);
+
+/* What `device set` changes; NULL = keep, "" = clear. */
+struct store_device_set_in {
+    const char *version, *serial_config, *serial_firmware, *serial_boot, *profile;
+};
+/* Sets the running version, serial markers and pinned profile (which must be
+ * loaded) of device mac and bumps its site's generation (*site_id_out). */
+int store_device_set(store_t *st, const char *user, const char *mac,
+                     const struct store_device_set_in *in, int64_t *site_id_out, char *err,
+                     size_t errlen);
+
+/* ---- calendars ----
+ * A window (lib/window.h spec, "" = any time) on a site or a class; an
+ * assignment gets the narrowest that applies: the window of the device's
+ * pinned class, else its site's, else the rollout's. */
+/* 0 when spec is "" or NULL or parses with window_parse; -EINVAL with the
+ * reason otherwise. */
+int store_check_window(const char *spec, char *err, size_t errlen);
+/* Sets site name's window and bumps its generation. */
+int store_site_set_window(store_t *st, const char *user, const char *name, const char *window,
+                          int64_t *site_id_out, char *err, size_t errlen);
 
 /* ---- blobs and firmware ---- */
 /* Records that blob sha256 (hex) of size bytes is in the image store (no-op
@@ -249,6 +277,7 @@ struct store_class_in {
     const char *const *options;
     size_t n_options;
     const char *tftp_root; /* NULL or "" = the agent's files root */
+    const char *window;    /* NULL or "" = none (see calendars) */
     int replace;           /* 1: a class of that name in that scope is replaced */
 };
 

@@ -394,6 +394,15 @@ void store_site_config_free(Firmfleet__SiteConfig *sc)
         free(sc->devices[i]->serial);
         free(sc->devices[i]->ip);
         free(sc->devices[i]->class_);
+        free(sc->devices[i]->version);
+        free(sc->devices[i]->profile);
+        Firmfleet__Serials *sr = sc->devices[i]->serials;
+        if (sr != NULL) {
+            free(sr->config);
+            free(sr->firmware);
+            free(sr->boot);
+            free(sr);
+        }
         free(sc->devices[i]);
     }
     free(sc->devices);
@@ -428,6 +437,12 @@ void store_site_config_free(Firmfleet__SiteConfig *sc)
         free(sc->files[i]);
     }
     free(sc->files);
+    for (size_t i = 0; i < sc->n_profiles; i++) {
+        free(sc->profiles[i]->name);
+        free(sc->profiles[i]->json);
+        free(sc->profiles[i]);
+    }
+    free(sc->profiles);
     free(sc);
 }
 
@@ -572,7 +587,7 @@ static int s_device_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
     if (d == NULL)
         return -ENOMEM;
     firmfleet__device_ref__init(d);
-    d->mac = d->model = d->serial = d->ip = d->class_ = NULL;
+    d->mac = d->model = d->serial = d->ip = d->class_ = d->version = d->profile = NULL;
     if (S_PUSH(&sc->devices, &sc->n_devices, d) < 0) {
         free(d);
         return -ENOMEM;
@@ -582,7 +597,20 @@ static int s_device_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
     d->serial = s_dup(sqlite3_column_text(q, 2));
     d->ip = s_dup(sqlite3_column_text(q, 3));
     d->class_ = s_dup(sqlite3_column_text(q, 4));
-    return d->mac && d->model && d->serial && d->ip && d->class_ ? 0 : -ENOMEM;
+    d->version = s_dup(sqlite3_column_text(q, 5));
+    d->profile = s_dup(sqlite3_column_text(q, 9));
+    Firmfleet__Serials *sr = calloc(1, sizeof *sr);
+    if (sr == NULL)
+        return -ENOMEM;
+    firmfleet__serials__init(sr);
+    d->serials = sr;
+    sr->config = s_dup(sqlite3_column_text(q, 6));
+    sr->firmware = s_dup(sqlite3_column_text(q, 7));
+    sr->boot = s_dup(sqlite3_column_text(q, 8));
+    return d->mac && d->model && d->serial && d->ip && d->class_ && d->version && d->profile &&
+                   sr->config && sr->firmware && sr->boot
+               ? 0
+               : -ENOMEM;
 }
 
 static int s_subnet_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
@@ -650,6 +678,22 @@ static int s_file_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
     return f->name && f->body.data ? 0 : -ENOMEM;
 }
 
+static int s_profile_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
+{
+    Firmfleet__Profile *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    firmfleet__profile__init(p);
+    p->name = p->json = NULL;
+    if (S_PUSH(&sc->profiles, &sc->n_profiles, p) < 0) {
+        free(p);
+        return -ENOMEM;
+    }
+    p->name = s_dup(sqlite3_column_text(q, 0));
+    p->json = s_dup(sqlite3_column_text(q, 1));
+    return p->name && p->json ? 0 : -ENOMEM;
+}
+
 /* The parts of a SiteConfig, each one query bound to ?1 = site id. Classes
  * and templates: the site's own, and the global ones it does not replace
  * (by name); classes in the order agents try them. */
@@ -657,13 +701,20 @@ static const struct {
     const char *sql;
     int (*row)(sqlite3_stmt *q, Firmfleet__SiteConfig *sc);
 } s_parts[] = {
+    /* images: what the site's device models need, and the firmware of every
+     * unfinished rollout that targets a device here (pre-fetch: agents pull
+     * it before the window opens) */
     {"SELECT DISTINCT b.sha256, b.size, f.name FROM firmware_file f"
      " JOIN blob b ON b.sha256 = f.sha256"
-     " JOIN firmware_model m ON m.firmware_id = f.firmware_id"
-     " WHERE m.model IN (SELECT model FROM device WHERE site_id = ?1)"
+     " WHERE f.firmware_id IN (SELECT m.firmware_id FROM firmware_model m"
+     "   WHERE m.model IN (SELECT model FROM device WHERE site_id = ?1))"
+     " OR f.firmware_id IN (SELECT r.firmware_id FROM rollouts r"
+     "   WHERE r.state NOT IN ('aborted', 'done') AND EXISTS (SELECT 1 FROM rollout_devices rd"
+     "   WHERE rd.rollout_id = r.id AND rd.site_id = ?1))"
      " GROUP BY b.sha256 ORDER BY b.sha256",
      s_image_row},
-    {"SELECT mac, model, serial, ip, class FROM device WHERE site_id = ?1 ORDER BY mac",
+    {"SELECT mac, model, serial, ip, class, current_version, serial_config, serial_firmware,"
+     " serial_boot, profile FROM device WHERE site_id = ?1 ORDER BY mac",
      s_device_row},
     {"SELECT cidr, pool_start, pool_end, router, dns, lease_seconds, relays, options"
      " FROM subnet WHERE site_id = ?1 ORDER BY net",
@@ -676,6 +727,7 @@ static const struct {
      " WHERE t.site_id = ?1 OR (t.site_id IS NULL AND NOT EXISTS (SELECT 1 FROM file_template o"
      " WHERE o.site_id = ?1 AND o.name = t.name)) ORDER BY t.name",
      s_file_row},
+    {"SELECT name, json FROM profiles WHERE ?1 = ?1 ORDER BY name", s_profile_row},
 };
 
 int store_site_config(store_t *st, int64_t site_id, Firmfleet__SiteConfig **out)

@@ -73,9 +73,11 @@ int store_outbox_each(store_t *st, int64_t agent_id, uint64_t after, int max,
                       void (*fn)(void *arg, uint64_t seq, const uint8_t *payload, size_t len),
                       void *arg);
 
-/* Builds the SiteConfig of a site: name, tz, devices, and the images its
- * devices' models need (files of firmware whose models match). The caller
- * frees with store_site_config_free. 0 or <0. */
+/* Builds the SiteConfig of a site: name, tz, devices (with the version,
+ * serials and pinned profile the controller knows), every vendor profile,
+ * and the images the site needs: files of firmware whose models match its
+ * devices, and of every unfinished rollout targeting one of its devices
+ * (pre-fetch). The caller frees with store_site_config_free. 0 or <0. */
 int store_site_config(store_t *st, int64_t site_id, Firmfleet__SiteConfig **out);
 void store_site_config_free(Firmfleet__SiteConfig *sc);
 

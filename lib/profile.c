@@ -386,6 +386,108 @@ static int s_arr(struct pctx *c, const char *path, json_t *obj, const char *key,
 
 /* ---- parsing pieces ---- */
 
+/* glibc's regcomp copies a repeated piece once per repetition ('+' once,
+ * {n,m} up to m times), so stacked quantifiers ("a+++...") and nested
+ * repetitions ("((a{60})+){60}") make its memory grow geometrically: one
+ * hostile profile would exhaust the controller and every agent. Estimates
+ * the expanded size (pieces times their repetitions, through the groups)
+ * and refuses a pattern beyond PROFILE_RE_COST, a stacked quantifier, a
+ * bound above PROFILE_RE_DUP_MAX, or groups nested deeper than
+ * PROFILE_RE_DEPTH, before regcomp sees it. NULL ok, else the reason. */
+#define PROFILE_RE_DUP_MAX 64
+#define PROFILE_RE_DEPTH 16
+#define PROFILE_RE_COST 20000
+static const char *s_re_shape(const char *src)
+{
+    unsigned long cost[PROFILE_RE_DEPTH + 1] = {0};
+    unsigned long piece = 0; /* the cost of the piece a quantifier would repeat */
+    int depth = 0, prev_quant = 0;
+    for (const char *p = src; *p; p++) {
+        int quant = 0;
+        unsigned long mult = 1;
+        switch (*p) {
+        case '\\':
+            if (p[1] != '\0')
+                p++;
+            piece = 1;
+            break;
+        case '[': {
+            const char *q = p + 1;
+            if (*q == '^')
+                q++;
+            if (*q == ']')
+                q++;
+            while (*q && *q != ']') {
+                if (*q == '[' && (q[1] == ':' || q[1] == '=' || q[1] == '.')) {
+                    const char *e = strchr(q + 2, ']');
+                    if (e == NULL)
+                        return NULL; /* malformed: regcomp says why */
+                    q = e;
+                }
+                q++;
+            }
+            if (*q == '\0')
+                return NULL;
+            p = q;
+            piece = 1;
+            break;
+        }
+        case '(':
+            if (depth == PROFILE_RE_DEPTH)
+                return "groups nested too deep";
+            cost[++depth] = 0;
+            piece = 0;
+            break;
+        case ')':
+            if (depth == 0)
+                return NULL;
+            piece = cost[depth--] + 1;
+            break;
+        case '*':
+        case '?':
+            quant = 1;
+            break;
+        case '+':
+            quant = 1;
+            mult = 2;
+            break;
+        case '{': {
+            char *end;
+            unsigned long lo = strtoul(p + 1, &end, 10), hi = lo;
+            if (end == p + 1)
+                return NULL;
+            if (*end == ',')
+                hi = end[1] == '}' ? lo + 1 : strtoul(end + 1, &end, 10);
+            if (lo > PROFILE_RE_DUP_MAX || hi > PROFILE_RE_DUP_MAX)
+                return "a repetition count above 64";
+            const char *close = strchr(p, '}');
+            if (close == NULL)
+                return NULL;
+            p = close;
+            quant = 1;
+            mult = (hi > lo ? hi : lo) + 1;
+            break;
+        }
+        default:
+            piece = 1;
+            break;
+        }
+        if (quant) {
+            if (prev_quant)
+                return "a quantifier right after another";
+            /* the piece was counted once already; add its copies */
+            cost[depth] += piece * (mult - 1);
+            piece *= mult;
+        } else if (*p != '(') {
+            cost[depth] += piece; /* an atom, or a whole group into its parent */
+        }
+        if (cost[depth] > PROFILE_RE_COST || piece > PROFILE_RE_COST)
+            return "it would expand too far (nested repetitions)";
+        prev_quant = quant;
+    }
+    return NULL;
+}
+
 static int s_regcomp(struct pctx *c, const char *path, regex_t *re, const char *src, int flags)
 {
     if (*src == '\0') {
@@ -394,6 +496,12 @@ static int s_regcomp(struct pctx *c, const char *path, regex_t *re, const char *
     }
     if (strlen(src) > PROFILE_RE_MAX) {
         s_errf(c->err, c->errlen, path, "regex longer than %d bytes", PROFILE_RE_MAX);
+        return -EINVAL;
+    }
+    const char *shape = s_re_shape(src);
+    if (shape != NULL) {
+        char q[72];
+        s_errf(c->err, c->errlen, path, "regex \"%s\" refused: %s", s_show(src, q), shape);
         return -EINVAL;
     }
     int rc = regcomp(re, src, REG_EXTENDED | flags);

@@ -23,8 +23,10 @@
 
 #include "imgcache.h"
 #include "log.h"
+#include "provision.h"
 #include "uplink.h"
 #include "util.h"
+#include "window.h"
 #include "zmqx.h"
 
 #define CRED_MAX_BYTES (64u << 10)
@@ -212,6 +214,14 @@ int agent_mac_for_ip(struct agent *a, uint32_t ip_be, uint8_t mac[6])
 {
     for (size_t i = 0; i < a->n_svc; i++)
         if (a->svc[i].mac_for_ip && a->svc[i].mac_for_ip(a->svc[i].self, ip_be, mac) == 1)
+            return 1;
+    return 0;
+}
+
+int agent_ip_for_mac(struct agent *a, const uint8_t mac[6], uint32_t *ip_be)
+{
+    for (size_t i = 0; i < a->n_svc; i++)
+        if (a->svc[i].ip_for_mac && a->svc[i].ip_for_mac(a->svc[i].self, mac, ip_be) == 1)
             return 1;
     return 0;
 }
@@ -458,8 +468,25 @@ int agent_apply_assignment(struct agent *a, const Firmfleet__Assignment *as)
     if (as->firmware == NULL || strlen(as->firmware) > 255)
         return -EINVAL;
     for (size_t i = 0; i < as->n_files; i++)
-        if (s_image_ref_check(as->files[i], why, sizeof why) < 0)
+        if (s_image_ref_check(as->files[i], why, sizeof why) < 0) {
+            log_warn("assignment.rejected", "mac=%s rollout=%llu reason=%s", mac,
+                     (unsigned long long)as->rollout_id, log_quote(why, q, sizeof q));
             return -EINVAL;
+        }
+    if (as->window != NULL && as->window[0] != '\0') {
+        /* a window the agent cannot read would block (or worse, misjudge) the
+         * device: refuse the message, keep what the device had */
+        window_t *w = NULL;
+        if (strlen(as->window) > WINDOW_SPEC_MAX ||
+            window_parse(as->window, &w, why, sizeof why) < 0) {
+            if (strlen(as->window) > WINDOW_SPEC_MAX)
+                snprintf(why, sizeof why, "window longer than %d bytes", WINDOW_SPEC_MAX);
+            log_warn("assignment.rejected", "mac=%s rollout=%llu reason=%s", mac,
+                     (unsigned long long)as->rollout_id, log_quote(why, q, sizeof q));
+            return -EINVAL;
+        }
+        window_free(w);
+    }
     journal_t *j = agent_tx(a);
     if (j == NULL)
         return -EIO;
@@ -485,6 +512,7 @@ int agent_apply_assignment(struct agent *a, const Firmfleet__Assignment *as)
                  (unsigned long long)as->rollout_id, as->n_files);
         if ((rc = agent_emit_event(a, "assignment.applied", mac, detail)) < 0)
             return rc;
+        prov_on_assignment(a, mac, &copy);
     } else
         log_debug("assignment.same", "mac=%s rollout=%llu", mac,
                   (unsigned long long)as->rollout_id);
@@ -504,6 +532,7 @@ int agent_apply_cancel(struct agent *a, const Firmfleet__Cancel *c)
         return rc;
     log_info("assignment.cancelled", "mac=%s rollout=%llu found=%d", mac,
              (unsigned long long)c->rollout_id, rc);
+    prov_on_cancel(a, mac, c->rollout_id);
     return 0;
 }
 
@@ -556,6 +585,8 @@ int agent_new(const struct agent_opts *opts, const struct agent_cred *cred, stru
     a->image_rate = opts->image_rate;
     a->synth_target = opts->synth_events;
     a->synth_rate = opts->synth_rate;
+    a->clock_offset_s = opts->clock_offset_s;
+    a->sip_port = opts->sip_port ? opts->sip_port : 5060;
     if (snprintf(a->state_dir, sizeof a->state_dir, "%s", opts->state_dir) >=
         (int)sizeof a->state_dir) {
         log_error("agent.statedir", "reason=\"path too long\"");
@@ -609,6 +640,8 @@ int agent_new(const struct agent_opts *opts, const struct agent_cred *cred, stru
     if (rc == 0)
         s_load_config(a);
     if (rc == 0)
+        rc = prov_start(a);
+    if (rc == 0)
         rc = uplink_new(a, &a->up);
     if (rc < 0) {
         agent_stop(a, 1);
@@ -619,11 +652,12 @@ int agent_new(const struct agent_opts *opts, const struct agent_cred *cred, stru
     char q[300];
     log_info("agent.start",
              "agent=%s site=%s endpoint=%s statedir=%s version=%s last_seq=%llu "
-             "acked=%llu last_applied=%llu",
+             "acked=%llu last_applied=%llu clock_offset=%lld sip_port=%u",
              a->cred.agent, a->cred.site, a->cred.endpoint, log_quote(a->state_dir, q, sizeof q),
              AGENT_VERSION, (unsigned long long)journal_last_seq(a->jr),
              (unsigned long long)journal_acked(a->jr),
-             (unsigned long long)journal_last_applied(a->jr));
+             (unsigned long long)journal_last_applied(a->jr), (long long)a->clock_offset_s,
+             (unsigned)a->sip_port);
     *out = a;
     return 0;
 }

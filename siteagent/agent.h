@@ -26,6 +26,7 @@
 typedef struct uplink uplink_t;
 typedef struct imgcache imgcache_t;
 struct files;
+struct prov;
 
 /* A site service (DHCP, TFTP, HTTP, the file resolver) as the agent core sees
  * it. Every callback runs on the loop thread; any may be NULL. */
@@ -41,6 +42,9 @@ struct agent_service {
     /* 1 and mac filled when the service knows which device holds ip
      * (network byte order); 0 otherwise. */
     int (*mac_for_ip)(void *self, uint32_t ip_be, uint8_t mac[6]);
+    /* The reverse: 1 and *ip_be filled (network order) when the service
+     * knows the address the device at mac holds (a bound lease); 0 otherwise. */
+    int (*ip_for_mac)(void *self, const uint8_t mac[6], uint32_t *ip_be);
     /* Begin an orderly close: uv_close every handle, free in the callbacks. */
     void (*stop)(void *self);
 };
@@ -62,6 +66,8 @@ struct agent_opts {
     uint64_t image_rate;   /* bytes per second, 0 = unlimited */
     uint64_t synth_events; /* --synth-events N, 0 = none */
     uint64_t synth_rate;   /* --synth-rate R events per second, 0 = as fast as possible */
+    int64_t clock_offset_s; /* --clock-offset: added to the wall clock for rollout decisions */
+    uint16_t sip_port;      /* --sip-port: the devices' SIP port for NOTIFY (0 = 5060) */
 };
 
 struct agent {
@@ -94,6 +100,10 @@ struct agent {
     size_t n_svc;
     Firmfleet__SiteConfig *config; /* the current site configuration, or NULL */
     struct files *files;           /* the file resolver (files.c) when TFTP or HTTP is on */
+    struct prov *prov;             /* rollouts at the agent (provision.c) */
+    int64_t clock_offset_s;        /* see agent_opts */
+    uint16_t sip_port;
+    unsigned http_port;            /* the first --http port, 0 = no HTTP ({{http_port}}) */
     int stopping;
     int exit_code;
 };
@@ -138,6 +148,9 @@ int agent_emit_event(struct agent *a, const char *kind, const char *mac, const c
 int agent_add_service(struct agent *a, const struct agent_service *svc);
 /* Asks each service in turn; 1 when one knows the MAC for ip (network order). */
 int agent_mac_for_ip(struct agent *a, uint32_t ip_be, uint8_t mac[6]);
+/* Asks each service in turn; 1 when one knows the address (network order)
+ * the device at mac holds. */
+int agent_ip_for_mac(struct agent *a, const uint8_t mac[6], uint32_t *ip_be);
 /* The current site configuration (borrowed; valid until the next change), or NULL. */
 const Firmfleet__SiteConfig *agent_config(const struct agent *a);
 

@@ -18,6 +18,7 @@
 static void s_usage(FILE *f)
 {
     fprintf(f, "usage: firmfleet-agent -c CREDFILE -s STATEDIR [--image-rate RATE]\n"
+               "                       [--clock-offset SECONDS] [--sip-port PORT]\n"
                "                       [--synth-events N [--synth-rate R]]\n"
                "                       [--log-level debug|info|warn|error]\n"
                "                       [--version] [--help]\n"
@@ -35,7 +36,10 @@ static void s_usage(FILE *f)
                "  --http ADDR:PORT       serve HTTP on ADDR:PORT (repeatable)\n"
                "  --files-root DIR       files served by TFTP and HTTP (default STATEDIR/files)\n"
                "  --files-nocase         match file names case-insensitively\n"
-               "  --upload-max SIZE      HTTP PUT area per device (default 1M)\n");
+               "  --upload-max SIZE      HTTP PUT area per device (default 1M)\n"
+               "  --clock-offset SECONDS add this (signed) to the wall clock for rollout windows\n"
+               "                         and boot grace (default 0)\n"
+               "  --sip-port PORT        the devices' SIP port for NOTIFY (default 5060)\n");
 }
 
 int main(int argc, char **argv)
@@ -53,6 +57,8 @@ int main(int argc, char **argv)
         OPT_FILES_ROOT,
         OPT_NOCASE,
         OPT_UPLOAD_MAX,
+        OPT_CLOCK_OFFSET,
+        OPT_SIP_PORT,
     };
     static const struct option opts[] = {
         {"cred", required_argument, NULL, 'c'},
@@ -68,6 +74,8 @@ int main(int argc, char **argv)
         {"files-root", required_argument, NULL, OPT_FILES_ROOT},
         {"files-nocase", no_argument, NULL, OPT_NOCASE},
         {"upload-max", required_argument, NULL, OPT_UPLOAD_MAX},
+        {"clock-offset", required_argument, NULL, OPT_CLOCK_OFFSET},
+        {"sip-port", required_argument, NULL, OPT_SIP_PORT},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -149,6 +157,23 @@ int main(int argc, char **argv)
                 fprintf(stderr, "firmfleet-agent: --upload-max: not a size: %s\n", optarg);
                 return 2;
             }
+            break;
+        case OPT_CLOCK_OFFSET:
+            /* ten years either way: enough for any test, far from overflow */
+            if (util_parse_i64(optarg, -315360000, 315360000, &n) < 0) {
+                fprintf(stderr,
+                        "firmfleet-agent: --clock-offset: seconds in -315360000..315360000: %s\n",
+                        optarg);
+                return 2;
+            }
+            ao.clock_offset_s = n;
+            break;
+        case OPT_SIP_PORT:
+            if (util_parse_i64(optarg, 1, 65535, &n) < 0) {
+                fprintf(stderr, "firmfleet-agent: --sip-port: a port in 1..65535: %s\n", optarg);
+                return 2;
+            }
+            ao.sip_port = (uint16_t)n;
             break;
         case OPT_VERSION:
             printf("firmfleet-agent %s\n", AGENT_VERSION);

@@ -54,6 +54,7 @@
 #include "dhcp_pkt.h"
 #include "lease.h"
 #include "log.h"
+#include "provision.h"
 #include "services.h"
 #include "util.h"
 
@@ -96,6 +97,8 @@ struct dsubnet {
     uint32_t *relays_be;
     size_t n_relays;
 };
+
+#define DHCPD_PROFILE_OPTS 64
 
 struct ddev {
     uint8_t mac[6];
@@ -180,6 +183,9 @@ struct dctx {
     const struct ddev *dev;
     const Firmfleet__DeviceClass *cls;
     struct dhcp_facts facts;
+    /* the device's vendor profile options (provision.c), pointers valid for this packet */
+    const struct dhcpopt *popt[DHCPD_PROFILE_OPTS];
+    size_t n_popt;
 };
 
 /* ---- configuration ---- */
@@ -616,6 +622,14 @@ static int s_protected(unsigned code)
     }
 }
 
+static const struct dhcpopt *s_pfind(const struct dctx *c, unsigned code)
+{
+    for (size_t i = 0; i < c->n_popt; i++)
+        if (c->popt[i]->code == code)
+            return c->popt[i];
+    return NULL;
+}
+
 static const Firmfleet__DhcpOption *s_find(Firmfleet__DhcpOption *const *v, size_t n, unsigned code)
 {
     for (size_t i = 0; i < n; i++)
@@ -650,8 +664,8 @@ struct optset {
     int dropped;
 };
 
-/* Adds the value of option `code` (class over subnet over the built-ins),
- * if any and not added yet. */
+/* Adds the value of option `code` (class over the device's profile over
+ * subnet over the built-ins), if any and not added yet. */
 static void s_add_code(const struct dctx *c, struct dhcp_out *o, struct optset *os, unsigned code)
 {
     if (code == 0 || code > 254 || (os->done[code >> 3] & (1u << (code & 7))) || s_protected(code))
@@ -659,13 +673,32 @@ static void s_add_code(const struct dctx *c, struct dhcp_out *o, struct optset *
     const Firmfleet__DhcpOption *opt = NULL;
     if (c->cls)
         opt = s_find(c->cls->options, c->cls->n_options, code);
-    if (opt == NULL)
-        opt = s_find(c->sn->src->options, c->sn->src->n_options, code);
     const void *val = NULL;
     size_t len = 0;
     char text[16];
     uint32_t mask_be = htonl(c->sn->mask);
-    if (opt != NULL) {
+    /* the device's profile fills what its class leaves open */
+    const struct dhcpopt *po = opt == NULL ? s_pfind(c, code) : NULL;
+    if (po == NULL && opt == NULL)
+        opt = s_find(c->sn->src->options, c->sn->src->n_options, code);
+    if (po != NULL) {
+        switch (po->fill) {
+        case DHCPOPT_FILL_SERVER_IP:
+            val = &c->sid_be;
+            len = 4;
+            os->filled = 1;
+            break;
+        case DHCPOPT_FILL_SERVER_IP_TEXT:
+            val = dhcp_ip_str(c->sid_be, text);
+            len = strlen(text);
+            os->filled = 1;
+            break;
+        default:
+            val = po->value;
+            len = po->len;
+            break;
+        }
+    } else if (opt != NULL) {
         switch (opt->fill) {
         case FIRMFLEET__DHCP_OPTION__FILL__SERVER_IP:
             val = &c->sid_be;
@@ -716,6 +749,8 @@ static void s_add_config_options(const struct dctx *c, struct dhcp_out *o, struc
         for (size_t i = 0; i < c->cls->n_options; i++)
             if (c->cls->options[i])
                 s_add_code(c, o, os, c->cls->options[i]->code);
+    for (size_t i = 0; i < c->n_popt; i++)
+        s_add_code(c, o, os, c->popt[i]->code);
     for (size_t i = 0; i < c->sn->src->n_options; i++)
         if (c->sn->src->options[i])
             s_add_code(c, o, os, c->sn->src->options[i]->code);
@@ -1125,6 +1160,40 @@ static void s_no_subnet(struct dctx *c)
              c->macs, c->ifc->name, dhcp_ip_str(c->m->giaddr, g));
 }
 
+/* profile_evidence.dhcp_rule: a profile's rule, judged as the classifier
+ * judges a class rule. */
+static int s_profile_rule(void *arg, const struct dhcpopt_rule *r)
+{
+    const struct dhcp_facts *f = arg;
+    uint8_t v[DHCPOPT_VALUE_MAX];
+    size_t n = r->len; /* uint8_t: at most DHCPOPT_VALUE_MAX */
+    memcpy(v, r->value, n);
+    Firmfleet__MatchRule mr = FIRMFLEET__MATCH_RULE__INIT;
+    mr.kind = (Firmfleet__MatchRule__Kind)r->kind;
+    mr.value.data = v;
+    mr.value.len = n;
+    mr.ignore_trailing_nul = r->ignore_trailing_nul != 0;
+    mr.enterprise = r->enterprise;
+    return dhcp_rule_match(&mr, f);
+}
+
+/* Tells provisioning what the device sent (a DISCOVER or a REQUEST without
+ * ciaddr is a (re)boot) and takes its profile's options for the reply. */
+static void s_provision(struct dctx *c)
+{
+    const struct dhcp_msg *m = c->m;
+    struct profile_evidence e = {
+        .mac = c->mac,
+        .vendor = c->facts.vendor.p,
+        .vendor_len = c->facts.vendor.p ? c->facts.vendor.len : 0,
+        .dhcp_rule = s_profile_rule,
+        .dhcp_arg = &c->facts,
+    };
+    int boot = m->type == DHCPDISCOVER || (m->type == DHCPREQUEST && m->ciaddr == 0);
+    prov_observe(c->d->a, &e, boot, m->ciaddr);
+    c->n_popt = prov_dhcp_options(c->d->a, c->mac, c->popt, DHCPD_PROFILE_OPTS);
+}
+
 static void s_handle(struct dhcpd *d, struct diface *ifc, const uint8_t *buf, size_t len,
                      const struct in_pktinfo *pi)
 {
@@ -1172,6 +1241,8 @@ static void s_handle(struct dhcpd *d, struct diface *ifc, const uint8_t *buf, si
         c.dev = &d->cfg.devs[idx];
     dhcp_facts_from(m, &c.facts);
     c.cls = c.dev && c.dev->cls ? c.dev->cls : dhcp_classify(&d->cfg.classes, &c.facts);
+    if (m->type == DHCPDISCOVER || m->type == DHCPREQUEST || m->type == DHCPINFORM)
+        s_provision(&c);
     switch (m->type) {
     case DHCPDISCOVER:
         s_discover(&c);
@@ -1539,6 +1610,16 @@ static int s_mac_for_ip(void *self, uint32_t ip_be, uint8_t mac[6])
     return 1;
 }
 
+static int s_ip_for_mac(void *self, const uint8_t mac[6], uint32_t *ip_be)
+{
+    struct dhcpd *d = self;
+    const struct dhcp_lease *l = d->lt ? dhcp_ltab_by_mac(d->lt, mac) : NULL;
+    if (l == NULL || l->state != DL_BOUND || l->ip == 0)
+        return 0;
+    *ip_be = htonl(l->ip);
+    return 1;
+}
+
 int dhcpd_start(struct agent *a, const struct svc_opts *o)
 {
     struct dhcpd *d = calloc(1, sizeof *d);
@@ -1577,6 +1658,7 @@ int dhcpd_start(struct agent *a, const struct svc_opts *o)
         .on_config = s_on_config,
         .after_commit = s_after_commit,
         .mac_for_ip = s_mac_for_ip,
+        .ip_for_mac = s_ip_for_mac,
         .stop = s_stop,
     };
     if (rc == 0)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "provision.h"
 #include "services.h"
 #include "util.h"
 
@@ -284,6 +285,15 @@ static int s_from_fd(int fd, const char *origin, struct files_src *out)
 int files_open(struct agent *a, const char *name, uint32_t client_ip_be, const uint8_t *mac,
                struct files_src *out)
 {
+    struct files_req rq = {.name = name, .client_ip_be = client_ip_be, .mac = mac};
+    return files_open_req(a, &rq, out);
+}
+
+int files_open_req(struct agent *a, const struct files_req *rq, struct files_src *out)
+{
+    const char *name = rq->name;
+    uint32_t client_ip_be = rq->client_ip_be;
+    const uint8_t *mac = rq->mac;
     memset(out, 0, sizeof *out);
     out->fd = -1;
     struct files *f = a->files;
@@ -295,6 +305,21 @@ int files_open(struct agent *a, const char *name, uint32_t client_ip_be, const u
     uint8_t known[6];
     if (mac == NULL && client_ip_be != 0 && agent_mac_for_ip(a, client_ip_be, known) == 1)
         mac = known;
+
+    /* 0. the device's profile and its Assignment */
+    struct prov_fctx fc = {.name = name,
+                           .mac = mac,
+                           .client_ip_be = client_ip_be,
+                           .local_ip_be = rq->local_ip_be,
+                           .nocase = f->nocase};
+    int prc = prov_file_open(a, &fc, out);
+    if (prc == 1)
+        return 0;
+    if (prc < 0) {
+        memset(out, 0, sizeof *out);
+        out->fd = -1;
+        return prc;
+    }
 
     /* 1. virtual files rendered per device */
     for (size_t i = 0; sc && i < sc->n_files; i++) {

@@ -1,5 +1,8 @@
 /* files.h: the one place that turns a name a device asks for (over TFTP or
  * HTTP) into bytes. Lookup order:
+ *   0. provisioning (provision.h): the device's vendor profile files and its
+ *      Assignment's target files, which may also refuse a name outright
+ *      (a target file outside the device's upgrade: -ENOENT);
  *   1. a virtual file: a FileTemplate of the site configuration whose name
  *      matches ({mac}/{MAC} expanded for the asking device), rendered in
  *      memory with that device's variables;
@@ -46,6 +49,15 @@ int files_clean(char *name);
  * (outside the root, not a regular file), -EINVAL bad name, other -errno. */
 int files_open(struct agent *a, const char *name, uint32_t client_ip_be, const uint8_t *mac,
                struct files_src *out);
+/* The same with everything a request tells: local_ip_be is the address the
+ * request arrived on (network order, 0 unknown: {{server_ip}} renders ""). */
+struct files_req {
+    const char *name;
+    uint32_t client_ip_be;
+    uint32_t local_ip_be;
+    const uint8_t *mac;
+};
+int files_open_req(struct agent *a, const struct files_req *rq, struct files_src *out);
 void files_src_close(struct files_src *src);
 
 /* The per-device upload directory (STATEDIR/uploads/<12 hex>) and its size cap,

@@ -72,6 +72,7 @@
 #include "hash.h"
 #include "http_req.h"
 #include "log.h"
+#include "provision.h"
 #include "services.h"
 #include "util.h"
 
@@ -116,6 +117,8 @@ struct ev_slot {
 
 struct httpd;
 
+#define HTTPD_UA_MAX 255 /* User-Agent bytes given to the profiles */
+
 struct conn {
     struct conn *prev, *next;   /* live list; `next` links the dead and free lists */
     struct conn *rprev, *rnext; /* ready list (more to do next turn) */
@@ -130,6 +133,7 @@ struct conn {
     uint64_t id;
     uint64_t deadline; /* uv_now() ms */
     uint32_t peer_be;  /* IPv4 peer (network order), 0 for IPv6 */
+    uint32_t local_be; /* our IPv4 address on this connection, 0 unknown ({{server_ip}}) */
     char peer[INET6_ADDRSTRLEN];
     size_t in_off, in_len;
     uint64_t lingered;
@@ -384,7 +388,21 @@ static void s_get(struct conn *c)
     }
     s_set_name(c, path);
     c->has_mac = s_find_device(c, path, c->mac);
-    int rc = files_open(h->a, path, c->peer_be, c->has_mac ? c->mac : NULL, &c->src);
+    if (c->has_mac) {
+        /* the request is evidence for the device's profile (stage, version) */
+        char ua[HTTPD_UA_MAX + 1];
+        size_t ul = c->req.ua_len < HTTPD_UA_MAX ? c->req.ua_len : HTTPD_UA_MAX;
+        if (ul > 0)
+            memcpy(ua, c->req.ua, ul);
+        ua[ul] = '\0';
+        struct profile_evidence e = {.mac = c->mac, .file = path, .user_agent = ul ? ua : NULL};
+        prov_observe(h->a, &e, 0, c->peer_be);
+    }
+    struct files_req frq = {.name = path,
+                            .client_ip_be = c->peer_be,
+                            .local_ip_be = c->local_be,
+                            .mac = c->has_mac ? c->mac : NULL};
+    int rc = files_open_req(h->a, &frq, &c->src);
     if (rc < 0) {
         st = rc == -ENOENT || rc == -ENOTDIR || rc == -EISDIR ? 404
              : rc == -EACCES                                  ? 403
@@ -727,6 +745,9 @@ static void s_request_end(struct conn *c, int aborted)
                 h->st.events++;
         }
     }
+    if (c->has_mac && !aborted && c->method == HTTP_GET && c->status == 200 &&
+        c->sent_body == c->body_len)
+        prov_transfer_done(h->a, c->mac, c->name, c->sent_body);
     if (c->has_src) {
         files_src_close(&c->src);
         c->has_src = 0;
@@ -1079,6 +1100,15 @@ static struct conn *s_conn_new(struct httpd *h, int fd, const struct sockaddr_st
     } else {
         snprintf(c->peer, sizeof c->peer, "?");
     }
+    struct sockaddr_storage me;
+    socklen_t ml = sizeof me;
+    if (getsockname(fd, (struct sockaddr *)&me, &ml) == 0) {
+        if (me.ss_family == AF_INET)
+            c->local_be = ((const struct sockaddr_in *)&me)->sin_addr.s_addr;
+        else if (me.ss_family == AF_INET6 &&
+                 IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&me)->sin6_addr))
+            memcpy(&c->local_be, ((const struct sockaddr_in6 *)&me)->sin6_addr.s6_addr + 12, 4);
+    }
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
     if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         log_warn("http.epoll_add", "peer=%s error=\"%s\"", c->peer, strerror(errno));
@@ -1236,6 +1266,10 @@ static int s_listen(struct httpd *h, const char *spec)
         l->fd = fd;
         l->active = 1;
         h->n_lis++;
+        if (h->a->http_port == 0)
+            h->a->http_port = ntohs(ss.ss_family == AF_INET6
+                                        ? ((const struct sockaddr_in6 *)&ss)->sin6_port
+                                        : ((const struct sockaddr_in *)&ss)->sin_port);
         h->n_handles++;
         rc = uv_poll_start(&l->poll, UV_READABLE, s_on_accept);
     }

@@ -84,6 +84,7 @@
 
 #include "files.h"
 #include "log.h"
+#include "provision.h"
 #include "services.h"
 #include "tftp_pkt.h"
 #include "util.h"
@@ -406,6 +407,9 @@ static void s_xfer_done(struct xfer *t)
     snprintf(detail, sizeof detail, "file=%s bytes=%llu ms=%llu client=%s", q,
              (unsigned long long)t->total, (unsigned long long)ms, t->client);
     s_event(t, "tftp.done", detail);
+    uint8_t mac[6];
+    if (t->mac[0] && util_mac_parse(t->mac, mac) == 0)
+        prov_transfer_done(t->d->a, mac, t->name, t->size);
     log_info("tftp.done", "%s mac=%s timeouts=%u dup_acks=%u", detail, t->mac[0] ? t->mac : "-",
              t->timeouts, t->dups);
     s_xfer_close(t);
@@ -1025,8 +1029,19 @@ static void s_on_request(struct tftpd *d, const struct listener *l, const uint8_
         s_reply_error(d, l, local, from, TFTP_EUNDEF, "server busy, try again", 1);
         return;
     }
+    /* what the device asked for is evidence for its profile (stage, version) */
+    uint8_t dmac[6];
+    int has_mac = agent_mac_for_ip(d->a, from->sin_addr.s_addr, dmac) == 1;
+    if (has_mac) {
+        struct profile_evidence e = {.mac = dmac, .file = name};
+        prov_observe(d->a, &e, 0, from->sin_addr.s_addr);
+    }
     struct files_src src;
-    rc = files_open(d->a, name, from->sin_addr.s_addr, NULL, &src);
+    struct files_req frq = {.name = name,
+                            .client_ip_be = from->sin_addr.s_addr,
+                            .local_ip_be = local.s_addr,
+                            .mac = has_mac ? dmac : NULL};
+    rc = files_open_req(d->a, &frq, &src);
     if (rc < 0) {
         log_quote(name, q, sizeof q);
         if (rc == -ENOENT) {

@@ -141,7 +141,7 @@ static void test_usage_errors(void **state)
     EXPECT_USAGE("missing command", "--json");
     EXPECT_USAGE("unknown command 'frobnicate'", "frobnicate", "list");
     EXPECT_USAGE("unknown verb 'explode' for site", "site", "explode");
-    EXPECT_USAGE("site: missing verb (add, list, show)", "site");
+    EXPECT_USAGE("site: missing verb (add, list, show, set)", "site");
     EXPECT_USAGE("unknown option --bogus for 'site list'", "site", "list", "--bogus");
     EXPECT_USAGE("unknown option --model for 'site add'", "site", "add", "x", "--tz", "UTC",
                  "--model", "y");
@@ -244,7 +244,9 @@ static void test_every_command(void **state)
     assert_null(cli_cmd_find("site", "remove"));
     assert_null(cli_cmd_find(NULL, "add"));
     assert_true(cli_noun_known("event"));
-    assert_false(cli_noun_known("rollout"));
+    assert_true(cli_noun_known("rollout"));
+    assert_true(cli_noun_known("profile"));
+    assert_false(cli_noun_known("rollercoaster"));
 }
 
 /* --match and --option may be repeated (kept in order); nothing else may. */
@@ -301,6 +303,112 @@ static void test_repeated_options(void **state)
     cli_args_free(&a);
 }
 
+/* rollouts, profiles, device set, site set, class add --window */
+static void test_rollout_commands(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[512];
+    assert_int_equal(PARSE(&a, err, "rollout", "create", "r1", "--firmware", "cisco/8.12.0",
+                           "--profile", "cisco-79xx", "--sites", "berlin,paris", "--models",
+                           "CP-7940G", "--tags", "lobby", "--devices", "d.txt", "--waves",
+                           "5,10%,100%", "--max-failures", "2", "--site-concurrency", "4",
+                           "--window", "daily 22:00-05:00", "--start-at", "2026-11-22T22:00",
+                           "--boot-grace", "10m", "--stage-fresh", "--spread", "30m",
+                           "--verify-timeout", "15m", "--timeouts", "downloading=1h,offered=2h"),
+                     CLI_RUN);
+    assert_string_equal(a.cmd->noun, "rollout");
+    assert_string_equal(a.cmd->verb, "create");
+    assert_string_equal(a.args[0], "r1");
+    assert_int_equal(a.nopts, 16);
+    assert_string_equal(cli_args_opt(&a, "max-failures"), "2");
+    assert_string_equal(cli_args_opt(&a, "site-concurrency"), "4");
+    assert_string_equal(cli_args_opt(&a, "stage-fresh"), "1");
+    assert_string_equal(cli_args_opt(&a, "window"), "daily 22:00-05:00");
+    assert_string_equal(cli_args_opt(&a, "timeouts"), "downloading=1h,offered=2h");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "rollout", "create", "r2", "--firmware=cisco/8.12.0",
+                           "--profile=p", "--max-failures=10%"),
+                     CLI_RUN);
+    assert_string_equal(cli_args_opt(&a, "max-failures"), "10%");
+    cli_args_free(&a);
+    static char verbs[][8] = {"start", "pause", "resume", "abort", "status", "watch"};
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        char *argv[] = {(char *)"firmfleet", (char *)"rollout", verbs[i], (char *)"r1", NULL};
+        assert_int_equal(cli_args_parse(4, argv, &a, err, sizeof err), CLI_RUN);
+        cli_args_free(&a);
+    }
+    assert_int_equal(PARSE(&a, err, "rollout", "list", "--json"), CLI_RUN);
+    assert_int_equal(a.json, 1);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "rollout", "status", "r1", "--devices"), CLI_RUN);
+    assert_string_equal(cli_args_opt(&a, "devices"), "1");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "rollout", "watch", "r1", "--interval", "0.5", "--once"),
+                     CLI_RUN);
+    assert_string_equal(cli_args_opt(&a, "interval"), "0.5");
+    assert_string_equal(cli_args_opt(&a, "once"), "1");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "profile", "add", "p.json", "--replace"), CLI_RUN);
+    assert_string_equal(cli_args_opt(&a, "replace"), "1");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "profile", "list"), CLI_RUN);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "profile", "show", "cisco-79xx", "--json"), CLI_RUN);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "profile", "remove", "cisco-79xx"), CLI_RUN);
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "device", "set", "00:04:f2:00:00:01", "--version", "8.12.0",
+                           "--serial-config", "c1", "--serial-firmware", "f1", "--serial-boot",
+                           "b1", "--profile", "cisco-79xx"),
+                     CLI_RUN);
+    assert_int_equal(a.nopts, 5);
+    assert_string_equal(cli_args_opt(&a, "serial-boot"), "b1");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "device", "set", "00:04:f2:00:00:01", "--profile="), CLI_RUN);
+    assert_string_equal(cli_args_opt(&a, "profile"), "");
+    cli_args_free(&a);
+    assert_int_equal(PARSE(&a, err, "site", "set", "berlin", "--window", "Mon-Fri 22:00-05:00"),
+                     CLI_RUN);
+    assert_string_equal(cli_args_opt(&a, "window"), "Mon-Fri 22:00-05:00");
+    cli_args_free(&a);
+    assert_int_equal(
+        PARSE(&a, err, "class", "add", "c", "--match", "vendor:x", "--window", "hours 22,23,0"),
+        CLI_RUN);
+    assert_string_equal(cli_args_opt(&a, "window"), "hours 22,23,0");
+    cli_args_free(&a);
+
+    EXPECT_USAGE("missing required option --firmware", "rollout", "create", "r1", "--profile", "p");
+    EXPECT_USAGE("missing required option --profile", "rollout", "create", "r1", "--firmware",
+                 "cisco/1");
+    EXPECT_USAGE("rollout create: missing argument", "rollout", "create", "--firmware", "v/1",
+                 "--profile", "p");
+    EXPECT_USAGE("option --waves given twice", "rollout", "create", "r1", "--firmware", "v/1",
+                 "--profile", "p", "--waves", "5", "--waves", "10");
+    EXPECT_USAGE("option --stage-fresh takes no value", "rollout", "create", "r1", "--firmware",
+                 "v/1", "--profile", "p", "--stage-fresh=yes");
+    EXPECT_USAGE("option --devices needs a value", "rollout", "create", "r1", "--firmware", "v/1",
+                 "--profile", "p", "--devices");
+    EXPECT_USAGE("unknown option --interval for 'rollout status'", "rollout", "status", "r1",
+                 "--interval", "1");
+    EXPECT_USAGE("unknown option --devices for 'rollout watch'", "rollout", "watch", "r1",
+                 "--devices");
+    EXPECT_USAGE("rollout watch: missing argument", "rollout", "watch");
+    EXPECT_USAGE("unexpected argument 'r2'", "rollout", "start", "r1", "r2");
+    EXPECT_USAGE("unknown verb 'launch' for rollout (create, start, pause, resume, abort, list, "
+                 "status, watch)",
+                 "rollout", "launch", "r1");
+    EXPECT_USAGE("missing required option --window", "site", "set", "berlin");
+    EXPECT_USAGE("unknown option --tz for 'site set'", "site", "set", "berlin", "--window", "",
+                 "--tz", "UTC");
+    EXPECT_USAGE("unknown option --site for 'device set'", "device", "set", "00:04:f2:00:00:01",
+                 "--site", "b");
+    EXPECT_USAGE("profile add: missing argument", "profile", "add", "--replace");
+    EXPECT_USAGE("unexpected argument 'b.json'", "profile", "add", "a.json", "b.json");
+    EXPECT_USAGE("option --window given twice", "class", "add", "c", "--match", "vendor:x",
+                 "--window", "daily 0:00-1:00", "--window", "daily 2:00-3:00");
+}
+
 static void test_endpoint(void **state)
 {
     (void)state;
@@ -333,7 +441,7 @@ int main(void)
         cmocka_unit_test(test_globals),          cmocka_unit_test(test_value_forms),
         cmocka_unit_test(test_usage_errors),     cmocka_unit_test(test_help),
         cmocka_unit_test(test_every_command),    cmocka_unit_test(test_endpoint),
-        cmocka_unit_test(test_repeated_options),
+        cmocka_unit_test(test_repeated_options), cmocka_unit_test(test_rollout_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,7 @@
 #include "ctl_link.h"
 #include "hash.h"
 #include "log.h"
+#include "store_inv.h"
 #include "util.h"
 #include "wire.h"
 
@@ -224,7 +225,8 @@ static void test_bad_frames(void **state)
 static void test_bad_requests(void **state)
 {
     struct fx *fx = *state;
-    s_err(s_call(fx, "rollout", "list", NULL, NULL, NULL, 0), -EINVAL, "unknown command 'rollout'");
+    s_err(s_call(fx, "frobnicate", "list", NULL, NULL, NULL, 0), -EINVAL,
+          "unknown command 'frobnicate'");
     s_err(s_call(fx, "site", "explode", NULL, NULL, NULL, 0), -EINVAL,
           "unknown verb 'explode' for site");
     s_err(s_call(fx, "site", "list", NULL, A("bogus=1"), NULL, 0), -EINVAL,
@@ -516,6 +518,133 @@ static void test_firmware_upload_and_add(void **state)
     json_decref(l);
 }
 
+/* Profiles, device fields, calendars and rollouts through the admin API:
+ * the document shapes the CLI reads, one-line refusals that change nothing,
+ * and the link hearing about every site a change reaches. */
+static void test_rollout_verbs(void **state)
+{
+    struct fx *fx = *state;
+    s_site(fx);
+    json_decref(s_ok(s_call(fx, "site", "add", A("paris"), A("tz=Europe/Paris"), NULL, 0)));
+    json_decref(s_ok(s_call(fx, "device", "add", A("00:04:f2:00:00:01"),
+                            A("site=berlin", "model=CP-7940G"), NULL, 0)));
+    json_decref(s_ok(s_call(fx, "device", "add", A("00:04:f2:00:00:02"),
+                            A("site=paris", "model=CP-7940G"), NULL, 0)));
+    const char *prof = "{\"name\": \"cisco-79xx\", \"description\": \"Cisco phones\","
+                       " \"recognise\": [\"vendor-prefix:Cisco\"]}";
+    s_n_changed = 0;
+    json_t *p = s_ok(s_call(fx, "profile", "add", NULL, NULL, prof, strlen(prof)));
+    assert_string_equal(json_string_value(json_object_get(p, "name")), "cisco-79xx");
+    assert_string_equal(json_string_value(json_object_get(p, "source")), "operator");
+    json_decref(p);
+    assert_int_equal(s_n_changed, 2); /* every site gets the profile */
+    s_err(s_call(fx, "profile", "add", NULL, NULL, prof, strlen(prof)), -EEXIST, "--replace");
+    json_decref(s_ok(s_call(fx, "profile", "add", NULL, A("replace=1"), prof, strlen(prof))));
+    s_err(s_call(fx, "profile", "add", NULL, NULL, "{\"name\":\"x\"}", 12), -EINVAL,
+          "profile refused");
+    json_t *l = s_ok(s_call(fx, "profile", "list", NULL, NULL, NULL, 0));
+    json_t *p0 = json_array_get(json_object_get(l, "profiles"), 0);
+    assert_string_equal(json_string_value(json_object_get(p0, "description")), "Cisco phones");
+    assert_true(json_is_integer(json_object_get(p0, "priority")));
+    json_decref(l);
+    p = s_ok(s_call(fx, "profile", "show", A("cisco-79xx"), NULL, NULL, 0));
+    assert_string_equal(json_string_value(json_object_get(p, "json")), prof);
+    json_decref(p);
+    s_err(s_call(fx, "profile", "show", A("nope"), NULL, NULL, 0), -ENOENT, "unknown profile");
+
+    /* device set, site set */
+    json_t *d =
+        s_ok(s_call(fx, "device", "set", A("00:04:f2:00:00:01"),
+                    A("version=8.11.0", "serial-firmware=8.11.0", "profile=cisco-79xx"), NULL, 0));
+    assert_string_equal(json_string_value(json_object_get(d, "version")), "8.11.0");
+    assert_string_equal(json_string_value(json_object_get(d, "profile")), "cisco-79xx");
+    json_decref(d);
+    s_err(s_call(fx, "device", "set", A("00:04:f2:00:00:01"), A("profile=nope"), NULL, 0), -ENOENT,
+          "unknown profile 'nope'");
+    s_err(s_call(fx, "device", "set", A("00:04:f2:00:00:01"), NULL, NULL, 0), -EINVAL,
+          "nothing to set");
+    s_err(s_call(fx, "site", "set", A("berlin"), A("window=Mon-Fri 9:00"), NULL, 0), -EINVAL,
+          "invalid window");
+    json_t *site =
+        s_ok(s_call(fx, "site", "set", A("berlin"), A("window=Sat,Sun 00:00-06:00"), NULL, 0));
+    assert_string_equal(json_string_value(json_object_get(site, "window")), "Sat,Sun 00:00-06:00");
+    json_decref(site);
+    s_err(s_call(fx, "profile", "remove", A("cisco-79xx"), NULL, NULL, 0), -EBUSY,
+          "pinned on device 00:04:f2:00:00:01");
+
+    /* a firmware straight into the store (uploads are covered above) */
+    const char *models[] = {"CP-7940G"};
+    struct store_fw_file f = {
+        .name = "P0S3.loads",
+        .sha256 = "aa805c71e3b342ea41be535ce1363e3cba2dd3a81d278982cd843fe2df8b3673",
+        .has_size = 1,
+        .size = 10};
+    struct store_fw_in fw = {.vendor = "cisco",
+                             .version = "8.12.0",
+                             .models = models,
+                             .n_models = 1,
+                             .files = &f,
+                             .n_files = 1};
+    char err[256];
+    assert_int_equal(store_firmware_add(fx->ctl.st, "t", &fw, NULL, NULL, err, sizeof err), 0);
+
+    s_err(s_call(fx, "rollout", "create", A("r1"),
+                 A("firmware=cisco/8.12.0", "sites=berlin", "waves=10%,5"), NULL, 0),
+          -EINVAL, "after a percentage");
+    s_err(s_call(fx, "rollout", "create", A("r1"), A("sites=berlin"), NULL, 0), -EINVAL,
+          "--firmware");
+    s_err(
+        s_call(fx, "rollout", "create", A("r1"), A("firmware=cisco/8.12.0", "sites=rome"), NULL, 0),
+        -ENOENT, "unknown site 'rome'");
+    s_err(s_call(fx, "rollout", "create", A("r1"),
+                 A("firmware=cisco/8.12.0", "sites=berlin", "bogus=1"), NULL, 0),
+          -EINVAL, "unknown option --bogus");
+    l = s_ok(s_call(fx, "rollout", "list", NULL, NULL, NULL, 0));
+    assert_int_equal(json_array_size(json_object_get(l, "rollouts")), 0);
+    json_decref(l);
+    s_n_changed = 0;
+    json_t *st = s_ok(s_call(fx, "rollout", "create", A("r1"),
+                             A("firmware=cisco/8.12.0", "sites=berlin,paris", "waves=canary,100%",
+                               "max-failures=10%", "boot-grace=6m", "stage-fresh=1",
+                               "timeouts=offered=8h", "window=daily 01:00-03:00"),
+                             NULL, 0));
+    json_t *r = json_object_get(st, "rollout");
+    assert_string_equal(json_string_value(json_object_get(r, "state")), "created");
+    assert_string_equal(json_string_value(json_object_get(r, "profile")), "cisco-79xx");
+    assert_int_equal(json_integer_value(json_object_get(r, "total")), 2);
+    assert_true(json_is_null(json_object_get(r, "started_at")));
+    json_decref(st);
+    assert_int_equal(s_n_changed, 2); /* both sites pre-fetch the image */
+    l = s_ok(s_call(fx, "rollout", "list", NULL, NULL, NULL, 0));
+    json_t *r0 = json_array_get(json_object_get(l, "rollouts"), 0);
+    const char *keys[] = {"id",      "name",  "state",     "reason", "firmware",
+                          "profile", "total", "succeeded", "failed", "created_at"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (json_object_get(r0, keys[i]) == NULL)
+            fail_msg("rollouts[0].%s missing", keys[i]);
+    json_decref(l);
+    st = s_ok(s_call(fx, "rollout", "start", A("r1"), NULL, NULL, 0));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(st, "rollout"), "state")),
+                        "running");
+    json_decref(st);
+    s_err(s_call(fx, "rollout", "start", A("r1"), NULL, NULL, 0), -EINVAL,
+          "rollout r1 is running; start applies to a created rollout");
+    json_decref(s_ok(s_call(fx, "rollout", "pause", A("r1"), NULL, NULL, 0)));
+    json_decref(s_ok(s_call(fx, "rollout", "resume", A("r1"), NULL, NULL, 0)));
+    st = s_ok(s_call(fx, "rollout", "abort", A("r1"), NULL, NULL, 0));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(st, "rollout"), "state")),
+                        "aborted");
+    json_decref(st);
+    s_err(s_call(fx, "rollout", "status", A("nope"), NULL, NULL, 0), -ENOENT,
+          "unknown rollout 'nope'");
+    /* controller events are listed like agents' */
+    json_t *ev = s_ok(s_call(fx, "event", "list", NULL, A("kind=rollout.state"), NULL, 0));
+    assert_int_equal(json_array_size(ev), 5); /* created running paused running aborted */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0), "agent")),
+                        "firmfleetd");
+    json_decref(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -526,6 +655,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_devices_notify_sites, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_firmware_upload_and_add, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_site_services, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_rollout_verbs, s_setup, s_teardown),
     };
     log_set_level(LOG_LEVEL_ERROR);
     hash_init();

@@ -807,6 +807,16 @@ static void test_bad_profiles(void **state)
           "recognise[1]: \"vendor\" is not KIND:VALUE");
     s_bad("{\"name\":\"x\",\"recognise\":[\"oui:00:04\"]}", "recognise[0]: match rule");
     s_bad("{\"name\":\"x\",\"recognise\":[\"user-agent:(\"]}", "recognise[0]: bad regex");
+    /* shapes that make glibc's regcomp grow geometrically are refused first */
+    s_bad("{\"name\":\"x\",\"recognise\":[\"user-agent:a++++++++++++++++++++++++++++++\"]}",
+          "a quantifier right after another");
+    s_bad("{\"name\":\"x\",\"recognise\":[\"user-agent:((a{60}b{60}){60}){60}\"]}",
+          "it would expand too far");
+    s_bad("{\"name\":\"x\",\"recognise\":[\"user-agent:((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)\"]}",
+          "it would expand too far");
+    s_bad("{\"name\":\"x\",\"recognise\":[\"user-agent:a{65}\"]}", "a repetition count above 64");
+    s_bad("{\"name\":\"x\",\"recognise\":[\"user-agent:((((((((((((((((((a))))))))))))))))))\"]}",
+          "groups nested too deep");
     s_bad("{\"name\":\"x\",\"recognise\":[7]}", "recognise[0]: must be a string");
     s_bad("{" HEAD ",\"stages\":[{\"name\":\"a\",\"when\":[\"file:^a$\"]},"
           "{\"name\":\"b\",\"when\":[\"file:a[\"]}]}",

@@ -1356,6 +1356,58 @@ static void test_validators(void **state)
     assert_int_equal(store_check_model(" x", err, sizeof err), -EINVAL);
 }
 
+/* Rollout-era device fields: device set and import carry the running
+ * version, serial markers and pinned profile into the SiteConfig; bad
+ * values change nothing; controller events (agent NULL) list as firmfleetd. */
+static void test_device_rollout_fields(void **state)
+{
+    struct fx *fx = *state;
+    store_t *st = fx->st;
+    int64_t site = 0, gen0, gen1;
+    assert_int_equal(store_site_add(st, "t", "berlin", "UTC", NULL, &site, fx->err, sizeof fx->err),
+                     0);
+    struct store_device_in d = {.mac = "00:04:f2:00:00:01", .site = "berlin", .model = "X"};
+    assert_int_equal(store_device_add(st, "t", &d, NULL, fx->err, sizeof fx->err), 0);
+    json_t *s = NULL;
+    assert_int_equal(store_site_show(st, "berlin", &s, fx->err, sizeof fx->err), 0);
+    gen0 = json_integer_value(json_object_get(s, "generation"));
+    json_decref(s);
+    struct store_device_set_in bad = {.serial_boot = "a,b"};
+    assert_int_equal(
+        store_device_set(st, "t", "00:04:f2:00:00:01", &bad, NULL, fx->err, sizeof fx->err),
+        -EINVAL);
+    struct store_device_set_in in = {
+        .version = "8.11.0", .serial_config = "C1", .serial_firmware = "F1", .serial_boot = "B1"};
+    assert_int_equal(
+        store_device_set(st, "t", "00:04:f2:00:00:01", &in, NULL, fx->err, sizeof fx->err), 0);
+    assert_int_equal(store_site_show(st, "berlin", &s, fx->err, sizeof fx->err), 0);
+    gen1 = json_integer_value(json_object_get(s, "generation"));
+    json_decref(s);
+    assert_true(gen1 > gen0);
+    const char *rows_bad_profile = "p";
+    struct store_device_in rows[1] = {{.mac = "00:04:f2:00:00:02",
+                                       .site = "berlin",
+                                       .version = "1.0",
+                                       .serial_firmware = "1.0",
+                                       .profile = rows_bad_profile,
+                                       .line = 2}};
+    assert_int_equal(store_device_import(st, "t", rows, 1, NULL, fx->err, sizeof fx->err), -ENOENT);
+    assert_non_null(strstr(fx->err, "line 2: unknown profile 'p'"));
+    rows[0].profile = NULL;
+    assert_int_equal(store_device_import(st, "t", rows, 1, NULL, fx->err, sizeof fx->err), 0);
+    Firmfleet__SiteConfig *sc = NULL;
+    assert_int_equal(store_site_config(st, site, &sc), 0);
+    assert_int_equal(sc->n_devices, 2);
+    assert_string_equal(sc->devices[0]->version, "8.11.0");
+    assert_string_equal(sc->devices[0]->serials->config, "C1");
+    assert_string_equal(sc->devices[0]->serials->firmware, "F1");
+    assert_string_equal(sc->devices[0]->serials->boot, "B1");
+    assert_string_equal(sc->devices[1]->version, "1.0");
+    assert_string_equal(sc->devices[1]->serials->firmware, "1.0");
+    assert_int_equal(sc->n_profiles, 0);
+    store_site_config_free(sc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1374,6 +1426,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_templates, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_reservations, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_site_config, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_device_rollout_fields, s_setup, s_teardown),
         cmocka_unit_test(test_validators),
     };
     log_set_level(LOG_LEVEL_ERROR);
