@@ -32,6 +32,7 @@ DB_SRC    = $(wildcard db/*.c)
 CTL_SRC   = $(wildcard controller/ctl_*.c) controller/imgstore.c
 CLI_SRC   = $(wildcard controller/cli_*.c)
 AGENT_SRC = $(filter-out siteagent/agent_main.c,$(wildcard siteagent/*.c))
+SIM_SRC   = $(wildcard sim/sim_*.c)
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
@@ -47,6 +48,7 @@ TOOLS     = $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(wildcard tests/tools
 
 .PHONY: all deps test test-unit test-system run bench fuzz format clean install units
 all: $(PROGS)
+all: $(B)/firmfleet-sim
 
 DEPS_STAMP = $(B)/.deps-ok
 $(DEPS_STAMP): deploy/deps.sh
@@ -90,7 +92,9 @@ $(B)/firmfleet-agent: $(B)/obj/siteagent/agent_main.o $(ARCHIVES)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LIBS)
 
+$(B)/firmfleet-sim: $(B)/obj/sim/firmfleet-sim.o $(call obj,$(SIM_SRC)) $(ARCHIVES)
 	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS_ALL) -o $@ $< $(call obj,$(SIM_SRC)) $(ARCHIVES) $(LIBS)
 
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(ARCHIVES)
 	@mkdir -p $(dir $@)
@@ -187,7 +191,7 @@ format:
 install: all
 	install -d $(DESTDIR)/usr/sbin $(DESTDIR)/usr/bin $(DESTDIR)/usr/share/man/man1 $(DESTDIR)/usr/share/man/man8
 	install -m 0755 $(B)/firmfleetd $(B)/firmfleet-agent $(DESTDIR)/usr/sbin/
-	install -m 0755 $(B)/firmfleet $(DESTDIR)/usr/bin/
+	install -m 0755 $(B)/firmfleet $(B)/firmfleet-sim $(DESTDIR)/usr/bin/
 	install -m 0644 man/*.1 $(DESTDIR)/usr/share/man/man1/
 	install -m 0644 man/*.8 $(DESTDIR)/usr/share/man/man8/
 
