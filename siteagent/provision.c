@@ -736,9 +736,23 @@ static int s_open_cached(struct agent *a, const Firmfleet__ImageRef *r, struct f
     return 0;
 }
 
-/* A target file is being served: offered -> downloading. */
+/* A target file is being served: offered -> downloading. A device that
+ * asks for its final image again after the reboot did not take the new load
+ * (a Cisco 79xx shows no version of its own: this is how its failure shows). */
 static void s_downloading(struct prov *p, struct pdev *d, const char *target)
 {
+    if (d->st == U_VERIFYING) {
+        const profile_t *pf = s_dev_profile(p, d);
+        const char *final = pf ? profile_final_image(pf) : "*";
+        if (profile_glob(final ? final : "*", target) == 1) {
+            char extra[300], q[280];
+            snprintf(extra, sizeof extra, "file=%s", log_quote(target, q, sizeof q));
+            s_transition(p, d, U_FAILED,
+                         "asked for its image again after the reboot: the new load did not take",
+                         extra);
+        }
+        return;
+    }
     if (d->st != U_OFFERED)
         return;
     char extra[300], q[280];

@@ -244,4 +244,22 @@ halt_says_why() { ff rollout status poly6 --json | jq -e '.rollout.reason | test
 check "halt reason says why" halt_says_why
 check_eq "the rest of the fleet was never assigned" pending "$(state poly6 "$other")"
 
+# ---- rollout 5: a 7960 that asks for its image again after the reboot ----
+C_F=00:1b:d4:00:01:09
+CISCO_7960=$(hex 'Cisco Systems, Inc. IP Phone CP-7960G\0')
+ff device add $C_F --site berlin --model CP-7960G >/dev/null
+check "7960 rollout created and started" ff rollout create c7960 --firmware cisco/P0S3-08-12-00 \
+  --profile cisco-79xx --sites berlin --models CP-7960G --waves 100% --max-failures 1
+ff rollout start c7960 >/dev/null
+check "7960 boots on an SCCP application" boot "$N_CA" "$IF_CA" $C_F "$CISCO_7960"
+check "7960 offered" wait_until 20 is_state c7960 $C_F offered
+MACF=$(echo $C_F | tr -d : | tr a-f A-F)
+tget "$N_CA" 198.18.70.1 "SEP$MACF.cnf.xml"
+check "7960 fetched the SIP image" tget "$N_CA" 198.18.70.1 P0S3-08-12-00.sb2
+check "7960 installed" wait_until 20 is_state c7960 $C_F installed
+boot "$N_CA" "$IF_CA" $C_F "$CISCO_7960"
+tget "$N_CA" 198.18.70.1 P0S3-08-12-00.sb2
+check "7960 failed: it asked for its image again after the reboot" wait_until 20 is_state c7960 $C_F failed
+check "one failure within --max-failures 1: the rollout is done" wait_until 20 rstate_is c7960 done
+
 finish
