@@ -962,17 +962,17 @@ static int s_rollout_create(struct run *r)
     return rc;
 }
 
-/* rollout status: the controller always sends every device; they are shown
- * (and printed with --json) only with --devices. */
+/* rollout status: the per-device list is asked for (and shown) only with
+ * --devices. */
 static int s_rollout_status(struct run *r)
 {
     struct reqb b;
     s_req_init(&b, r, "rollout", "status");
     s_req_arg(&b, r->a->args[0]);
+    if (cli_args_opt(r->a, "devices") != NULL)
+        s_req_opt(&b, "devices", "1");
     json_t *doc = NULL;
     int rc = s_call(r, &b, &doc);
-    if (rc == 0 && cli_args_opt(r->a, "devices") == NULL && json_is_object(doc))
-        json_object_del(doc, "devices");
     if (rc == 0)
         rc = s_output(r, doc);
     json_decref(doc);

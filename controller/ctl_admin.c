@@ -1021,7 +1021,7 @@ static int h_rollout_create(struct call *c)
         return rc;
     }
     s_notes(c, &notes);
-    return store_rollout_status(c->ctl->st, in.name, &c->out, c->err, sizeof c->err);
+    return store_rollout_status(c->ctl->st, in.name, 0, &c->out, c->err, sizeof c->err);
 }
 
 typedef int (*rollout_verb_fn)(struct ctl *ctl, const char *user, const char *name, uint64_t now_ms,
@@ -1036,7 +1036,7 @@ static int s_rollout_verb(struct call *c, rollout_verb_fn fn)
         return rc;
     }
     s_notes(c, &notes);
-    return store_rollout_status(c->ctl->st, s_arg(c->req, 0), &c->out, c->err, sizeof c->err);
+    return store_rollout_status(c->ctl->st, s_arg(c->req, 0), 0, &c->out, c->err, sizeof c->err);
 }
 
 static int h_rollout_start(struct call *c)
@@ -1063,7 +1063,8 @@ static int h_rollout_list(struct call *c)
 
 static int h_rollout_status(struct call *c)
 {
-    return store_rollout_status(c->ctl->st, s_arg(c->req, 0), &c->out, c->err, sizeof c->err);
+    return store_rollout_status(c->ctl->st, s_arg(c->req, 0), s_opt(c->req, "devices") != NULL,
+                                &c->out, c->err, sizeof c->err);
 }
 
 static const struct verb s_verbs[] = {
@@ -1114,7 +1115,7 @@ static const struct verb s_verbs[] = {
     {"rollout", "resume", 1, 1, {NULL}, {NULL}, 1, h_rollout_resume},
     {"rollout", "abort", 1, 1, {NULL}, {NULL}, 1, h_rollout_abort},
     {"rollout", "list", 0, 0, {NULL}, {NULL}, 0, h_rollout_list},
-    {"rollout", "status", 1, 1, {NULL}, {NULL}, 0, h_rollout_status},
+    {"rollout", "status", 1, 1, {"devices"}, {NULL}, 0, h_rollout_status},
     {"firmware", "upload-begin", 0, 0, {"size"}, {NULL}, 0, h_fw_upload_begin},
     {"firmware", "upload-chunk", 0, 0, {"token", "offset"}, {NULL}, 0, h_fw_upload_chunk},
     {"firmware", "upload-abort", 0, 0, {"token"}, {NULL}, 0, h_fw_upload_abort},

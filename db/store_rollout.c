@@ -981,8 +981,8 @@ static struct group *s_group(struct group **g, size_t *n, int64_t key)
     return &grown[(*n)++];
 }
 
-int store_rollout_status(store_t *st, const char *name_or_id, json_t **out, char *err,
-                         size_t errlen)
+int store_rollout_status(store_t *st, const char *name_or_id, int with_devices, json_t **out,
+                         char *err, size_t errlen)
 {
     *out = NULL;
     struct store_rollout r;
@@ -1041,12 +1041,12 @@ int store_rollout_status(store_t *st, const char *name_or_id, json_t **out, char
                 w->c[state]++;
                 s->c[state]++;
             }
-            json_t *d = json_pack("{s:o, s:o, s:o, s:I, s:o, s:o, s:I}", "mac",
+            json_t *d = !with_devices ? NULL : json_pack("{s:o, s:o, s:o, s:I, s:o, s:o, s:I}", "mac",
                                   s_jstr(s_text(q, 0)), "site", s_jstr(s_text(q, 1)), "model",
                                   s_jstr(s_text(q, 2)), "wave", (json_int_t)wave, "state",
                                   s_jstr(s_text(q, 4)), "reason", s_jstr(s_text(q, 5)),
                                   "updated_at", (json_int_t)sqlite3_column_int64(q, 6));
-            if (d == NULL || json_array_append_new(devices, d) < 0)
+            if (with_devices && (d == NULL || json_array_append_new(devices, d) < 0))
                 rc = -ENOMEM;
             if (rc == 0 && state == STORE_RDEV_FAILED) {
                 json_t *f = json_pack("{s:o, s:o, s:o, s:I}", "mac", s_jstr(s_text(q, 0)), "site",
@@ -1116,7 +1116,7 @@ int store_rollout_status(store_t *st, const char *name_or_id, json_t **out, char
         (s_set(doc, "rollout", json_incref(ro)) || s_set(doc, "counts", s_counts_obj(counts)) ||
          s_set(doc, "waves", json_incref(waves)) || s_set(doc, "sites", json_incref(sites)) ||
          s_set(doc, "failures", json_incref(failures)) ||
-         s_set(doc, "devices", json_incref(devices))))
+         (with_devices && s_set(doc, "devices", json_incref(devices)))))
         rc = -ENOMEM;
     json_decref(ro);
     json_decref(waves);

@@ -207,8 +207,10 @@ int store_device_version_expected(store_t *st, const char *mac, const char *vers
 /* {"rollouts":[{id, name, state, reason, firmware, profile, total,
  * succeeded, failed, created_at}]} ordered by id. */
 int store_rollout_list(store_t *st, json_t **out, char *err, size_t errlen);
-/* The status document (ctl_admin.h, `rollout status`). */
-int store_rollout_status(store_t *st, const char *name_or_id, json_t **out, char *err,
-                         size_t errlen);
+/* The status document (ctl_admin.h, `rollout status`). The per-device
+ * list ("devices") only with with_devices: a rollout over 100,000 devices
+ * must not need a 10 MB answer for its counts. */
+int store_rollout_status(store_t *st, const char *name_or_id, int with_devices, json_t **out,
+                         char *err, size_t errlen);
 
 #endif

@@ -166,7 +166,7 @@ static void s_verb(struct fx *fx,
 static json_t *s_status(struct fx *fx, const char *name)
 {
     json_t *doc = NULL;
-    if (store_rollout_status(fx->ctl.st, name, &doc, fx->err, sizeof fx->err) != 0)
+    if (store_rollout_status(fx->ctl.st, name, 1, &doc, fx->err, sizeof fx->err) != 0)
         fail_msg("status: %s", fx->err);
     return doc;
 }
