@@ -82,18 +82,7 @@ static const char *s_reserved(unsigned code)
 /* A printable, bounded rendering of n bytes of s for messages. */
 static const char *s_show(const char *s, size_t n, char out[SHOW_MAX + 4])
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n && s[i]; i++) {
-        if (o == SHOW_MAX) {
-            memcpy(out + o, "...", 3);
-            o += 3;
-            break;
-        }
-        unsigned char c = (unsigned char)s[i];
-        out[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    out[o] = '\0';
-    return out;
+    return util_show(s, n, SHOW_MAX, out);
 }
 
 static int s_printable(const char *s, size_t n)

@@ -198,11 +198,7 @@ static void s_errf(char *err, size_t errlen, const char *path, const char *fmt, 
 /* A printable excerpt of s for messages (at most 60 bytes, "..." after). */
 static const char *s_show(const char *s, char buf[72])
 {
-    size_t n = strlen(s);
-    size_t m = n > 60 ? 60 : n;
-    memcpy(buf, s, m);
-    strcpy(buf + m, n > 60 ? "..." : "");
-    return buf;
+    return util_show(s, strlen(s), 60, buf);
 }
 
 static int s_printable(const char *s, size_t n)

@@ -277,3 +277,19 @@ int util_unhex(const char *s, uint8_t *out, size_t n)
     }
     return 0;
 }
+
+const char *util_show(const char *s, size_t n, size_t max, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && s[i]; i++) {
+        if (o == max) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        unsigned char ch = (unsigned char)s[i];
+        out[o++] = (ch >= 0x20 && ch < 0x7f && ch != '"') ? (char)ch : '?';
+    }
+    out[o] = '\0';
+    return out;
+}

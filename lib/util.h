@@ -39,6 +39,11 @@ void util_errf(char *err, size_t errlen, const char *fmt, ...)
 
 /* Value of one hex digit (either case), or -1. */
 int util_hexval(int c);
+/* A printable excerpt of the first n bytes of s (stopping at a NUL) for an
+ * error message: at most max bytes, "..." after when cut, and any byte
+ * outside printable ASCII or a '"' shown as '?'. out holds max + 4 bytes.
+ * Returns out. */
+const char *util_show(const char *s, size_t n, size_t max, char *out);
 
 /* Lowercase hex of n bytes into out (>= 2n+1). */
 void util_hex(const uint8_t *in, size_t n, char *out);

@@ -76,18 +76,7 @@ static const char *const s_wdays[7][2] = {
 
 static const char *s_show(const char *s, size_t n, char out[SHOW_MAX + 4])
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n && s[i]; i++) {
-        if (o == SHOW_MAX) {
-            memcpy(out + o, "...", 3);
-            o += 3;
-            break;
-        }
-        unsigned char c = (unsigned char)s[i];
-        out[o++] = (c >= 0x20 && c < 0x7f && c != '"') ? (char)c : '?';
-    }
-    out[o] = '\0';
-    return out;
+    return util_show(s, n, SHOW_MAX, out);
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
