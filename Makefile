@@ -188,12 +188,31 @@ $(FUZZ_REPLAY): $(B)/tests/test_%: $(B)/obj/tests/fuzz/%.o $(B)/obj/tests/fuzz/r
 format:
 	clang-format -i $(wildcard */*.c */*.h tests/*/*.c)
 
+# make install [DESTDIR=...]: programs, man pages, the vendor profiles (the
+# controller's default --profiles), the systemd units, and the /etc/default
+# files the units read (an existing one is left alone).
+UNITDIR ?= /lib/systemd/system
 install: all
-	install -d $(DESTDIR)/usr/sbin $(DESTDIR)/usr/bin $(DESTDIR)/usr/share/man/man1 $(DESTDIR)/usr/share/man/man8
+	install -d $(DESTDIR)/usr/sbin $(DESTDIR)/usr/bin $(DESTDIR)/usr/share/man/man1 $(DESTDIR)/usr/share/man/man8 \
+	  $(DESTDIR)/usr/share/firmfleet/profiles $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/default
 	install -m 0755 $(B)/firmfleetd $(B)/firmfleet-agent $(DESTDIR)/usr/sbin/
 	install -m 0755 $(B)/firmfleet $(B)/firmfleet-sim $(DESTDIR)/usr/bin/
 	install -m 0644 man/*.1 $(DESTDIR)/usr/share/man/man1/
 	install -m 0644 man/*.8 $(DESTDIR)/usr/share/man/man8/
+	install -m 0644 profiles/*.json $(DESTDIR)/usr/share/firmfleet/profiles/
+	install -m 0644 deploy/systemd/firmfleetd.service 'deploy/systemd/firmfleet-agent@.service' $(DESTDIR)$(UNITDIR)/
+	@for f in firmfleetd firmfleet-agent; do \
+	  [ -e $(DESTDIR)/etc/default/$$f ] || install -m 0644 deploy/systemd/$$f.default $(DESTDIR)/etc/default/$$f; \
+	done
+
+# make deb: the Debian packages firmfleet-controller and firmfleet-agent
+# (deploy/debian/mkdeb.sh) from a staged `make install`, into DEB_DIR.
+DEB_DIR ?= $(B)/deb
+.PHONY: deb
+deb: all
+	@rm -rf $(DEB_DIR)/stage
+	@$(MAKE) --no-print-directory B=$(B) SAN=$(SAN) DESTDIR=$(abspath $(DEB_DIR))/stage install >/dev/null
+	@sh deploy/debian/mkdeb.sh $(DEB_DIR)/stage $(DEB_DIR)
 
 clean:
 	rm -rf build build-asan
