@@ -45,7 +45,8 @@ int files_clean(char *name)
     size_t len = strlen(name);
     while (len > 0 && (name[len - 1] == ' ' || name[len - 1] == '\r' || name[len - 1] == '\n'))
         name[--len] = '\0';
-    if (len == 0 || len > FILES_NAME_MAX)
+    /* the leading separators are dropped below: they do not count */
+    if (len == 0 || len - strspn(name, "/\\") > FILES_NAME_MAX)
         return -EINVAL;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];
@@ -64,7 +65,7 @@ int files_clean(char *name)
         if (strcmp(part, "..") == 0)
             return -EINVAL;
         size_t pl = strlen(part);
-        if (o + pl + 1 > FILES_NAME_MAX)
+        if (o + (o > 0) + pl > FILES_NAME_MAX)
             return -EINVAL;
         if (o > 0)
             out[o++] = '/';

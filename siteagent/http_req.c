@@ -36,6 +36,7 @@ static int s_on_begin(http_parser *p)
     r->url[0] = r->ua[0] = r->range[0] = '\0';
     r->range_long = 0;
     r->status = 0;
+    r->crlf_left = 0;
     r->started = 1;
     r->head_done = 0;
     r->head_bytes = 0;
@@ -78,6 +79,13 @@ static int s_on_field(http_parser *p, const char *at, size_t n)
     struct http_req *r = s_req(p);
     if (s_head_grow(r, n + 4)) /* ": " and CRLF */
         return 1;
+    /* RFC 7230 3.2.4: whitespace between a field name and the colon MUST be
+     * refused with 400 (a non-strict parser keeps it in the name, and
+     * "Transfer-Encoding : chunked" would pass a proxy unseen) */
+    if (memchr(at, ' ', n) != NULL || memchr(at, '\t', n) != NULL) {
+        r->status = 400;
+        return 1;
+    }
     if (r->in_value) {
         if (++r->n_headers > HTTP_HEADERS_MAX) {
             r->status = 431;
@@ -176,12 +184,33 @@ static int s_on_headers(http_parser *p)
     return 0;
 }
 
+/* Checks the CRLF after a chunk's data, as far as this feed holds it:
+ * 0 fine (or not here yet), 1 a chunk ran past its size. */
+static int s_chunk_crlf(struct http_req *r, const char *at)
+{
+    while (r->crlf_left > 0 && at < r->feed_end) {
+        char want = r->crlf_left == 2 ? '\r' : '\n';
+        if (*at++ != want) {
+            r->status = 400;
+            return 1;
+        }
+        r->crlf_left--;
+    }
+    return 0;
+}
+
 static int s_on_body(http_parser *p, const char *at, size_t n)
 {
     struct http_req *r = s_req(p);
     if (r->on_body == NULL) {
         r->status = 400;
         return 1;
+    }
+    if ((p->flags & F_CHUNKED) && p->content_length == 0) {
+        /* this piece ends the chunk: its CRLF must follow */
+        r->crlf_left = 2;
+        if (s_chunk_crlf(r, at + n))
+            return 1;
     }
     return r->on_body(r->body_arg, at, n);
 }
@@ -226,6 +255,9 @@ enum http_req_event http_req_feed(struct http_req *r, const char *data, size_t l
     if (HTTP_PARSER_ERRNO(&r->parser) == HPE_PAUSED)
         http_parser_pause(&r->parser, 0);
     r->paused_at = 0;
+    r->feed_end = data + len;
+    if (r->crlf_left > 0 && s_chunk_crlf(r, data))
+        return HTTP_REQ_ERROR; /* the CRLF that began in the last feed is not one */
     size_t n = http_parser_execute(&r->parser, &s_settings, data, len);
     *used = n;
     enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);

@@ -73,6 +73,12 @@ struct http_req {
     char expect[24];
     size_t expect_len;
     int paused_at; /* 1 head, 2 end */
+    /* chunked bodies: http-parser built non-strict takes any two bytes after
+     * a chunk's data as its CRLF (a chunk longer than its size would be
+     * read as the next chunk: a smuggling shape); we check them ourselves */
+    const char *feed_end; /* end of the bytes of the current http_req_feed */
+    unsigned crlf_left;   /* 2 or 1: that many bytes of the CRLF ending the
+                             last chunk's data have not been seen yet */
     http_body_fn on_body;
     void *body_arg;
 };
