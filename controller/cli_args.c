@@ -125,6 +125,16 @@ static const struct cli_opt o_event_list[] = {
     {"mac", 1, 0, "MAC", "only this device"},
     {"limit", 1, 0, "N", "at most N events, the newest (default 100, 0 = all)"},
     {"since", 1, 0, "ID", "only events after event ID (oldest first)"},
+    {"follow", 0, 0, NULL, "print new events as they arrive, until interrupted"},
+    {"count", 1, 0, "N", "with --follow: stop after N events"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_backup_list[] = {
+    {"mac", 1, 0, "MAC", "only this device"},
+    {"site", 1, 0, "SITE", "only devices at this site"},
+    {"limit", 1, 0, "N", "at most N backups, the newest (default 0 = all)"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_backup_get[] = {
+    {"out", 1, 0, "FILE", "write the bytes to FILE (mode 0600) instead of stdout"},
     {NULL, 0, 0, NULL, NULL}};
 
 static const struct cli_cmd s_cmds[] = {
@@ -150,6 +160,10 @@ static const struct cli_cmd s_cmds[] = {
     {"firmware", "list", "", 0, 0, o_none, "list firmware"},
     {"firmware", "show", "VENDOR/VERSION", 1, 1, o_none, "show a firmware with its files"},
     {"event", "list", "", 0, 0, o_event_list, "list device events reported by agents"},
+    {"backup", "list", "", 0, 0, o_backup_list,
+     "list configuration backups devices uploaded (newest first)"},
+    {"backup", "show", "ID", 1, 1, o_none, "show one backup's metadata"},
+    {"backup", "get", "ID", 1, 1, o_backup_get, "print a backup's bytes exactly as uploaded"},
     {"subnet", "add", "SITE CIDR", 2, 2, o_subnet_add, "add a DHCP subnet to a site"},
     {"subnet", "list", "", 0, 0, o_site_filter, "list DHCP subnets"},
     {"subnet", "remove", "SITE CIDR", 2, 2, o_none, "remove a DHCP subnet"},

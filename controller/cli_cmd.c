@@ -12,6 +12,8 @@
  *     copies are wiped;
  *   - options the controller does not know (--out, --force, --from) stay here;
  *   - a template body is read whole (at most 1 MiB) before anything is sent;
+ *   - backup get writes a backup's bytes only after checking them against
+ *     the SHA-256 the controller stored with them;
  *   - a profile file is read whole (at most 256 KiB) and must be JSON, and a
  *     rollout's --devices file must hold only well-formed MACs, before
  *     anything is sent; the MACs go as the "devices" option, comma-joined.
@@ -25,6 +27,8 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -32,6 +36,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli_conn.h"
@@ -234,6 +239,8 @@ static int s_event_list(struct run *r)
     int has_since = (v = cli_args_opt(a, "since")) != NULL;
     if (has_since && util_parse_i64(v, 0, INT64_MAX, &since) < 0)
         return s_fail(r, "--since must be a non-negative integer");
+    if (cli_args_opt(a, "count") != NULL)
+        return s_fail(r, "--count needs --follow");
     int paged = has_since || limit == 0;
     json_t *all = json_array();
     int rc = all ? 0 : s_fail(r, "out of memory");
@@ -268,6 +275,205 @@ static int s_event_list(struct run *r)
     if (rc == 0)
         rc = s_output(r, all);
     json_decref(all);
+    return rc;
+}
+
+/* ---- event list --follow ---- */
+
+#define FOLLOW_POLL_MS 500
+
+static volatile sig_atomic_t s_follow_stop;
+
+static void s_follow_signal(int sig)
+{
+    s_follow_stop = sig;
+}
+
+/* Sleeps ms unless a signal comes first. */
+static void s_follow_sleep(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (!s_follow_stop && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* event list --follow: polls `event list --since CURSOR` every
+ * FOLLOW_POLL_MS and prints each new event once, in id order (one JSON
+ * object per line with --json). Starts after the newest event that matches
+ * the filters (or after --since ID). Ends on SIGINT/SIGTERM (130/143), after
+ * --count N events (0), or after --timeout SECONDS (0); a controller that
+ * goes away is retried, with one message on stderr. */
+static int s_event_follow(struct run *r)
+{
+    const struct cli_args *a = r->a;
+    int64_t count = 0, cursor = -1;
+    const char *v;
+    if ((v = cli_args_opt(a, "count")) != NULL && util_parse_i64(v, 1, INT64_MAX, &count) < 0)
+        return s_fail(r, "--count must be a positive integer");
+    if ((v = cli_args_opt(a, "since")) != NULL && util_parse_i64(v, 0, INT64_MAX, &cursor) < 0)
+        return s_fail(r, "--since must be a non-negative integer");
+    if (cli_args_opt(a, "limit") != NULL)
+        return s_fail(r, "--limit cannot be used with --follow (see --count)");
+    uint64_t deadline = a->timeout ? util_mono_ms() + (uint64_t)r->timeout_ms : 0;
+    if (a->timeout == NULL || r->timeout_ms > 5000)
+        r->timeout_ms = 5000; /* one poll; a hang must not stall the stream */
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_follow_signal;
+    sigemptyset(&sa.sa_mask);
+    s_follow_stop = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    int64_t printed = 0;
+    int rc = -1, outage = 0;
+    while (rc < 0 && !s_follow_stop) {
+        uint64_t t0 = util_mono_ms();
+        if (deadline && t0 >= deadline) {
+            rc = 0;
+            break;
+        }
+        if (s_connect(r) != 0) {
+            rc = 1;
+            break;
+        }
+        cli_conn_set_interrupt(r->conn, &s_follow_stop);
+        char nsince[32];
+        snprintf(nsince, sizeof nsince, "%lld", (long long)(cursor < 0 ? 0 : cursor));
+        struct reqb b;
+        json_t *page = NULL;
+        s_req_init(&b, r, "event", "list");
+        s_req_opt(&b, "agent", cli_args_opt(a, "agent"));
+        s_req_opt(&b, "site", cli_args_opt(a, "site"));
+        s_req_opt(&b, "kind", cli_args_opt(a, "kind"));
+        s_req_opt(&b, "mac", cli_args_opt(a, "mac"));
+        /* first poll without a cursor: only the newest, to start after it */
+        s_req_opt(&b, "limit", cursor < 0 ? "1" : "2000");
+        if (cursor >= 0)
+            s_req_opt(&b, "since", nsince);
+        char cerr[512] = "";
+        int crc = cli_conn_call(r->conn, &b.req, &page, cerr, sizeof cerr);
+        if (s_follow_stop) {
+            json_decref(page);
+            break;
+        }
+        if (crc != 0) {
+            if (!cli_conn_broken(r->conn)) { /* the controller said no: bad filter */
+                s_fail(r, "%s", cerr);
+                rc = 1;
+                break;
+            }
+            if (!outage)
+                fprintf(stderr, "firmfleet: controller unreachable, retrying (%s)\n", cerr);
+            outage = 1;
+            cli_conn_destroy(&r->conn);
+        } else if (!json_is_array(page)) {
+            json_decref(page);
+            rc = s_fail(r, "malformed response from the controller");
+            break;
+        } else {
+            outage = 0;
+            size_t n = json_array_size(page);
+            if (cursor < 0) {
+                json_t *last = n ? json_array_get(page, n - 1) : NULL;
+                cursor = last ? json_integer_value(json_object_get(last, "id")) : 0;
+                n = 0;
+            }
+            for (size_t i = 0; i < n && rc < 0; i++) {
+                json_t *ev = json_array_get(page, i);
+                int64_t id = json_integer_value(json_object_get(ev, "id"));
+                if (id <= cursor)
+                    continue; /* never twice, whatever the controller sends */
+                cursor = id;
+                if (a->json) {
+                    char *line = json_dumps(ev, JSON_COMPACT);
+                    if (line)
+                        printf("%s\n", line);
+                    free(line);
+                } else {
+                    cli_render_event_line(stdout, ev);
+                }
+                if (count > 0 && ++printed >= count)
+                    rc = 0;
+            }
+            json_decref(page);
+            if (fflush(stdout) != 0 || ferror(stdout)) {
+                rc = s_fail(r, "cannot write output: %s", strerror(errno));
+                break;
+            }
+            if (rc < 0 && n >= 2000)
+                continue; /* more waiting: no pause */
+        }
+        if (rc < 0) {
+            uint64_t spent = util_mono_ms() - t0;
+            int wait = spent >= FOLLOW_POLL_MS ? 0 : FOLLOW_POLL_MS - (int)spent;
+            if (deadline && util_mono_ms() + (uint64_t)wait > deadline)
+                wait = (int)(deadline > util_mono_ms() ? deadline - util_mono_ms() : 0);
+            s_follow_sleep(wait);
+        }
+    }
+    if (rc < 0)
+        rc = s_follow_stop == SIGTERM ? CLI_EXIT_SIGTERM : CLI_EXIT_SIGINT;
+    if (r->conn)
+        cli_conn_set_interrupt(r->conn, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return rc;
+}
+
+/* ---- backup get ---- */
+
+/* The bytes of one backup, to stdout or --out FILE (mode 0600: device
+ * configurations hold passwords), after checking them against the stored
+ * SHA-256. */
+static int s_backup_get(struct run *r)
+{
+    const struct cli_args *a = r->a;
+    const char *out = cli_args_opt(a, "out");
+    if (out && *out == '\0')
+        return s_fail(r, "--out needs a file name");
+    struct reqb b;
+    s_req_init(&b, r, "backup", "get");
+    s_req_arg(&b, a->args[0]);
+    json_t *doc = NULL;
+    if (s_call(r, &b, &doc) != 0)
+        return 1;
+    const char *b64 = json_string_value(json_object_get(doc, "data"));
+    const char *want = json_string_value(json_object_get(doc, "sha256"));
+    size_t cap = b64 ? strlen(b64) / 4 * 3 + 3 : 0, len = 0;
+    uint8_t *data = b64 ? malloc(cap ? cap : 1) : NULL;
+    int rc = 0;
+    if (b64 == NULL || want == NULL) {
+        rc = s_fail(r, "malformed response from the controller");
+    } else if (data == NULL) {
+        rc = s_fail(r, "out of memory");
+    } else if (sodium_base642bin(data, cap, b64, strlen(b64), NULL, &len, NULL,
+                                 sodium_base64_VARIANT_ORIGINAL) != 0) {
+        rc = s_fail(r, "malformed backup data from the controller");
+    } else {
+        uint8_t sum[HASH_LEN];
+        char hex[HASH_HEX_LEN + 1];
+        hash_ctx_t *h = hash_new();
+        if (h == NULL) {
+            rc = s_fail(r, "out of memory");
+        } else {
+            hash_update(h, data, len);
+            hash_final(h, sum);
+            hash_destroy(&h);
+            util_hex(sum, HASH_LEN, hex);
+            if (strcmp(hex, want) != 0)
+                rc = s_fail(r, "backup %s: content does not match its sha256", a->args[0]);
+        }
+    }
+    if (rc == 0 && out) {
+        int w = util_write_file_atomic(out, data, len, 0600);
+        if (w < 0)
+            rc = s_fail(r, "%s: %s", out, strerror(-w));
+    } else if (rc == 0) {
+        if ((len && fwrite(data, 1, len, stdout) != len) || fflush(stdout) != 0)
+            rc = s_fail(r, "cannot write output: %s", strerror(errno));
+    }
+    free(data);
+    json_decref(doc);
     return rc;
 }
 
@@ -1110,8 +1316,13 @@ int cli_run(const struct cli_args *a, char *err, size_t errlen)
         rc = s_firmware_add(&r);
     else if (strcmp(noun, "device") == 0 && strcmp(verb, "list") == 0)
         rc = s_device_list(&r);
+    else if (strcmp(noun, "event") == 0 && strcmp(verb, "list") == 0 &&
+             cli_args_opt(a, "follow") != NULL)
+        rc = s_event_follow(&r);
     else if (strcmp(noun, "event") == 0 && strcmp(verb, "list") == 0)
         rc = s_event_list(&r);
+    else if (strcmp(noun, "backup") == 0 && strcmp(verb, "get") == 0)
+        rc = s_backup_get(&r);
     else if (strcmp(noun, "template") == 0 && strcmp(verb, "add") == 0)
         rc = s_template_add(&r);
     else if (strcmp(noun, "template") == 0 && strcmp(verb, "show") == 0)

@@ -16,8 +16,8 @@
 int cli_endpoint(const struct cli_args *a, char *out, size_t n);
 
 /* Runs a->cmd. Returns the exit status: 0, 1 with a one-line message in
- * err, or (rollout watch only) 130/143 when SIGINT/SIGTERM ended it, err
- * empty. Output goes to stdout; upload progress to stderr when it is a
+ * err, or (rollout watch, event list --follow) 130/143 when SIGINT/SIGTERM
+ * ended it, err empty. Output goes to stdout; upload progress to stderr when it is a
  * terminal. */
 int cli_run(const struct cli_args *a, char *err, size_t errlen);
 

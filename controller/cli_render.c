@@ -334,6 +334,26 @@ static const struct col c_event_list[] = {
     {"ID", "id", F_INT},     {"TIME", "time_ms", F_TIME}, {"AGENT", "agent", F_STR},
     {"KIND", "kind", F_STR}, {"MAC", "mac", F_STR},       {"DETAIL", "detail", F_STR},
 };
+static const struct col c_backup_list[] = {
+    {"ID", "id", F_INT},           {"RECEIVED", "received_ms", F_TIME},
+    {"SITE", "site", F_STR},       {"MAC", "mac", F_STR},
+    {"NAME", "name", F_STR},       {"SIZE", "size", F_SIZE},
+    {"UPLOADS", "uploads", F_INT}, {"SHA256", "sha256", F_STR},
+};
+static const struct col c_backup_show[] = {
+    {"id:", "id", F_INT},
+    {"mac:", "mac", F_STR},
+    {"name:", "name", F_STR},
+    {"site:", "site", F_STR},
+    {"agent:", "agent", F_STR},
+    {"size:", "size", F_INT},
+    {"sha256:", "sha256", F_STR},
+    {"uploaded:", "time_ms", F_TIME},
+    {"received:", "received_ms", F_TIME},
+    {"last upload:", "last_ms", F_TIME},
+    {"uploads:", "uploads", F_INT},
+    {"versions kept:", "versions", F_INT},
+};
 
 static const struct col c_subnet_list[] = {
     {"SITE", "site", F_STR},
@@ -813,6 +833,11 @@ void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t 
         }
     } else if (strcmp(noun, "event") == 0) {
         s_table(f, doc, c_event_list, N(c_event_list));
+    } else if (strcmp(noun, "backup") == 0) {
+        if (strcmp(verb, "list") == 0)
+            s_table(f, doc, c_backup_list, N(c_backup_list));
+        else
+            s_block(f, doc, c_backup_show, N(c_backup_show));
     } else if (strcmp(noun, "rollout") == 0) {
         s_render_rollout(f, verb, doc);
     } else if (strcmp(noun, "profile") == 0) {
@@ -823,4 +848,18 @@ void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t 
     } else {
         cli_render_json(f, doc);
     }
+}
+
+void cli_render_event_line(FILE *f, const json_t *ev)
+{
+    static const struct col cols[] = {
+        {"", "id", F_INT},   {"", "time_ms", F_TIME}, {"", "agent", F_STR},
+        {"", "kind", F_STR}, {"", "mac", F_STR},      {"", "detail", F_STR},
+    };
+    for (size_t i = 0; i < N(cols); i++) {
+        char *cell = s_cell(ev, &cols[i]);
+        fprintf(f, "%s%s", i ? "  " : "", cell ? cell : "-");
+        free(cell);
+    }
+    fputc('\n', f);
 }

@@ -15,6 +15,11 @@ int cli_render_json(FILE *f, const json_t *doc);
 /* Human output of the result of NOUN VERB (see cli_render.c for the tables). */
 void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t *doc);
 
+/* One event (an element of event list) as one line for event list --follow:
+ * id, time, agent, kind, mac, detail, two spaces apart (fields are cleaned
+ * of control characters, so an event is always exactly one line). */
+void cli_render_event_line(FILE *f, const json_t *ev);
+
 /* How a rollout's devices stand, from a "counts" object of rollout status
  * (keys pending .. cancelled; missing keys count 0). total: the given
  * integer when it is positive, else the sum of the counts. */

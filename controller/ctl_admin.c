@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "ctl_rollout.h"
 #include "imgstore.h"
 #include "log.h"
+#include "store_backup.h"
 #include "store_inv.h"
 #include "store_link.h"
 #include "store_rollout.h"
@@ -746,6 +748,64 @@ static int h_event_list(struct call *c)
     return store_event_list(c->ctl->st, &f, &c->out, c->err, sizeof c->err);
 }
 
+/* ---- backups ---- */
+
+static int h_backup_list(struct call *c)
+{
+    int64_t limit = 0;
+    const char *v = s_opt(c->req, "limit");
+    if (v != NULL && s_parse_u64(c, "limit", v, &limit) < 0)
+        return -EINVAL;
+    return store_backup_list(c->ctl->st, s_opt(c->req, "mac"), s_opt(c->req, "site"), limit,
+                             &c->out, c->err, sizeof c->err);
+}
+
+static int s_backup_id(struct call *c, int64_t *id)
+{
+    if (util_parse_i64(s_arg(c->req, 0), 1, INT64_MAX, id) < 0) {
+        char q[64];
+        s_errf(c, "invalid backup id '%s' (a positive integer, as in backup list)",
+               log_quote(s_arg(c->req, 0), q, sizeof q));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int h_backup_show(struct call *c)
+{
+    int64_t id;
+    if (s_backup_id(c, &id) < 0)
+        return -EINVAL;
+    return store_backup_get(c->ctl->st, id, &c->out, NULL, NULL, c->err, sizeof c->err);
+}
+
+/* The metadata with the bytes as "data" in base64 (RFC 4648, padded): the
+ * admin channel carries JSON only, and a backup (at most 2 MiB) stays under
+ * the frame limit after the 4/3 growth. */
+static int h_backup_get(struct call *c)
+{
+    int64_t id;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (s_backup_id(c, &id) < 0)
+        return -EINVAL;
+    int rc = store_backup_get(c->ctl->st, id, &c->out, &data, &len, c->err, sizeof c->err);
+    if (rc < 0)
+        return rc;
+    size_t blen = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+    char *b64 = malloc(blen);
+    if (b64 == NULL || sodium_init() < 0) {
+        free(b64);
+        free(data);
+        return s_oom(c);
+    }
+    sodium_bin2base64(b64, blen, data, len, sodium_base64_VARIANT_ORIGINAL);
+    free(data);
+    rc = json_object_set_new(c->out, "data", json_string(b64)) < 0 ? s_oom(c) : 0;
+    free(b64);
+    return rc;
+}
+
 /* ---- site services: subnets, classes, templates ---- */
 
 /* After a write: tells the link about every site in ids (after the commit),
@@ -1130,6 +1190,9 @@ static const struct verb s_verbs[] = {
      {NULL},
      0,
      h_event_list},
+    {"backup", "list", 0, 0, {"mac", "site", "limit"}, {NULL}, 0, h_backup_list},
+    {"backup", "show", 1, 1, {NULL}, {NULL}, 0, h_backup_show},
+    {"backup", "get", 1, 1, {NULL}, {NULL}, 0, h_backup_get},
     {"subnet",
      "add",
      2,

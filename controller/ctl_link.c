@@ -8,7 +8,10 @@
  *     transaction committed, so an acked event is on disk;
  *   - outbox rows (controller->agent, journaled) are sent in seq order after
  *     the agent's Hello and resent from the last ack when acks stall;
- *   - image chunks are sent only as credited by the agent's ImageRequest.
+ *   - image chunks are sent only as credited by the agent's ImageRequest;
+ *   - a BackupUpload takes its seq like an event: the backup, its
+ *     backup.stored (or backup.rejected) event, which records the seq, and
+ *     last_in_seq commit together, so it is stored exactly once.
  *
  * Peers are kept in an array indexed by agent id (ids are dense rowids): O(1)
  * lookup per message; a hash would be needed only for sparse ids.
@@ -23,7 +26,9 @@
 #include <zmq.h>
 
 #include "ctl_rollout.h"
+#include "hash.h"
 #include "log.h"
+#include "store_backup.h"
 #include "store_link.h"
 #include "util.h"
 #include "wire.h"
@@ -69,6 +74,7 @@ struct ctl_link {
     struct peer **peers;
     size_t n_peers;
     int in_tx;
+    int failed; /* something in the open transaction must not commit */
     struct peer **touched;
     size_t n_touched, cap_touched;
     uint8_t *chunk;
@@ -352,6 +358,99 @@ static void s_on_event(ctl_link_t *link, struct peer *p, uint64_t seq,
     rollout_on_event(link->ctl, p->site_id, ev, util_now_ms());
 }
 
+/* 1 when a journaled message with this seq is the next one to apply (and a
+ * transaction is open for it); 0 for a duplicate, a gap or no transaction. */
+static int s_next_seq(ctl_link_t *link, struct peer *p, uint64_t seq, const char *what)
+{
+    if (seq == 0 || seq <= p->pending_in)
+        return 0; /* duplicate: already applied, the ack covers it */
+    if (seq != p->pending_in + 1) {
+        log_debug("link.gap", "agent=%s body=%s seq=%" PRIu64 " expected=%" PRIu64, p->name, what,
+                  seq, p->pending_in + 1);
+        return 0; /* gap: the agent rewinds when acks stall */
+    }
+    return s_tx(link) == 0;
+}
+
+/* A device's configuration backup: checked, stored (deduped, old versions
+ * pruned) and recorded as a backup.stored event under its seq, all in this
+ * turn's transaction. One that fails the checks is recorded as
+ * backup.rejected under its seq (it would fail again if resent). */
+static void s_on_backup(ctl_link_t *link, struct peer *p, uint64_t seq,
+                        const Firmfleet__BackupUpload *bu)
+{
+    if (!s_next_seq(link, p, seq, "backup"))
+        return;
+    char mac[18] = "", hex[HASH_HEX_LEN + 1] = "", q[300], detail[512];
+    const char *why = NULL;
+    uint8_t sum[HASH_LEN];
+    if (bu->mac == NULL || util_mac_canon(bu->mac, mac) < 0)
+        why = "bad mac";
+    else if (!store_backup_name_ok(bu->name))
+        why = "bad name";
+    else if (bu->data.len > STORE_BACKUP_MAX)
+        why = "too large";
+    if (why == NULL) {
+        hash_ctx_t *h = hash_new();
+        if (h == NULL)
+            return; /* not applied: resent */
+        hash_update(h, bu->data.data, bu->data.len);
+        hash_final(h, sum);
+        hash_destroy(&h);
+        util_hex(sum, HASH_LEN, hex);
+        if (bu->sha256.len != 0 &&
+            (bu->sha256.len != HASH_LEN || memcmp(bu->sha256.data, sum, HASH_LEN) != 0))
+            why = "sha256 mismatch";
+    }
+    uint64_t now = util_now_ms();
+    Firmfleet__DeviceEvent ev = FIRMFLEET__DEVICE_EVENT__INIT;
+    ev.time_ms = bu->time_ms ? bu->time_ms : now;
+    ev.mac = mac;
+    ev.detail = detail;
+    log_quote(bu->name ? bu->name : "", q, sizeof q);
+    struct store_backup_out res = {0};
+    if (why == NULL) {
+        struct store_backup_in in = {
+            .agent_id = p->id,
+            .site_id = p->site_id,
+            .mac = mac,
+            .name = bu->name,
+            .data = bu->data.data,
+            .len = bu->data.len,
+            .sha256 = hex,
+            .time_ms = ev.time_ms,
+            .now_ms = now,
+        };
+        int rc = store_backup_put(link->ctl->st, &in, &res);
+        if (rc == -EINVAL) {
+            why = "invalid";
+        } else if (rc < 0) {
+            log_error("link.backup_store_failed", "agent=%s seq=%" PRIu64, p->name, seq);
+            return; /* the turn's commit still happens; this seq is not in it */
+        }
+    }
+    if (why == NULL) {
+        ev.kind = (char *)"backup.stored";
+        snprintf(detail, sizeof detail, "id=%lld name=%s size=%zu sha256=%s unchanged=%d",
+                 (long long)res.id, q, bu->data.len, hex, res.unchanged);
+    } else {
+        ev.kind = (char *)"backup.rejected";
+        snprintf(detail, sizeof detail, "name=%s size=%zu reason=\"%s\"", q, bu->data.len, why);
+    }
+    if (store_event_append(link->ctl->st, p->id, seq, now, &ev) < 0) {
+        /* the backup row is in the open transaction without its seq: undo
+         * the whole turn rather than commit it (the agent resends) */
+        log_error("link.event_store_failed", "agent=%s seq=%" PRIu64, p->name, seq);
+        link->failed = 1;
+        return;
+    }
+    p->pending_in = seq;
+    if (why)
+        log_warn("link.backup_rejected", "agent=%s mac=%s %s", p->name, mac, detail);
+    else
+        log_info("link.backup", "agent=%s mac=%s %s pruned=%d", p->name, mac, detail, res.pruned);
+}
+
 static void s_on_image_request(struct peer *p, const Firmfleet__ImageRequest *r)
 {
     if (r->sha256.len != 32 || r->credits == 0) {
@@ -426,7 +525,10 @@ static void s_flush(ctl_link_t *link)
     int ok = 1;
     if (link->in_tx) {
         link->in_tx = 0;
-        if (store_commit(link->ctl->st) < 0) {
+        if (link->failed) {
+            store_rollback(link->ctl->st);
+            ok = 0;
+        } else if (store_commit(link->ctl->st) < 0) {
             store_rollback(link->ctl->st);
             ok = 0;
         }
@@ -459,6 +561,7 @@ static void s_flush(ctl_link_t *link)
         s_pump_images(link, p);
     }
     link->n_touched = 0;
+    link->failed = 0;
 }
 
 static int64_t s_user_id(zmq_msg_t *msg)
@@ -537,6 +640,10 @@ void ctl_link_on_router(ctl_link_t *link)
             break;
         case FIRMFLEET__ENVELOPE__BODY_EVENT:
             s_on_event(link, p, env->seq, env->event);
+            s_touch(link, p);
+            break;
+        case FIRMFLEET__ENVELOPE__BODY_BACKUP:
+            s_on_backup(link, p, env->seq, env->backup);
             s_touch(link, p);
             break;
         case FIRMFLEET__ENVELOPE__BODY_IMAGE_REQUEST:

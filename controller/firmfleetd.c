@@ -7,6 +7,11 @@
  * the rollout engine's tick about once a second (ctl_rollout.h). Vendor
  * profiles are loaded from --profiles DIR before the sockets open.
  * SIGINT/SIGTERM end the loop; every commit is already durable by then.
+ *
+ * --metrics ADDR:PORT adds a /metrics responder (ctl_metrics.h) to the same
+ * loop. --user NAME: once every socket is bound and the data directory is
+ * open, the directory tree is handed to NAME and the process becomes NAME
+ * (privdrop.h); without it a controller started as root warns and stays root.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,15 +21,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "ctl.h"
 #include "ctl_admin.h"
 #include "ctl_link.h"
+#include "ctl_metrics.h"
 #include "ctl_rollout.h"
 #include "hash.h"
 #include "log.h"
+#include "privdrop.h"
 #include "util.h"
 #include "zmqx.h"
 
@@ -45,7 +53,7 @@ static void s_usage(FILE *f)
     fprintf(f,
             "usage: firmfleetd [-d DATADIR] [--listen ENDPOINT] [--public-endpoint ENDPOINT]\n"
             "                  [--admin ENDPOINT] [--heartbeat-ms N] [--profiles DIR]\n"
-            "                  [--log-level LEVEL]\n"
+            "                  [--log-level LEVEL] [--metrics ADDR:PORT] [--user NAME]\n"
             "                  [--version] [--help]\n"
             "  -d, --data-dir DIR      data directory (default /var/lib/firmfleet)\n"
             "  -l, --listen EP         where agents connect (default tcp://*:7600)\n"
@@ -55,7 +63,9 @@ static void s_usage(FILE *f)
             "      --heartbeat-ms N    heartbeat interval, 500..60000 (default 5000)\n"
             "      --profiles DIR      vendor profiles loaded at start (default $FF_PROFILES,\n"
             "                          else " DEFAULT_PROFILES ")\n"
-            "      --log-level L       debug, info, warn, error (default info)\n");
+            "      --log-level L       debug, info, warn, error (default info)\n"
+            "      --metrics ADDR:PORT serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+            "      --user NAME         after binding, hand DATADIR to NAME and run as NAME\n");
 }
 
 static int s_bind_sockets(struct ctl *ctl)
@@ -111,9 +121,17 @@ static void s_default_public(struct ctl *ctl)
     snprintf(ctl->public_endpoint, sizeof ctl->public_endpoint, "tcp://%s%s", host, port);
 }
 
-static void s_run(struct ctl *ctl)
+static double s_secs(void)
 {
-    zmq_pollitem_t items[3] = {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* m may be NULL (no --metrics): then nothing is timed or polled for it. */
+static void s_run(struct ctl *ctl, ctl_metrics_t *m)
+{
+    zmq_pollitem_t items[3 + CTL_METRICS_POLLITEMS] = {
         {ctl->zap, 0, ZMQ_POLLIN, 0},
         {ctl->router, 0, ZMQ_POLLIN, 0},
         {ctl->admin, 0, ZMQ_POLLIN, 0},
@@ -121,24 +139,42 @@ static void s_run(struct ctl *ctl)
     int wait_ms = 0;
     uint64_t next_tick = 0;
     while (!s_stop) {
-        int rc = zmq_poll(items, 3, wait_ms);
+        int n_m = m ? ctl_metrics_poll_items(m, items + 3) : 0;
+        if (m)
+            wait_ms = ctl_metrics_wait_ms(m, wait_ms);
+        int rc = zmq_poll(items, 3 + n_m, wait_ms);
         if (rc < 0 && errno != EINTR) {
             log_error("ctl.poll", "error=\"%s\"", zmq_strerror(errno));
             break;
         }
+        double t0;
         if (rc > 0) {
-            if (items[0].revents & ZMQ_POLLIN)
+            if (items[0].revents & ZMQ_POLLIN) {
+                t0 = s_secs();
                 ctl_link_on_zap(ctl->link);
-            if (items[1].revents & ZMQ_POLLIN)
+                ctl_metrics_observe(m, CTL_MH_ZAP, s_secs() - t0);
+            }
+            if (items[1].revents & ZMQ_POLLIN) {
+                t0 = s_secs();
                 ctl_link_on_router(ctl->link);
-            if (items[2].revents & ZMQ_POLLIN)
+                ctl_metrics_observe(m, CTL_MH_ROUTER, s_secs() - t0);
+            }
+            if (items[2].revents & ZMQ_POLLIN) {
+                t0 = s_secs();
                 ctl_admin_on_request(ctl);
+                ctl_metrics_observe(m, CTL_MH_ADMIN, s_secs() - t0);
+                ctl_metrics_admin_request(m);
+            }
         }
+        if (m) /* also when nothing was readable: deadlines */
+            ctl_metrics_on_poll(m, items + 3, rc > 0 ? n_m : 0);
         wait_ms = ctl_link_tick(ctl->link);
         /* the rollout engine: about once a second, its own transaction */
         uint64_t now = util_mono_ms();
         if (now >= next_tick) {
+            t0 = s_secs();
             rollout_tick(ctl, util_now_ms());
+            ctl_metrics_observe(m, CTL_MH_ROLLOUT, s_secs() - t0);
             next_tick = now + ROLLOUT_TICK_MS;
         }
         if ((uint64_t)wait_ms > next_tick - now)
@@ -151,6 +187,7 @@ int main(int argc, char **argv)
     static struct ctl ctl;
     const char *datadir = "/var/lib/firmfleet";
     const char *listen = "tcp://*:7600", *public_ep = NULL, *admin = NULL, *profiles = NULL;
+    const char *metrics_addr = NULL, *user = NULL;
     int64_t hb = ZMQX_HEARTBEAT_MS;
     static const struct option opts[] = {
         {"data-dir", required_argument, NULL, 'd'},
@@ -160,6 +197,8 @@ int main(int argc, char **argv)
         {"heartbeat-ms", required_argument, NULL, 'H'},
         {"log-level", required_argument, NULL, 'L'},
         {"profiles", required_argument, NULL, 'P'},
+        {"metrics", required_argument, NULL, 'M'},
+        {"user", required_argument, NULL, 'U'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -173,6 +212,8 @@ int main(int argc, char **argv)
         case 'p': public_ep = optarg; break;
         case 'a': admin = optarg; break;
         case 'P': profiles = optarg; break;
+        case 'M': metrics_addr = optarg; break;
+        case 'U': user = optarg; break;
         case 'H':
             if (util_parse_i64(optarg, 500, 60000, &hb) < 0) {
                 fprintf(stderr, "firmfleetd: --heartbeat-ms must be 500..60000\n");
@@ -203,6 +244,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "firmfleetd: an argument is too long\n");
         return 2;
     }
+    struct sockaddr_storage msa;
+    socklen_t msalen;
+    if (metrics_addr && metrics_parse_listen(metrics_addr, &msa, &msalen) < 0) {
+        fprintf(stderr, "firmfleetd: --metrics: ADDR:PORT expected, e.g. 127.0.0.1:9460\n");
+        return 2;
+    }
+    struct privdrop_user pu;
+    char perr[512];
+    if (user && privdrop_lookup(user, &pu, perr, sizeof perr) < 0) {
+        fprintf(stderr, "firmfleetd: %s\n", perr);
+        return 2;
+    }
+    if (user && privdrop_check_dir(datadir, &pu, perr, sizeof perr) < 0) {
+        log_error("ctl.user", "user=%s reason=\"%s\"", user, perr);
+        return 1;
+    }
+    if (user == NULL && geteuid() == 0)
+        log_warn("ctl.root",
+                 "reason=\"running as root; --user NAME drops privileges after start\"");
     umask(077);
     snprintf(ctl.datadir, sizeof ctl.datadir, "%s", datadir);
     snprintf(ctl.listen, sizeof ctl.listen, "%s", listen);
@@ -253,6 +313,18 @@ int main(int argc, char **argv)
     ctl.zctx = zmq_ctx_new();
     if (ctl.zctx == NULL || ctl_link_new(&ctl, &ctl.link) < 0 || s_bind_sockets(&ctl) < 0)
         return 1;
+    ctl_metrics_t *metrics = NULL;
+    if (metrics_addr && ctl_metrics_new(&ctl, metrics_addr, &metrics) < 0)
+        return 1;
+    if (user) {
+        /* everything that needs root is bound and open: hand over the tree */
+        if (privdrop_chown_tree(datadir, &pu, perr, sizeof perr) < 0 ||
+            privdrop_apply(&pu, perr, sizeof perr) < 0) {
+            log_error("ctl.user", "user=%s reason=\"%s\"", user, perr);
+            return 1;
+        }
+        log_info("ctl.user", "user=%s uid=%u gid=%u", user, (unsigned)pu.uid, (unsigned)pu.gid);
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -263,9 +335,10 @@ int main(int argc, char **argv)
 
     log_info("ctl.start", "version=%s datadir=%s listen=%s public=%s admin=%s key=%s",
              FF_VERSION, datadir, ctl.listen, ctl.public_endpoint, ctl.admin_endpoint, ctl.pub);
-    s_run(&ctl);
+    s_run(&ctl, metrics);
     log_info("ctl.stop", "datadir=%s", datadir);
 
+    ctl_metrics_destroy(&metrics);
     zmq_close(ctl.router);
     zmq_close(ctl.admin);
     zmq_close(ctl.zap);

@@ -12,6 +12,10 @@
  *      agent's provisioning (siteagent/provision.c) knows of each device and
  *      where its upgrade stands; written in the turn's transaction together
  *      with the upgrade.* event of the same transition
+ *   5: outbox.body: which Envelope body a row's payload is (its field number:
+ *      16 DeviceEvent, 19 BackupUpload); rows written before it are events.
+ *      Rejected: packing whole Envelopes into the outbox, which would make
+ *      rows journaled by an older agent unreadable after an upgrade
  * Sequence invariants (checked by the unit tests): acked <= last_seq; the
  * outbox holds exactly the rows acked < seq <= last_seq; seq values are never
  * reused because INSERT names the seq explicitly from meta.last_seq rather
@@ -65,6 +69,8 @@ static const char *const s_migrations[] = {
     "  reason TEXT NOT NULL DEFAULT '', state_at INTEGER NOT NULL DEFAULT 0,"
     "  done_firmware TEXT NOT NULL DEFAULT '', updated INTEGER NOT NULL DEFAULT 0)"
     "  WITHOUT ROWID;",
+    /* 5 */
+    "ALTER TABLE outbox ADD COLUMN body INTEGER NOT NULL DEFAULT 16;",
 };
 #define N_MIGRATIONS ((int)(sizeof s_migrations / sizeof s_migrations[0]))
 
@@ -95,9 +101,9 @@ static const char *const s_sql[ST__N] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_SET] = "INSERT INTO meta(key, value) VALUES (?1, ?2)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    [ST_OUT_INSERT] = "INSERT INTO outbox(seq, payload, created_ms) VALUES (?1, ?2, ?3)",
+    [ST_OUT_INSERT] = "INSERT INTO outbox(seq, payload, created_ms, body) VALUES (?1, ?2, ?3, ?4)",
     [ST_OUT_DELETE] = "DELETE FROM outbox WHERE seq <= ?1",
-    [ST_OUT_ITER] = "SELECT seq, payload FROM outbox WHERE seq >= ?1 AND seq <= ?2"
+    [ST_OUT_ITER] = "SELECT seq, payload, body FROM outbox WHERE seq >= ?1 AND seq <= ?2"
                     " ORDER BY seq LIMIT ?3",
     [ST_OUT_REBASE] = "UPDATE outbox SET seq = seq - ?1 + ?2",
     [ST_ASG_GET] = "SELECT payload FROM assignments WHERE mac = ?1",
@@ -319,7 +325,14 @@ uint64_t journal_committed_applied(const journal_t *j)
 int journal_append_event(journal_t *j, const uint8_t *payload, size_t len, uint64_t now_ms,
                          uint64_t *seq_out)
 {
+    return journal_append(j, JOURNAL_BODY_EVENT, payload, len, now_ms, seq_out);
+}
+
+int journal_append(journal_t *j, int body, const uint8_t *payload, size_t len, uint64_t now_ms,
+                   uint64_t *seq_out)
+{
     assert(j->in_tx);
+    assert(body == JOURNAL_BODY_EVENT || body == JOURNAL_BODY_BACKUP);
     if (len > INT32_MAX)
         return -EMSGSIZE;
     sqlite3_stmt *st = s_stmt(j, ST_OUT_INSERT);
@@ -329,6 +342,7 @@ int journal_append_event(journal_t *j, const uint8_t *payload, size_t len, uint6
     sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
     sqlite3_bind_blob(st, 2, len ? (const void *)payload : "", (int)len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)now_ms);
+    sqlite3_bind_int(st, 4, body);
     int rc = s_step_done(j, st);
     if (rc == 0)
         rc = s_meta_set(j, "last_seq", seq);
@@ -384,8 +398,29 @@ int journal_rebase(journal_t *j, uint64_t base)
     return rc;
 }
 
+struct iter_compat {
+    int (*fn)(void *arg, uint64_t seq, const uint8_t *payload, size_t len);
+    void *arg;
+};
+
+static int s_iter_compat(void *arg, uint64_t seq, int body, const uint8_t *payload, size_t len)
+{
+    struct iter_compat *ic = arg;
+    (void)body;
+    return ic->fn(ic->arg, seq, payload, len);
+}
+
 int journal_iter_from(journal_t *j, uint64_t from, uint64_t upto, int max,
                       int (*fn)(void *arg, uint64_t seq, const uint8_t *payload, size_t len),
+                      void *arg)
+{
+    struct iter_compat ic = {fn, arg};
+    return journal_iter_rows(j, from, upto, max, s_iter_compat, &ic);
+}
+
+int journal_iter_rows(journal_t *j, uint64_t from, uint64_t upto, int max,
+                      int (*fn)(void *arg, uint64_t seq, int body, const uint8_t *payload,
+                                size_t len),
                       void *arg)
 {
     if (max <= 0 || from > upto)
@@ -401,8 +436,9 @@ int journal_iter_from(journal_t *j, uint64_t from, uint64_t upto, int max,
         uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
         const uint8_t *p = sqlite3_column_blob(st, 1);
         size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        int body = sqlite3_column_int(st, 2);
         n++;
-        if (fn(arg, seq, p, len) != 0) {
+        if (fn(arg, seq, body, p, len) != 0) {
             rc = SQLITE_DONE;
             break;
         }

@@ -1,7 +1,8 @@
 /* journal.h: the site agent's local SQLite journal (STATEDIR/journal.db).
  *
  * It holds what must survive kill -9 at any instant:
- *   - the outbox: agent->controller messages (packed DeviceEvent), numbered by
+ *   - the outbox: agent->controller messages (a packed DeviceEvent or
+ *     BackupUpload, with the Envelope body field number saying which), numbered by
  *     a per-agent seq that is contiguous from 1 and never reused, even after
  *     acked rows are deleted (the last seq lives in meta);
  *   - sequence state: last seq journaled, highest seq the controller acked,
@@ -63,8 +64,16 @@ int journal_in_tx(const journal_t *j);
 struct sqlite3;
 struct sqlite3 *journal_db(journal_t *j);
 
+/* Which Envelope body an outbox row holds: the body's field number in
+ * proto/firmfleet.proto (Envelope.event, Envelope.backup). */
+#define JOURNAL_BODY_EVENT 16
+#define JOURNAL_BODY_BACKUP 19
+
 /* Outbox. Appends payload (copied) as seq = last_seq + 1, returned in *seq_out.
- * 0 or <0. */
+ * body: JOURNAL_BODY_*; journal_append_event is body JOURNAL_BODY_EVENT.
+ * 0, -EMSGSIZE or <0. */
+int journal_append(journal_t *j, int body, const uint8_t *payload, size_t len, uint64_t now_ms,
+                   uint64_t *seq_out);
 int journal_append_event(journal_t *j, const uint8_t *payload, size_t len, uint64_t now_ms,
                          uint64_t *seq_out);
 /* The controller has committed everything <= upto: deletes those rows and
@@ -78,6 +87,12 @@ int journal_rebase(journal_t *j, uint64_t base);
  * Returns the number of rows fn was called for, or <0. */
 int journal_iter_from(journal_t *j, uint64_t from, uint64_t upto, int max,
                       int (*fn)(void *arg, uint64_t seq, const uint8_t *payload, size_t len),
+                      void *arg);
+
+/* The same, with each row's body (JOURNAL_BODY_*). */
+int journal_iter_rows(journal_t *j, uint64_t from, uint64_t upto, int max,
+                      int (*fn)(void *arg, uint64_t seq, int body, const uint8_t *payload,
+                                size_t len),
                       void *arg);
 
 uint64_t journal_last_seq(const journal_t *j);          /* working */

@@ -8,6 +8,8 @@
  *     last_in_seq is the highest seq committed contiguously from 1; events
  *     the controller writes itself (rollout steps) have agent_id NULL, seq 0;
  *   - outbox holds controller->agent journaled messages until the agent acks;
+ *   - backup rows name their content in backup_blob by SHA-256; a blob
+ *     exists exactly while some backup row names it (db/store_backup.c);
  *   - site.generation grows in the same transaction as every change to what
  *     the site's agents get (SiteConfig.generation is this number); a global
  *     class or template change bumps every site.
@@ -222,6 +224,33 @@ static const char *const s_migrations[] = {
     "DROP TABLE event;"
     "ALTER TABLE event_v3 RENAME TO event;"
     "CREATE INDEX event_kind ON event(kind);",
+    /* 4: device configuration backups (db/store_backup.c). The bytes live in
+     * the database, not in files under DATADIR: a backup, its agent seq
+     * (event row, last_in_seq) and the pruning of old versions then commit
+     * as one transaction, so kill -9 at any instant leaves it stored exactly
+     * once with nothing to reconcile; files would need write, fsync, rename
+     * before the commit and a sweep for orphans after a crash between them.
+     * Backups are small (at most 2 MiB, typically a few KiB), where SQLite
+     * blobs cost no more than files. Content is stored once per SHA-256. */
+    "CREATE TABLE backup_blob("
+    "  sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),"
+    "  size INTEGER NOT NULL,"
+    "  data BLOB NOT NULL);"
+    "CREATE TABLE backup("
+    "  id INTEGER PRIMARY KEY,"
+    "  mac TEXT NOT NULL CHECK (length(mac) = 17),"
+    "  site_id INTEGER NOT NULL REFERENCES site(id),"
+    "  agent_id INTEGER NOT NULL REFERENCES agent(id),"
+    "  name TEXT NOT NULL,"
+    "  sha256 TEXT NOT NULL REFERENCES backup_blob(sha256),"
+    "  size INTEGER NOT NULL,"
+    "  time_ms INTEGER NOT NULL,"     /* agent clock of the upload */
+    "  received_ms INTEGER NOT NULL," /* controller clock, first stored */
+    "  last_ms INTEGER NOT NULL,"     /* the latest identical upload */
+    "  uploads INTEGER NOT NULL DEFAULT 1);"
+    "CREATE INDEX backup_mac_name ON backup(mac, name, id);"
+    "CREATE INDEX backup_site ON backup(site_id, id);"
+    "CREATE INDEX backup_sha ON backup(sha256);",
 };
 
 int store_open(const char *path, store_t **out)

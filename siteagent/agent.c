@@ -270,6 +270,37 @@ int agent_emit_event(struct agent *a, const char *kind, const char *mac, const c
     return rc;
 }
 
+int agent_emit_backup(struct agent *a, const char *mac, const char *name, const uint8_t *data,
+                      size_t len, const uint8_t sha256[32])
+{
+    if (len > AGENT_BACKUP_MAX)
+        return -EMSGSIZE;
+    /* urgent: committed at the end of this turn, before the device's next
+     * request is read (a backup is worth an fdatasync of its own) */
+    journal_t *j = agent_tx(a);
+    if (j == NULL)
+        return -EIO;
+    char m[32], n[256];
+    snprintf(m, sizeof m, "%s", mac);
+    snprintf(n, sizeof n, "%s", name);
+    Firmfleet__BackupUpload bu = FIRMFLEET__BACKUP_UPLOAD__INIT;
+    bu.mac = m;
+    bu.name = n;
+    bu.data.data = (uint8_t *)(uintptr_t)data; /* packing only reads it */
+    bu.data.len = len;
+    bu.time_ms = util_now_ms();
+    bu.sha256.data = (uint8_t *)(uintptr_t)sha256;
+    bu.sha256.len = 32;
+    size_t plen = firmfleet__backup_upload__get_packed_size(&bu);
+    uint8_t *buf = malloc(plen ? plen : 1);
+    if (buf == NULL)
+        return -ENOMEM;
+    firmfleet__backup_upload__pack(&bu, buf);
+    int rc = journal_append(j, JOURNAL_BODY_BACKUP, buf, plen, bu.time_ms, NULL);
+    free(buf);
+    return rc;
+}
+
 static void s_synth_stop(struct agent *a)
 {
     uv_idle_stop(&a->synth);

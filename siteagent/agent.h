@@ -143,6 +143,16 @@ int agent_commit_failed(const struct agent *a);
  * 0 or <0. */
 int agent_emit_event(struct agent *a, const char *kind, const char *mac, const char *detail);
 
+/* Journals a BackupUpload (a device's configuration backup: mac
+ * aa:bb:cc:dd:ee:ff, the stored name, the bytes and their SHA-256, time now)
+ * in this turn's transaction, which is then committed at the end of the turn
+ * (urgent, unlike events); it is sent after the commit and resent until the
+ * controller acks it, like an event. data is copied. 0, -EMSGSIZE (more than
+ * AGENT_BACKUP_MAX bytes: it would not fit one wire frame) or <0. */
+#define AGENT_BACKUP_MAX (2u << 20) /* = STORE_BACKUP_MAX (db/store_backup.h) */
+int agent_emit_backup(struct agent *a, const char *mac, const char *name, const uint8_t *data,
+                      size_t len, const uint8_t sha256[32]);
+
 /* Registers a service; calls its on_config at once when a configuration is
  * known. 0 or -ENOSPC. */
 int agent_add_service(struct agent *a, const struct agent_service *svc);

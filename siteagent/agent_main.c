@@ -1,6 +1,13 @@
 /* agent_main.c: firmfleet-agent, the site agent: options, credential, and
  * the loop (everything else is in libagent.a).
  *
+ * --metrics ADDR:PORT serves /metrics (metrics_http.h). --user NAME: once
+ * every service socket is bound (DHCP's port and packet socket, TFTP, HTTP,
+ * metrics) and the state directory is open, the state directory tree is
+ * handed to NAME and the process becomes NAME (privdrop.h); nothing opened
+ * later needs privileges (TFTP transfers and SIP NOTIFY use ephemeral ports).
+ * Started as root without --user, it warns and stays root.
+ *
  * Exit status: 0 after SIGINT/SIGTERM, 1 on a runtime failure (state
  * directory, journal, sockets), 2 on bad usage or a bad credential file.
  */
@@ -9,10 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "services.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
+#include "privdrop.h"
 #include "util.h"
 
 static void s_usage(FILE *f)
@@ -21,6 +32,7 @@ static void s_usage(FILE *f)
                "                       [--clock-offset SECONDS] [--sip-port PORT]\n"
                "                       [--synth-events N [--synth-rate R]]\n"
                "                       [--log-level debug|info|warn|error]\n"
+               "                       [--metrics ADDR:PORT] [--user NAME]\n"
                "                       [--version] [--help]\n"
                "  -c, --cred FILE        credential written by `firmfleet agent enroll`\n"
                "  -s, --state DIR        state directory (journal.db, cache/)\n"
@@ -39,7 +51,9 @@ static void s_usage(FILE *f)
                "  --upload-max SIZE      HTTP PUT area per device (default 1M)\n"
                "  --clock-offset SECONDS add this (signed) to the wall clock for rollout windows\n"
                "                         and boot grace (default 0)\n"
-               "  --sip-port PORT        the devices' SIP port for NOTIFY (default 5060)\n");
+               "  --sip-port PORT        the devices' SIP port for NOTIFY (default 5060)\n"
+               "  --metrics ADDR:PORT    serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+               "  --user NAME            after binding, hand STATEDIR to NAME and run as NAME\n");
 }
 
 int main(int argc, char **argv)
@@ -59,6 +73,8 @@ int main(int argc, char **argv)
         OPT_UPLOAD_MAX,
         OPT_CLOCK_OFFSET,
         OPT_SIP_PORT,
+        OPT_METRICS,
+        OPT_USER,
     };
     static const struct option opts[] = {
         {"cred", required_argument, NULL, 'c'},
@@ -76,12 +92,14 @@ int main(int argc, char **argv)
         {"upload-max", required_argument, NULL, OPT_UPLOAD_MAX},
         {"clock-offset", required_argument, NULL, OPT_CLOCK_OFFSET},
         {"sip-port", required_argument, NULL, OPT_SIP_PORT},
+        {"metrics", required_argument, NULL, OPT_METRICS},
+        {"user", required_argument, NULL, OPT_USER},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     log_set_component("agent");
-    const char *cred_path = NULL;
+    const char *cred_path = NULL, *metrics_addr = NULL, *user = NULL;
     struct agent_opts ao = {0};
     struct svc_opts so = {.dhcp_port = 67, .upload_max = 1u << 20};
     int c, level;
@@ -175,6 +193,19 @@ int main(int argc, char **argv)
             }
             ao.sip_port = (uint16_t)n;
             break;
+        case OPT_METRICS: {
+            struct sockaddr_storage sa;
+            socklen_t salen;
+            if (metrics_parse_listen(optarg, &sa, &salen) < 0) {
+                fprintf(stderr, "firmfleet-agent: --metrics: ADDR:PORT expected: %s\n", optarg);
+                return 2;
+            }
+            metrics_addr = optarg;
+            break;
+        }
+        case OPT_USER:
+            user = optarg;
+            break;
         case OPT_VERSION:
             printf("firmfleet-agent %s\n", AGENT_VERSION);
             return 0;
@@ -190,6 +221,19 @@ int main(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
+    struct privdrop_user pu;
+    char perr[512];
+    if (user && privdrop_lookup(user, &pu, perr, sizeof perr) < 0) {
+        fprintf(stderr, "firmfleet-agent: %s\n", perr);
+        return 2;
+    }
+    if (user && privdrop_check_dir(ao.state_dir, &pu, perr, sizeof perr) < 0) {
+        fprintf(stderr, "firmfleet-agent: %s\n", perr);
+        return 1;
+    }
+    if (user == NULL && geteuid() == 0)
+        log_warn("agent.root",
+                 "reason=\"running as root; --user NAME drops privileges after start\"");
     struct agent_cred cred;
     char err[256];
     if (agent_cred_load(cred_path, &cred, err, sizeof err) < 0) {
@@ -211,6 +255,21 @@ int main(int argc, char **argv)
         rc = tftpd_start(a, &so);
     if (rc == 0 && so.n_http > 0)
         rc = httpd_start(a, &so);
+    if (rc == 0 && metrics_addr)
+        rc = mhttp_start(a, metrics_addr);
+    if (rc == 0 && user) {
+        /* every socket that needs root is bound, the state directory open */
+        if ((rc = privdrop_chown_tree(a->state_dir, &pu, perr, sizeof perr)) < 0) {
+            log_error("agent.user", "user=%s reason=\"%s\"", user, perr);
+        } else if (privdrop_apply(&pu, perr, sizeof perr) < 0) {
+            log_error("agent.user", "user=%s reason=\"%s\"", user, perr);
+            fprintf(stderr, "firmfleet-agent: --user %s: %s\n", user, perr);
+            _exit(1); /* possibly half-dropped: no orderly stop as whoever we are now */
+        } else {
+            log_info("agent.user", "user=%s uid=%u gid=%u", user, (unsigned)pu.uid,
+                     (unsigned)pu.gid);
+        }
+    }
     if (rc < 0) {
         fprintf(stderr, "firmfleet-agent: a service could not start: %s (see the log)\n",
                 strerror(-rc));

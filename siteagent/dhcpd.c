@@ -52,6 +52,7 @@
 #include "dhcp_class.h"
 #include "dhcp_lease.h"
 #include "dhcp_pkt.h"
+#include "dhcpd.h"
 #include "lease.h"
 #include "log.h"
 #include "provision.h"
@@ -153,6 +154,7 @@ struct dhcpd {
     struct dqueue acks;  /* lease ACKs: sent after this turn's commit */
     struct {
         uint64_t rx, bad, ignored, offers, acks, naks, dropped, sent;
+        uint64_t rx_type[DHCPINFORM + 1]; /* valid requests by message type */
     } st;
     /* receive batch */
     struct mmsghdr rmsg[DHCPD_BATCH];
@@ -1210,6 +1212,18 @@ static void s_handle(struct dhcpd *d, struct diface *ifc, const uint8_t *buf, si
         d->st.ignored++;
         return;
     }
+    /* No Ethernet interface has an all-zero, broadcast or multicast address:
+     * such a chaddr is a forgery that would take pool addresses and fill the
+     * inventory. RFC 1542 4.1.1: more than 16 relay hops is a loop or a
+     * forgery too. */
+    static const uint8_t zero[6];
+    if ((m->chaddr[0] & 0x01) != 0 || memcmp(m->chaddr, zero, 6) == 0 || m->hops > 16) {
+        d->st.ignored++;
+        log_debug("dhcp.ignored", "iface=%s reason=\"%s\"", ifc->name,
+                  m->hops > 16 ? "more than 16 relay hops" : "not a unicast hardware address");
+        return;
+    }
+    d->st.rx_type[m->type]++;
     struct dctx c;
     memset(&c, 0, sizeof c);
     c.d = d;
@@ -1669,4 +1683,28 @@ int dhcpd_start(struct agent *a, const struct svc_opts *o)
         return rc;
     }
     return 0;
+}
+
+int dhcpd_get_stats(struct agent *a, struct dhcpd_stats *out)
+{
+    for (size_t i = 0; i < a->n_svc; i++)
+        if (a->svc[i].stop == s_stop) {
+            const struct dhcpd *d = a->svc[i].self;
+            memset(out, 0, sizeof *out);
+            out->rx = d->st.rx;
+            out->bad = d->st.bad;
+            out->ignored = d->st.ignored;
+            out->discover = d->st.rx_type[DHCPDISCOVER];
+            out->request = d->st.rx_type[DHCPREQUEST];
+            out->decline = d->st.rx_type[DHCPDECLINE];
+            out->release = d->st.rx_type[DHCPRELEASE];
+            out->inform = d->st.rx_type[DHCPINFORM];
+            out->offers = d->st.offers;
+            out->acks = d->st.acks;
+            out->naks = d->st.naks;
+            out->sent = d->st.sent;
+            out->dropped = d->st.dropped;
+            return 0;
+        }
+    return -ENOENT;
 }

@@ -143,6 +143,7 @@ struct conn {
     int status; /* decided response status, 0 none yet */
     int close_after;
     int interim; /* the output is "100 Continue": back to the body after it */
+    int held;    /* a PUT's answer waits for the commit of its backup (s_after_commit) */
     uint64_t t0;
     uint64_t body_len; /* planned body bytes */
     uint64_t sent_body;
@@ -194,6 +195,7 @@ struct httpd {
     size_t n_inventory;
     uint64_t stats_logged_ms;
     uint64_t stats_logged_requests;
+    size_t n_held; /* conns with `held` set */
     struct httpd_stats st;
     struct ev_slot evs[HTTPD_EVENT_SLOTS];
 };
@@ -201,6 +203,7 @@ struct httpd {
 static void s_conn_run(struct conn *c);
 static void s_conn_close(struct conn *c);
 static void s_maybe_free(struct httpd *h);
+static void s_reap(struct httpd *h);
 
 /* ---- small helpers ---- */
 
@@ -607,6 +610,37 @@ static void s_put_begin(struct conn *c)
     }
 }
 
+/* Journals the stored upload (up->path, up->size bytes, SHA-256 sum) as a
+ * BackupUpload for the controller, in this turn's transaction: read back from
+ * the file just written (the page cache; a body is not kept in memory while
+ * it streams in). 0, -EMSGSIZE (larger than a backup may be) or <0. */
+static int s_put_journal(struct conn *c, const char *macs, const uint8_t sum[HASH_LEN])
+{
+    struct upload *up = c->up;
+    if (up->size > AGENT_BACKUP_MAX)
+        return -EMSGSIZE;
+    int fd = open(up->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    uint8_t *buf = malloc(up->size ? up->size : 1);
+    size_t got = 0;
+    int rc = buf ? 0 : -ENOMEM;
+    while (rc == 0 && got < up->size) {
+        ssize_t r = read(fd, buf + got, up->size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            rc = r < 0 ? -errno : -EIO; /* shorter than written: replaced meanwhile */
+        else
+            got += (size_t)r;
+    }
+    close(fd);
+    if (rc == 0)
+        rc = agent_emit_backup(c->h->a, macs, up->name, buf, got, sum);
+    free(buf);
+    return rc;
+}
+
 static void s_put_finish(struct conn *c)
 {
     struct httpd *h = c->h;
@@ -637,6 +671,19 @@ static void s_put_finish(struct conn *c)
     util_mac_format(up->mac, macs);
     snprintf(detail, sizeof detail, "name=%s size=%llu sha256=%s", log_quote(up->name, q, sizeof q),
              (unsigned long long)up->size, hex);
+    rc = s_put_journal(c, macs, sum);
+    if (rc == -EMSGSIZE) {
+        /* kept here, but too big for one frame to the controller */
+        log_warn("http.backup_too_large", "peer=%s mac=%s %s max=%u", c->peer, macs, detail,
+                 AGENT_BACKUP_MAX);
+        agent_emit_event(h->a, "backup.too_large", macs, detail);
+    } else if (rc < 0) {
+        /* not journaled: the device is told to try again */
+        log_warn("http.backup_journal", "peer=%s mac=%s error=\"%s\"", c->peer, macs,
+                 strerror(-rc));
+        s_error(c, 500, 1);
+        return;
+    }
     if (agent_emit_event(h->a, "http.upload", macs, detail) == 0)
         h->st.events++;
     h->st.uploads++;
@@ -646,6 +693,37 @@ static void s_put_finish(struct conn *c)
     struct http_resp rs = {.status = up->existed ? 204 : 201,
                            .length = up->existed ? UINT64_MAX : 0};
     s_respond(c, &rs, NULL);
+    if (rc == 0) {
+        /* "stored" only once the backup is durable: the answer leaves after
+         * this turn's commit (agent_emit_backup asked for it this turn) */
+        c->held = 1;
+        h->n_held++;
+    }
+}
+
+/* After each turn's commit: held PUT answers go out, or, when the commit
+ * failed (the backup is not journaled), the connection is cut so the device
+ * tries again. O(connections), only in turns after a PUT. */
+static void s_after_commit(void *self)
+{
+    struct httpd *h = self;
+    if (h->n_held == 0)
+        return;
+    int failed = agent_commit_failed(h->a);
+    for (struct conn *c = h->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (!c->held)
+            continue;
+        c->held = 0;
+        if (failed) {
+            log_warn("http.backup_not_committed", "peer=%s path=%s", c->peer, c->name);
+            s_conn_close(c);
+        } else {
+            s_conn_run(c);
+        }
+    }
+    h->n_held = 0;
+    s_reap(h);
 }
 
 /* ---- request dispatch ---- */
@@ -883,8 +961,8 @@ static void s_conn_run(struct conn *c)
         case C_CLOSED:
             return;
         case C_WRITE: {
-            if (!c->wr_ready)
-                return; /* the next EPOLLOUT edge brings us back */
+            if (!c->wr_ready || c->held)
+                return; /* the next EPOLLOUT edge (or the commit) brings us back */
             int rc = s_flush(c);
             if (rc == -EAGAIN)
                 return;
@@ -1055,6 +1133,10 @@ static void s_conn_close(struct conn *c)
     if (c->in_req || c->status != 0 || c->has_src || c->up != NULL)
         s_request_end(c, 1);
     s_ready_del(c);
+    if (c->held) {
+        c->held = 0;
+        h->n_held--;
+    }
     c->state = C_CLOSED;
     close(c->fd); /* also leaves the epoll set */
     c->fd = -1;
@@ -1466,8 +1548,11 @@ int httpd_start(struct agent *a, const struct svc_opts *o)
         h->ep_open = 1;
         h->n_handles++;
     }
-    struct agent_service svc = {
-        .name = "http", .self = h, .on_config = s_on_config, .stop = s_stop};
+    struct agent_service svc = {.name = "http",
+                                .self = h,
+                                .on_config = s_on_config,
+                                .after_commit = s_after_commit,
+                                .stop = s_stop};
     if (rc == 0)
         rc = agent_add_service(a, &svc);
     if (rc < 0) {

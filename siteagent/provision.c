@@ -1134,3 +1134,35 @@ uint64_t prov_restarts_sent(const struct agent *a)
 {
     return a->prov ? a->prov->restarts : 0;
 }
+
+_Static_assert(PROV_STATES == U__N, "provision.h PROV_STATES out of step");
+
+const char *prov_state_name(int i)
+{
+    if (i <= 0 || i >= U__N)
+        return i == 0 ? "none" : NULL;
+    return s_state_names[i];
+}
+
+size_t prov_state_counts(const struct agent *a, uint64_t *counts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        counts[i] = 0;
+    const struct prov *p = a->prov;
+    if (p == NULL)
+        return 0;
+    for (size_t b = 0; b < PROV_BUCKETS; b++)
+        for (const struct pdev *d = p->b[b]; d; d = d->next)
+            if ((size_t)d->st < n)
+                counts[d->st]++;
+    return p->n_dev;
+}
+
+int prov_sip_stats(const struct agent *a, struct sipn_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (a->prov == NULL || a->prov->sip == NULL)
+        return -ENOENT;
+    sipn_stats(a->prov->sip, out);
+    return 0;
+}

@@ -105,4 +105,16 @@ void prov_tick(struct agent *a);
 /* SIP NOTIFYs sent so far (tests). */
 uint64_t prov_restarts_sent(const struct agent *a);
 
+/* For /metrics (walks every device: O(devices), at scrape time only).
+ * Upgrade states are 0..PROV_STATES-1; prov_state_name(i) is "none" for 0,
+ * then waiting, offered, ... skipped, NULL past the end. counts[i] gets the
+ * devices in state i (n entries are zeroed first); returns the number of
+ * devices the agent knows. */
+#define PROV_STATES 9
+const char *prov_state_name(int i);
+size_t prov_state_counts(const struct agent *a, uint64_t *counts, size_t n);
+/* The SIP NOTIFY sender's counters; -ENOENT (zeroed) when it is not running. */
+struct sipn_stats;
+int prov_sip_stats(const struct agent *a, struct sipn_stats *out);
+
 #endif

@@ -191,6 +191,7 @@ struct tftpd {
         uint64_t at_ms;
     } mtu[TFTPD_MTU_CACHE];
     unsigned mtu_next;
+    struct tftpd_stats st; /* tftpd_get_stats */
 };
 
 /* ---- small helpers ---- */
@@ -389,6 +390,8 @@ static void s_xfer_fail(struct xfer *t, int code, const char *msg, const char *r
     snprintf(detail, sizeof detail, "file=%s reason=%s bytes=%llu client=%s", q, r,
              (unsigned long long)t->acked, t->client);
     s_event(t, "tftp.failed", detail);
+    t->d->st.failed++;
+    t->d->st.bytes += t->acked;
     /* a client that stops after reading tsize from the OACK is normal (PXE, some phones) */
     if (t->state == X_OACK && strncmp(reason, "client error", 12) == 0)
         log_info("tftp.failed", "%s mac=%s timeouts=%u", detail, t->mac[0] ? t->mac : "-",
@@ -407,6 +410,8 @@ static void s_xfer_done(struct xfer *t)
     snprintf(detail, sizeof detail, "file=%s bytes=%llu ms=%llu client=%s", q,
              (unsigned long long)t->total, (unsigned long long)ms, t->client);
     s_event(t, "tftp.done", detail);
+    t->d->st.done++;
+    t->d->st.bytes += t->total;
     uint8_t mac[6];
     if (t->mac[0] && util_mac_parse(t->mac, mac) == 0)
         prov_transfer_done(t->d->a, mac, t->name, t->size);
@@ -906,6 +911,7 @@ static int s_xfer_new(struct tftpd *d, const struct sockaddr_in *peer, struct in
              mode == TFTP_MODE_OCTET ? "octet" : "netascii", t->bs, t->ws,
              t->src.origin ? t->src.origin : "root");
     s_event(t, "tftp.start", detail);
+    d->st.started++;
     log_info("tftp.start", "%s mac=%s oack=%s", detail, t->mac[0] ? t->mac : "-",
              t->oack_len ? "yes" : "no");
 
@@ -1320,4 +1326,16 @@ int tftpd_start(struct agent *a, const struct svc_opts *o)
     }
     log_info("tftpd.start", "listen=%s sockets=%zu max_transfers=%zu", addrs, d->nls, d->max_xfers);
     return 0;
+}
+
+int tftpd_get_stats(struct agent *a, struct tftpd_stats *out)
+{
+    for (size_t i = 0; i < a->n_svc; i++)
+        if (a->svc[i].stop == s_stop) {
+            const struct tftpd *d = a->svc[i].self;
+            *out = d->st;
+            out->active = d->nxfer;
+            return 0;
+        }
+    return -ENOENT;
 }

@@ -60,4 +60,19 @@
  * second, bursts twice that; beyond it tftp.log_suppressed says how many. */
 #define TFTPD_NAME_LOG_RATE 200
 
+#include <stdint.h>
+
+#include "agent.h"
+
+/* Counters of the running TFTP service (tftpd_get_stats). */
+struct tftpd_stats {
+    uint64_t started; /* transfers begun (tftp.start) */
+    uint64_t done;    /* sent whole (tftp.done) */
+    uint64_t failed;  /* given up (tftp.failed) */
+    uint64_t bytes;   /* acknowledged by clients, done and failed transfers */
+    uint64_t active;  /* transfers in progress now */
+};
+/* 0, or -ENOENT when TFTP is not running. Loop thread only. */
+int tftpd_get_stats(struct agent *a, struct tftpd_stats *out);
+
 #endif

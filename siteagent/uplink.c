@@ -56,6 +56,7 @@ struct uplink {
     uint64_t hello_ms;      /* last Hello attempt */
     uint64_t send_next;     /* next outbox seq to send */
     uint64_t progress_ms;   /* last ack progress or rewind */
+    uint64_t bytes_unacked; /* payload bytes sent since then (see UPLINK_WINDOW_BYTES) */
     uint64_t heartbeat_ms;
 };
 
@@ -137,7 +138,10 @@ struct pump_ctx {
     int err;
 };
 
-static int s_send_row(void *arg, uint64_t seq, const uint8_t *payload, size_t len)
+/* One outbox row as the Envelope body it was journaled as. A row that does
+ * not unpack is sent as an agent.journal_corrupt event in its place, so the
+ * seq stays contiguous and the controller does not wait forever. */
+static int s_send_row(void *arg, uint64_t seq, int body, const uint8_t *payload, size_t len)
 {
     struct pump_ctx *pc = arg;
     uplink_t *up = pc->up;
@@ -146,27 +150,43 @@ static int s_send_row(void *arg, uint64_t seq, const uint8_t *payload, size_t le
         pc->err = -EPROTO;
         return 1;
     }
-    Firmfleet__DeviceEvent *ev = firmfleet__device_event__unpack(NULL, len, payload);
+    if (up->bytes_unacked >= UPLINK_WINDOW_BYTES && seq > journal_acked(up->a->jr) + 1) {
+        pc->err = -ENOBUFS; /* an ack (or the rewind) resumes */
+        return 1;
+    }
+    Firmfleet__DeviceEvent *ev = NULL;
+    Firmfleet__BackupUpload *bu = NULL;
+    if (body == JOURNAL_BODY_BACKUP)
+        bu = firmfleet__backup_upload__unpack(NULL, len, payload);
+    else if (body == JOURNAL_BODY_EVENT)
+        ev = firmfleet__device_event__unpack(NULL, len, payload);
     Firmfleet__DeviceEvent placeholder = FIRMFLEET__DEVICE_EVENT__INIT;
     char kind[] = "agent.journal_corrupt";
-    if (ev == NULL) {
-        /* keep the seq contiguous: the controller must not wait forever */
-        log_error("uplink.bad_row", "seq=%" PRIu64, seq);
-        placeholder.time_ms = util_now_ms();
-        placeholder.kind = kind;
-    }
     wire_env_t env = FIRMFLEET__ENVELOPE__INIT;
     env.seq = seq;
-    env.body_case = FIRMFLEET__ENVELOPE__BODY_EVENT;
-    env.event = ev ? ev : &placeholder;
+    if (bu != NULL) {
+        env.body_case = FIRMFLEET__ENVELOPE__BODY_BACKUP;
+        env.backup = bu;
+    } else {
+        if (ev == NULL) {
+            log_error("uplink.bad_row", "seq=%" PRIu64 " body=%d", seq, body);
+            placeholder.time_ms = util_now_ms();
+            placeholder.kind = kind;
+        }
+        env.body_case = FIRMFLEET__ENVELOPE__BODY_EVENT;
+        env.event = ev ? ev : &placeholder;
+    }
     int rc = s_send(up, &env);
     if (ev)
         firmfleet__device_event__free_unpacked(ev, NULL);
+    if (bu)
+        firmfleet__backup_upload__free_unpacked(bu, NULL);
     if (rc < 0) {
         pc->err = rc;
         return 1;
     }
     up->send_next = seq + 1;
+    up->bytes_unacked += len;
     return 0;
 }
 
@@ -188,7 +208,7 @@ static void s_pump(uplink_t *up)
             return;
         int max = (int)s_min(UPLINK_WINDOW - inflight, UPLINK_SEND_BATCH);
         struct pump_ctx pc = {up, 0};
-        int n = journal_iter_from(j, up->send_next, top, max, s_send_row, &pc);
+        int n = journal_iter_rows(j, up->send_next, top, max, s_send_row, &pc);
         if (n <= 0 || pc.err != 0) {
             if (n == 0)
                 log_error("uplink.journal_hole", "expected=%" PRIu64 " top=%" PRIu64, up->send_next,
@@ -236,6 +256,7 @@ static void s_on_ack(uplink_t *up, uint64_t ack)
     if (tx == NULL || journal_ack(tx, ack) < 0)
         return;
     up->progress_ms = util_mono_ms();
+    up->bytes_unacked = 0;
     s_pump(up);
 }
 
@@ -276,6 +297,7 @@ static void s_on_welcome(uplink_t *up, const Firmfleet__Welcome *w)
     }
     up->send_next = journal_acked(j) + 1;
     up->progress_ms = util_mono_ms();
+    up->bytes_unacked = 0;
     uint64_t hb = w->heartbeat_ms ? w->heartbeat_ms : ZMQX_HEARTBEAT_MS;
     up->heartbeat_ms = hb < 100 ? 100 : hb > 600000 ? 600000 : hb;
     up->online = 1;
@@ -613,6 +635,7 @@ static void s_on_tick(uv_timer_t *t)
         log_info("uplink.resend", "from=%" PRIu64 " to=%" PRIu64, acked + 1, up->send_next - 1);
         up->send_next = acked + 1;
         up->progress_ms = now;
+        up->bytes_unacked = 0;
         s_pump(up);
     }
 }

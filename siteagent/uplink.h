@@ -3,7 +3,8 @@
  * the journal outbox, acks both ways, heartbeats, and revocation.
  *
  * Invariants: only committed outbox rows are sent (never before their
- * commit); at most UPLINK_WINDOW unacked rows are in flight; a journaled
+ * commit), each as the body it was journaled as (DeviceEvent, BackupUpload);
+ * at most UPLINK_WINDOW unacked rows are in flight; a journaled
  * controller message is applied only as last_applied+1, in the same
  * transaction that records it, and acked only after that commit.
  */
@@ -14,6 +15,12 @@
 #include "wire.h"
 
 #define UPLINK_WINDOW 2000    /* unacked envelopes in flight */
+/* Payload bytes sent since the last ack progress, past which the pump waits
+ * for the next ack: a burst of backups (up to 2 MiB each) must not queue
+ * gigabytes in the socket. Approximate on purpose (an ack resets it while
+ * rows may still be in flight, so at most twice this is queued); counting
+ * bytes per unacked row exactly would need a ring of sizes. */
+#define UPLINK_WINDOW_BYTES (16u << 20)
 #define UPLINK_RESEND_MS 3000 /* rewind when acks stall this long */
 #define UPLINK_RETRY_MS 30000 /* after Refused / an auth failure */
 #define UPLINK_HELLO_RETRY_MS 5000
