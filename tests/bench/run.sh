@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# run.sh BUILDDIR [dhcp|tftp|http|mem|all]...: the side-by-side benchmark
-# (`make bench`). Installs the peers (deploy/deps.sh bench), runs each area's
+# run.sh BUILDDIR [dhcp|tftp|http|mem|fleet|all]...: the side-by-side benchmark
+# (`make bench`); FF_BENCH_ONLY=AREA (e.g. fleet) runs that area alone.
+# Installs the peers (deploy/deps.sh bench; not for fleet alone), runs each area's
 # script, prints one table per area and writes tests/bench/results.md: the
 # machine, the peers' versions, the method, every figure and, for each, our
 # agent's figure as a ratio to each peer's, measured in the same run.
@@ -12,18 +13,24 @@ REPO=$(cd "$HERE/../.." && pwd)
 BUILD=${1:-build}
 shift || true
 AREAS=("$@"); [ ${#AREAS[@]} -eq 0 ] && AREAS=(all)
-[ "${AREAS[0]}" = all ] && AREAS=(dhcp tftp http mem)
+[ -n "${FF_BENCH_ONLY:-}" ] && AREAS=($FF_BENCH_ONLY)
+[ "${AREAS[0]}" = all ] && AREAS=(dhcp tftp http mem fleet)
 for a in "${AREAS[@]}"; do
-  case $a in dhcp|tftp|http|mem) ;; *) echo "usage: run.sh BUILDDIR [dhcp|tftp|http|mem|all]..." >&2; exit 2 ;; esac
+  case $a in dhcp|tftp|http|mem|fleet) ;; *) echo "usage: run.sh BUILDDIR [dhcp|tftp|http|mem|fleet|all]..." >&2; exit 2 ;; esac
 done
+# the fleet area (controller at 1,000 sites) has no peers to install
+PEERS=0
+for a in "${AREAS[@]}"; do [ "$a" = fleet ] || PEERS=1; done
 [ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces, cgroups, package installs)" >&2; exit 1; }
 cd "$REPO" || exit 1
 [ -d "$BUILD" ] || { echo "bench: no build directory $BUILD (run 'make bench')" >&2; exit 1; }
 BUILD=$(cd "$BUILD" && pwd)
 RESULTS=${BENCH_RESULTS:-$HERE/results.md}
 
-echo "bench: peers (deploy/deps.sh bench)"
-sh deploy/deps.sh bench || { echo "bench: could not install the peers" >&2; exit 1; }
+if [ $PEERS = 1 ]; then
+  echo "bench: peers (deploy/deps.sh bench)"
+  sh deploy/deps.sh bench || { echo "bench: could not install the peers" >&2; exit 1; }
+fi
 
 # leftovers of an interrupted run: our namespaces and cgroups whose owner is gone
 for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^ffb[sc]-[0-9]+$'); do
@@ -54,14 +61,16 @@ DIRTY=""; [ -n "$(git -C "$REPO" status --porcelain -- siteagent controller lib 
   && DIRTY=" + uncommitted changes in the working tree"
 FFVER=$("$BUILD/firmfleet-agent" --version 2>/dev/null | head -1)
 
-# hard limits per area: together under 15 minutes (typical total: 8-10)
-declare -A LIMIT=([dhcp]=360 [tftp]=240 [http]=170 [mem]=120)
+# hard limits per area: together under 21 minutes (typical total: 12-15)
+declare -A LIMIT=([dhcp]=360 [tftp]=240 [http]=170 [mem]=120 [fleet]=420)
+declare -A SCRIPT=([dhcp]=bench_dhcp.sh [tftp]=bench_tftp.sh [http]=bench_http.sh [mem]=bench_mem.sh
+                   [fleet]=fleet.sh)
 T0=$SECONDS
 for a in "${AREAS[@]}"; do
   echo "bench: $a (at most ${LIMIT[$a]} s)"
   t=$SECONDS
   : >"$W/$a.tsv"
-  timeout -k 15 "${LIMIT[$a]}" "$HERE/bench_$a.sh" "$BUILD" "$W/$a.tsv"
+  timeout -k 15 "${LIMIT[$a]}" "$HERE/${SCRIPT[$a]}" "$BUILD" "$W/$a.tsv"
   rc=$?
   [ $rc -eq 0 ] || printf 'N\t%s\n' "the $a script ended with status $rc$([ $rc -eq 124 ] && echo ' (time limit)')" >>"$W/$a.tsv"
   printf 'N\t%s\n' "$a took $((SECONDS - t)) s" >>"$W/$a.tsv"
@@ -125,7 +134,8 @@ skips() { awk -F'\t' '$1 == "S" { print "- **" $2 ": not available (" $3 ")**" }
 notes() { awk -F'\t' '$1 == "N" { print "- " $2 }' "$1"; }
 versions() { cat "$W"/*.tsv | awk -F'\t' '$1 == "V" && !seen[$2]++ { print "- " $3 }'; }
 
-declare -A TITLE=([dhcp]="DHCP (DORA)" [tftp]="TFTP" [http]="HTTP" [mem]="Memory")
+declare -A TITLE=([dhcp]="DHCP (DORA)" [tftp]="TFTP" [http]="HTTP" [mem]="Memory"
+                  [fleet]="Controller at 1,000 sites (fleet.sh)")
 {
   echo "# firmfleet side-by-side benchmark"
   echo
@@ -156,7 +166,15 @@ declare -A TITLE=([dhcp]="DHCP (DORA)" [tftp]="TFTP" [http]="HTTP" [mem]="Memory
     echo
     echo "## ${TITLE[$a]}"
     echo
-    table "$W/$a.tsv"
+    if [ "$a" = fleet ]; then
+      # no peers: fleet.sh writes its own table, each figure beside its goal
+      echo "The controller alone (firmfleetd, loopback), 1,000 simulated agents in one process"
+      echo "(tests/tools/ffbench_agents.c). CPU is the controller's utime+stime; RSS its VmHWM."
+      echo
+      awk -F'\t' '$1 == "T" { print $2 }' "$W/$a.tsv"
+    else
+      table "$W/$a.tsv"
+    fi
     echo
     skips "$W/$a.tsv"
     notes "$W/$a.tsv"

@@ -33,13 +33,16 @@ wait_until() {
   return 1
 }
 
+# free_port: a TCP port nobody listens on, in 20000-27999: below the kernel's
+# ephemeral range (32768-60999), so no client socket can hold it when a
+# daemon restarts on it; tests with their own ranges use 28000-32000.
 free_port() {
   local p i
   for i in $(seq 1 50); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((20000 + RANDOM % 8000))
     ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
   done
-  echo $((20000 + RANDOM % 30000))
+  echo $((20000 + RANDOM % 8000))
 }
 
 PORT=$(free_port)

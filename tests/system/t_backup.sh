@@ -10,10 +10,10 @@
 # each once, and stops by itself after --count N.
 source "$(dirname "$0")/lib.sh"
 
-http_port() { # a free TCP port in 32001-34000 (this test's range)
+http_port() { # a free TCP port in 28000-29999 (this test's range, below the ephemeral ports)
   local p i
   for i in $(seq 1 100); do
-    p=$((32001 + RANDOM % 2000))
+    p=$((28000 + RANDOM % 2000))
     ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
   done
   return 1
