@@ -39,6 +39,11 @@ static const struct cli_opt o_device_list[] = {
 static const struct cli_opt o_fw_add[] = {
     {"models", 1, 1, "M1,M2", "models this firmware is for"},
     {"description", 1, 0, "TEXT", "free text"},
+    {"sign-key", 1, 0, "FILE.key", "sign each file here with this key (firmfleet key generate)"},
+    {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_key_generate[] = {
+    {"out", 1, 1, "NAME", "write NAME.key (secret, mode 0600) and NAME.pub"},
+    {"force", 0, 0, NULL, "overwrite NAME.key and NAME.pub if they exist"},
     {NULL, 0, 0, NULL, NULL}};
 static const struct cli_opt o_subnet_add[] = {
     {"pool", 1, 1, "START-END", "addresses handed out dynamically, inside CIDR"},
@@ -158,6 +163,8 @@ static const struct cli_cmd s_cmds[] = {
     {"firmware", "add", "VENDOR/VERSION [NAME=]FILE...", 2, -1, o_fw_add,
      "upload files and register them as one firmware"},
     {"firmware", "list", "", 0, 0, o_none, "list firmware"},
+    {"key", "generate", "", 0, 0, o_key_generate,
+     "make an image signing key pair here (the secret half never leaves this machine)"},
     {"firmware", "show", "VENDOR/VERSION", 1, 1, o_none, "show a firmware with its files"},
     {"event", "list", "", 0, 0, o_event_list, "list device events reported by agents"},
     {"backup", "list", "", 0, 0, o_backup_list,

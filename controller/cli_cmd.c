@@ -16,7 +16,12 @@
  *     the SHA-256 the controller stored with them;
  *   - a profile file is read whole (at most 256 KiB) and must be JSON, and a
  *     rollout's --devices file must hold only well-formed MACs, before
- *     anything is sent; the MACs go as the "devices" option, comma-joined.
+ *     anything is sent; the MACs go as the "devices" option, comma-joined;
+ *   - an image signing key (key generate) is made and used here only: NAME.key
+ *     is written mode 0600 and never sent; firmware add --sign-key reads it
+ *     before anything is sent, signs each file's SHA-256, size and name
+ *     (lib/sign.h) from the same hash that is uploaded, sends signatures and
+ *     the public key, and wipes the secret key.
  */
 #define _GNU_SOURCE
 #include "cli_cmd.h"
@@ -44,6 +49,7 @@
 #include "cli_render.h"
 #include "cli_watch.h"
 #include "hash.h"
+#include "sign.h"
 #include "store_inv.h"
 #include "util.h"
 #include "wire.h"
@@ -592,6 +598,70 @@ static int s_agent_enroll(struct run *r)
     return ret;
 }
 
+/* ---- key generate ---- */
+
+/* key generate --out NAME: NAME.key (secret, 0600, refused if either file
+ * exists unless --force) and NAME.pub. Nothing goes to the controller. */
+static int s_key_generate(struct run *r)
+{
+    const struct cli_args *a = r->a;
+    const char *out = cli_args_opt(a, "out");
+    int force = cli_args_opt(a, "force") != NULL;
+    char kpath[PATH_MAX], ppath[PATH_MAX];
+    if (*out == '\0')
+        return s_fail(r, "--out needs a name");
+    if (snprintf(kpath, sizeof kpath, "%s.key", out) >= (int)sizeof kpath ||
+        snprintf(ppath, sizeof ppath, "%s.pub", out) >= (int)sizeof ppath)
+        return s_fail(r, "--out: name too long");
+    const char *both[2] = {kpath, ppath};
+    for (int i = 0; i < 2; i++) {
+        struct stat sb;
+        if (lstat(both[i], &sb) == 0) {
+            if (S_ISDIR(sb.st_mode))
+                return s_fail(r, "%s is a directory", both[i]);
+            if (!force)
+                return s_fail(r, "%s already exists (use --force to overwrite)", both[i]);
+        } else if (errno != ENOENT) {
+            return s_fail(r, "%s: %s", both[i], strerror(errno));
+        }
+    }
+    uint8_t pk[SIGN_PK_LEN], sk[SIGN_SK_LEN];
+    if (sign_init() < 0 || sign_keypair(pk, sk) < 0)
+        return s_fail(r, "cannot make a key pair");
+    char id[SIGN_ID_HEX + 1], pkhex[SIGN_PK_HEX + 1];
+    sign_key_id(pk, id);
+    util_hex(pk, SIGN_PK_LEN, pkhex);
+    char ktext[SIGN_SK_HEX + 160], ptext[SIGN_PK_HEX + 160];
+    int kn =
+        snprintf(ktext, sizeof ktext,
+                 "# firmfleet image signing key %s (SECRET: keep it off the controller)\n", id);
+    util_hex(sk, SIGN_SK_LEN, ktext + kn);
+    kn += SIGN_SK_HEX;
+    ktext[kn++] = '\n';
+    sign_wipe(sk, sizeof sk);
+    int pn =
+        snprintf(ptext, sizeof ptext, "# firmfleet image signing public key %s\n%s\n", id, pkhex);
+    int rc = s_write_private(kpath, ktext, (size_t)kn, force);
+    sign_wipe(ktext, sizeof ktext);
+    if (rc < 0)
+        return s_fail(r, "%s: %s", kpath, strerror(-rc));
+    rc = util_write_file_atomic(ppath, ptext, (size_t)pn, 0644);
+    if (rc < 0) {
+        unlink(kpath);
+        return s_fail(r, "%s: %s", ppath, strerror(-rc));
+    }
+    if (a->json) {
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "public_key", pkhex, "key", kpath,
+                                "pub", ppath);
+        rc = doc && cli_render_json(stdout, doc) == 0 ? 0 : s_fail(r, "cannot write output");
+        json_decref(doc);
+        return rc;
+    }
+    printf("key %s: secret key %s (mode 0600, never leaves this machine), public key %s\n", id,
+           kpath, ppath);
+    return fflush(stdout) != 0 ? s_fail(r, "cannot write output") : 0;
+}
+
 /* ---- device import ---- */
 
 static int s_device_import(struct run *r)
@@ -649,6 +719,7 @@ struct fw_file {
     int fd;
     uint64_t size;
     char sha[HASH_HEX_LEN + 1];
+    char sig[SIGN_SIG_HEX + 1]; /* "" = unsigned */
     uint64_t token;
     int has_token;
 };
@@ -767,6 +838,21 @@ static int s_firmware_add(struct run *r)
     int rc = 0;
     if (files == NULL || buf == NULL || list == NULL)
         rc = s_fail(r, "out of memory");
+    /* the signing key, read before the controller hears of anything */
+    const char *keypath = cli_args_opt(a, "sign-key");
+    uint8_t sk[SIGN_SK_LEN], pk[SIGN_PK_LEN];
+    char signer[SIGN_PK_HEX + 1] = "";
+    if (rc == 0 && keypath != NULL) {
+        int kr = sign_read_secret(keypath, sk);
+        if (kr < 0)
+            rc = s_fail(r, "%s: %s", keypath,
+                        kr == -EINVAL ? "not a signing key (firmfleet key generate writes one)"
+                                      : strerror(-kr));
+        else {
+            sign_sk_to_pk(sk, pk);
+            util_hex(pk, SIGN_PK_LEN, signer);
+        }
+    }
     for (int i = 0; i < nfiles && files; i++)
         files[i].fd = -1;
     /* every file checked and hashed before the controller hears of it */
@@ -809,10 +895,22 @@ static int s_firmware_add(struct run *r)
         if (rc != 0)
             break;
         int hr = s_hash_fd(f->fd, f->size, buf, WIRE_ADMIN_CHUNK, f->sha);
-        if (hr < 0)
+        if (hr < 0) {
             rc = s_fail(r, "%s: %s", f->path,
                         hr == -ESTALE ? "file shrank while reading" : strerror(-hr));
+            break;
+        }
+        if (signer[0]) {
+            uint8_t bin[HASH_LEN], sig[SIGN_SIG_LEN];
+            if (util_unhex(f->sha, bin, HASH_LEN) < 0 ||
+                sign_image(sk, bin, f->size, f->name, sig) < 0)
+                rc = s_fail(r, "%s: cannot sign", f->path);
+            else
+                util_hex(sig, SIGN_SIG_LEN, f->sig);
+        }
     }
+    if (signer[0])
+        sign_wipe(sk, sizeof sk);
     if (rc == 0) {
         /* a taken VENDOR/VERSION fails now rather than after the uploads */
         struct reqb b;
@@ -833,6 +931,12 @@ static int s_firmware_add(struct run *r)
     for (int i = 0; rc == 0 && i < nfiles; i++) {
         json_t *o = json_pack("{s:s, s:s, s:I}", "name", files[i].name, "sha256", files[i].sha,
                               "token", (json_int_t)files[i].token);
+        if (o != NULL && files[i].sig[0] &&
+            (json_object_set_new(o, "signature", json_string(files[i].sig)) < 0 ||
+             json_object_set_new(o, "signer", json_string(signer)) < 0)) {
+            json_decref(o);
+            o = NULL;
+        }
         if (o == NULL || json_array_append_new(list, o) < 0)
             rc = s_fail(r, "out of memory");
     }
@@ -1314,6 +1418,8 @@ int cli_run(const struct cli_args *a, char *err, size_t errlen)
         rc = s_device_import(&r);
     else if (strcmp(noun, "firmware") == 0 && strcmp(verb, "add") == 0)
         rc = s_firmware_add(&r);
+    else if (strcmp(noun, "key") == 0 && strcmp(verb, "generate") == 0)
+        rc = s_key_generate(&r);
     else if (strcmp(noun, "device") == 0 && strcmp(verb, "list") == 0)
         rc = s_device_list(&r);
     else if (strcmp(noun, "event") == 0 && strcmp(verb, "list") == 0 &&

@@ -26,6 +26,7 @@
 #include "ctl_rollout.h"
 #include "imgstore.h"
 #include "log.h"
+#include "sign.h"
 #include "store_backup.h"
 #include "store_inv.h"
 #include "store_link.h"
@@ -575,6 +576,7 @@ static int s_split(struct call *c, const char *s, char ***out, size_t *n)
 
 struct fw_up {
     const char *name, *sha256;
+    const char *signature, *signer; /* hex as the operator's CLI made them, or NULL */
     int has_token;
     uint64_t token;
     int committed;
@@ -624,10 +626,22 @@ static int h_fw_add(struct call *c)
             rc = -EINVAL;
             break;
         }
+        /* signatures are made on the operator's machine (firmfleet firmware add
+         * --sign-key); here they are only checked for form and stored */
+        json_t *sg = json_object_get(f, "signature"), *sr = json_object_get(f, "signer");
+        if ((sg != NULL && !json_is_string(sg)) || (sr != NULL && !json_is_string(sr))) {
+            s_errf(c, "firmware add: file %zu: signature and signer must be hex strings", i + 1);
+            rc = -EINVAL;
+            break;
+        }
+        up[i].signature = json_string_value(sg);
+        up[i].signer = json_string_value(sr);
         up[i].has_token = tok != NULL;
         up[i].token = tok ? (uint64_t)json_integer_value(tok) : 0;
         ff[i].name = up[i].name;
         ff[i].sha256 = up[i].sha256;
+        ff[i].signature = up[i].signature;
+        ff[i].signer = up[i].signer;
     }
     if (rc == 0)
         rc = s_split(c, models_s, &models, &n_models);
@@ -654,6 +668,10 @@ static int h_fw_add(struct call *c)
             rc = store_check_file_name(up[i].name, c->err, sizeof c->err);
             if (rc == 0)
                 rc = store_check_sha256(up[i].sha256, c->err, sizeof c->err);
+            if (rc == 0 && up[i].signature && up[i].signature[0])
+                rc = store_check_hex("signature", up[i].signature, 128, c->err, sizeof c->err);
+            if (rc == 0 && up[i].signer && up[i].signer[0])
+                rc = store_check_hex("signer", up[i].signer, 64, c->err, sizeof c->err);
             for (size_t j = 0; rc == 0 && j < i; j++)
                 if (strcmp(up[i].name, up[j].name) == 0) {
                     s_errf(c, "file name %s given twice", up[i].name);
@@ -697,6 +715,22 @@ static int h_fw_add(struct call *c)
     for (size_t i = 0; rc < 0 && up != NULL && i < n; i++)
         if (up[i].has_token && !up[i].committed)
             imgstore_upload_abort(c->ctl->img, up[i].token);
+    /* a signature must at least verify under the key it names: a damaged
+     * one fails here rather than at every agent (which key is trusted is
+     * the agents' business, see firmfleet-agent(8)) */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (up[i].signature == NULL || up[i].signature[0] == '\0' || up[i].signer == NULL ||
+            up[i].signer[0] == '\0')
+            continue;
+        uint8_t sig[SIGN_SIG_LEN], pk[SIGN_PK_LEN], sha[32];
+        if (util_unhex(up[i].signature, sig, sizeof sig) < 0 ||
+            util_unhex(up[i].signer, pk, sizeof pk) < 0 ||
+            util_unhex(up[i].sha256, sha, sizeof sha) < 0 ||
+            sign_image_verify(pk, sig, sha, ff[i].size, up[i].name) < 0) {
+            s_errf(c, "file %s: its signature does not verify under the key it names", up[i].name);
+            rc = -EINVAL;
+        }
+    }
     json_t *ids = NULL;
     if (rc == 0)
         rc = store_firmware_add(st, c->user, &fw, NULL, &ids, c->err, sizeof c->err);

@@ -44,7 +44,7 @@
 #define DURATION_MAX_S (400LL * 86400)
 /* Assignments journaled per rollout per tick: a 100% wave of a big fleet is
  * spread over several ticks so the loop keeps serving agents meanwhile. */
-#define ASSIGN_PER_TICK 1000
+#define ASSIGN_PER_TICK 250 /* a bounded turn: the loop serves agents between */
 
 /* ---- pure helpers ---- */
 
@@ -717,7 +717,7 @@ static int s_tick_one(struct ctl *ctl, int64_t id, uint64_t now_ms, struct rollo
             rc = s_assign(ctl, &r, &d[i], now_ms, notes);
         free(d);
         if (rc < 0 || n == ASSIGN_PER_TICK)
-            return rc; /* more next tick */
+            return rc < 0 ? rc : 1; /* more: the loop ticks again at once */
         if ((rc = store_rollout_counts(ctl->st, r.id, r.current_wave, upto)) < 0)
             return rc;
         if (s_in_flight(upto) > 0)
@@ -763,16 +763,20 @@ int rollout_tick(struct ctl *ctl, uint64_t now_ms)
     if (rc < 0)
         return rc;
     struct rollout_notes notes = {0};
-    for (int i = 0; i < n && rc == 0; i++)
+    int more = 0;
+    for (int i = 0; i < n && rc >= 0; i++) {
         rc = s_tick_one(ctl, ids[i], now_ms, &notes);
-    rc = store_rollout_tx_end(ctl->st, sp, rc);
+        if (rc > 0)
+            more = 1;
+    }
+    rc = store_rollout_tx_end(ctl->st, sp, rc < 0 ? rc : 0);
     if (rc < 0) {
         log_error("rollout.tick_failed", "error=%d", rc);
         rollout_notes_free(&notes);
         return rc;
     }
     rollout_notes_flush(ctl, &notes);
-    return 0;
+    return more;
 }
 
 /* Agent event kinds and the device state each one means. */

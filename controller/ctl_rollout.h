@@ -99,7 +99,9 @@ int rollout_abort(struct ctl *ctl, const char *user, const char *name, uint64_t 
 /* One pass over every scheduled/running/paused/halted rollout in its own
  * transaction: starts scheduled ones, expires state timeouts, appends new
  * matching devices, halts, assigns, promotes waves, finishes. Then tells the
- * link. 0 or <0 (rolled back, logged; the next tick retries). */
+ * link. Assigns at most a bounded batch per rollout and turn. 1 when a
+ * rollout has more to assign now (tick again after serving I/O), 0 when
+ * not, <0 (rolled back, logged; the next tick retries). */
 int rollout_tick(struct ctl *ctl, uint64_t now_ms);
 /* An agent event (already stored) from an agent of site_id: moves the
  * rollout device it names, records device versions and drift. Runs inside

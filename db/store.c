@@ -12,7 +12,10 @@
  *     exists exactly while some backup row names it (db/store_backup.c);
  *   - site.generation grows in the same transaction as every change to what
  *     the site's agents get (SiteConfig.generation is this number); a global
- *     class or template change bumps every site.
+ *     class or template change bumps every site;
+ *   - firmware_file.signature/signer are stored as the operator's CLI sent
+ *     them (checked for form, never made here); trusted_key is exactly the
+ *     set of --trust-key keys of the last firmfleetd start.
  */
 #include "store.h"
 
@@ -251,6 +254,27 @@ static const char *const s_migrations[] = {
     "CREATE INDEX backup_mac_name ON backup(mac, name, id);"
     "CREATE INDEX backup_site ON backup(site_id, id);"
     "CREATE INDEX backup_sha ON backup(sha256);",
+    /* 5: operator signatures on firmware files (lib/sign.h), made on the
+     * operator's machine and only stored here: the controller never holds
+     * a secret signing key. Hex text like sha256; '' = unsigned. The public
+     * keys firmfleetd was started with (--trust-key) are mirrored into
+     * trusted_key so that SiteConfig can carry them and a change of the set
+     * bumps every site's generation (store_trusted_keys_set). */
+    "ALTER TABLE firmware_file ADD COLUMN signature TEXT NOT NULL DEFAULT ''"
+    "  CHECK (signature = '' OR length(signature) = 128);"
+    "ALTER TABLE firmware_file ADD COLUMN signer TEXT NOT NULL DEFAULT ''"
+    "  CHECK (signer = '' OR length(signer) = 64);"
+    "CREATE TABLE trusted_key("
+    "  key TEXT PRIMARY KEY CHECK (length(key) = 64),"
+    "  added_ms INTEGER NOT NULL);",
+    /* 6: indexes the 1,000-site benchmark (tests/bench/fleet.sh) showed
+     * missing: an agent event finds its device's row by (rollout, mac)
+     * instead of scanning the rollout; the timeout sweep reads only the
+     * rows of one state entered before a deadline; a site's SiteConfig
+     * finds its rollouts without scanning every device row. */
+    "CREATE INDEX rollout_devices_rmac ON rollout_devices(rollout_id, mac);"
+    "CREATE INDEX rollout_devices_timed ON rollout_devices(rollout_id, state, entered_at);"
+    "CREATE INDEX rollout_devices_site ON rollout_devices(site_id, rollout_id);",
 };
 
 int store_open(const char *path, store_t **out)

@@ -417,6 +417,20 @@ int store_check_text(const char *what, const char *s, size_t max, char *err, siz
     return 0;
 }
 
+int store_check_hex(const char *what, const char *s, size_t len, char *err, size_t errlen)
+{
+    char q[SHOW_MAX + 4];
+    int ok = s != NULL && strlen(s) == len;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
+    if (!ok) {
+        util_errf(err, errlen, "invalid %s '%s' (%zu lowercase hex digits)", what, s_show(s, q),
+                  len);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int store_check_sha256(const char *s, char *err, size_t errlen)
 {
     char q[SHOW_MAX + 4];
@@ -1354,6 +1368,16 @@ static int s_fw_validate(const struct store_fw_in *fw, char *err, size_t errlen)
         if ((rc = store_check_file_name(f->name, err, errlen)) < 0 ||
             (rc = store_check_sha256(f->sha256, err, errlen)) < 0)
             return rc;
+        if (f->signature && f->signature[0] &&
+            (rc = store_check_hex("signature", f->signature, 128, err, errlen)) < 0)
+            return rc;
+        if (f->signer && f->signer[0] &&
+            (rc = store_check_hex("signer", f->signer, 64, err, errlen)) < 0)
+            return rc;
+        if (f->signer && f->signer[0] && !(f->signature && f->signature[0])) {
+            util_errf(err, errlen, "file %s names a signer but carries no signature", f->name);
+            return -EINVAL;
+        }
         for (size_t j = 0; j < i; j++)
             if (strcmp(f->name, fw->files[j].name) == 0) {
                 util_errf(err, errlen, "file name %s given twice", f->name);
@@ -1420,7 +1444,8 @@ int store_firmware_add(store_t *st, const char *user, const struct store_fw_in *
     }
     if (rc == 0) {
         sqlite3_stmt *q = sql_prepare(
-            st->db, "INSERT INTO firmware_file(firmware_id, name, sha256) VALUES (?1, ?2, ?3)");
+            st->db, "INSERT INTO firmware_file(firmware_id, name, sha256, signature, signer)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5)");
         if (q == NULL)
             rc = s_dberr(st, err, errlen);
         for (size_t i = 0; rc == 0 && i < fw->n_files; i++) {
@@ -1428,6 +1453,8 @@ int store_firmware_add(store_t *st, const char *user, const struct store_fw_in *
             sqlite3_bind_int64(q, 1, id);
             s_bind_text(q, 2, fw->files[i].name);
             s_bind_text(q, 3, fw->files[i].sha256);
+            s_bind_text(q, 4, fw->files[i].signature ? fw->files[i].signature : "");
+            s_bind_text(q, 5, fw->files[i].signer ? fw->files[i].signer : "");
             rc = s_step_done(st, q, err, errlen);
         }
         sqlite3_finalize(q);
@@ -1584,6 +1611,13 @@ static json_t *s_fw_file_row(sqlite3_stmt *q)
         json_decref(o);
         return NULL;
     }
+    /* only when signed: what unsigned firmware shows is as before */
+    const unsigned char *sig = sqlite3_column_text(q, 3), *who = sqlite3_column_text(q, 4);
+    if (sig && sig[0] &&
+        (s_set(o, "signed", json_true()) || (who && who[0] && s_set(o, "signer", s_jstr(who))))) {
+        json_decref(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -1626,7 +1660,8 @@ int store_firmware_show(store_t *st, const char *ref, json_t **out, char *err, s
     }
     json_decref(arr);
     if (rc == 0) {
-        q = sql_prepare(st->db, "SELECT x.name, x.sha256, b.size FROM firmware_file x"
+        q = sql_prepare(st->db, "SELECT x.name, x.sha256, b.size, x.signature, x.signer"
+                                " FROM firmware_file x"
                                 " JOIN blob b ON b.sha256 = x.sha256"
                                 " WHERE x.firmware_id = ?1 ORDER BY x.name");
         json_t *files = NULL;

@@ -57,6 +57,8 @@ int store_check_fw_part(const char *what, const char *s, char *err, size_t errle
 int store_check_file_name(const char *s, char *err, size_t errlen);
 int store_check_text(const char *what, const char *s, size_t max, char *err, size_t errlen);
 int store_check_sha256(const char *s, char *err, size_t errlen);
+/* Exactly len lowercase hex digits; what names it in the message. */
+int store_check_hex(const char *what, const char *s, size_t len, char *err, size_t errlen);
 
 /* ---- sites ---- */
 /* Adds a site. description may be NULL. *id_out (may be NULL) gets its id. */
@@ -170,6 +172,8 @@ struct store_fw_file {
     int has_size;       /* 1: register the blob with `size` in the same
                          * transaction; 0: the blob must be registered already */
     uint64_t size;
+    const char *signature; /* 128 lowercase hex (Ed25519, lib/sign.h), NULL or "" = unsigned */
+    const char *signer;    /* 64 lowercase hex public key, NULL or "" = not said */
 };
 
 struct store_fw_in {
@@ -193,7 +197,8 @@ int store_firmware_add(store_t *st, const char *user, const struct store_fw_in *
  * file_count, total_size} ordered by vendor, version. */
 int store_firmware_list(store_t *st, json_t **out, char *err, size_t errlen);
 /* {id, vendor, version, description, created_ms, models[], files[{name,
- * sha256, size}], total_size} by "vendor/version" or decimal id. */
+ * sha256, size, and signer (public key hex) when signed}], total_size} by
+ * "vendor/version" or decimal id. */
 int store_firmware_show(store_t *st, const char *ref, json_t **out, char *err, size_t errlen);
 
 /* ---- site services ----

@@ -229,6 +229,29 @@ static const char *s_text(sqlite3_stmt *q, int col)
     return t ? (const char *)t : "";
 }
 
+/* A hex TEXT column of n bytes into b (malloc'd); '' leaves b empty. 0,
+ * -EIO (bad text) or -ENOMEM. */
+static int s_hex_col(sqlite3_stmt *q, int col, size_t n, ProtobufCBinaryData *b)
+{
+    const char *t = s_text(q, col);
+    b->data = NULL;
+    b->len = 0;
+    if (t[0] == '\0')
+        return 0;
+    if (strlen(t) != 2 * n)
+        return -EIO;
+    b->data = malloc(n);
+    if (b->data == NULL)
+        return -ENOMEM;
+    if (util_unhex(t, b->data, n) < 0) {
+        free(b->data);
+        b->data = NULL;
+        return -EIO;
+    }
+    b->len = n;
+    return 0;
+}
+
 void store_assignment_free(Firmfleet__Assignment *as)
 {
     if (as == NULL)
@@ -237,6 +260,8 @@ void store_assignment_free(Firmfleet__Assignment *as)
     free(as->firmware);
     for (size_t i = 0; i < as->n_files; i++) {
         free(as->files[i]->sha256.data);
+        free(as->files[i]->signature.data);
+        free(as->files[i]->signer.data);
         free(as->files[i]->name);
         free(as->files[i]);
     }
@@ -301,7 +326,8 @@ int store_assignment_build(store_t *st, const char *mac, const char *fw,
         ret = -EINVAL;
         goto fail;
     }
-    q = sql_prepare(st->db, "SELECT f.name, f.sha256, b.size FROM firmware_file f"
+    q = sql_prepare(st->db, "SELECT f.name, f.sha256, b.size, f.signature, f.signer"
+                            " FROM firmware_file f"
                             " JOIN blob b ON b.sha256 = f.sha256 WHERE f.firmware_id = ?1"
                             " ORDER BY f.name");
     if (q == NULL) {
@@ -332,6 +358,11 @@ int store_assignment_build(store_t *st, const char *mac, const char *fw,
         }
         ir->sha256.len = 32;
         ir->size = (uint64_t)sqlite3_column_int64(q, 2);
+        if (s_hex_col(q, 3, 64, &ir->signature) < 0 || s_hex_col(q, 4, 32, &ir->signer) < 0) {
+            sqlite3_finalize(q);
+            ret = -EIO;
+            goto fail;
+        }
     }
     sqlite3_finalize(q);
     *out = as;
@@ -384,10 +415,15 @@ void store_site_config_free(Firmfleet__SiteConfig *sc)
     free(sc->tz);
     for (size_t i = 0; i < sc->n_images; i++) {
         free(sc->images[i]->sha256.data);
+        free(sc->images[i]->signature.data);
+        free(sc->images[i]->signer.data);
         free(sc->images[i]->name);
         free(sc->images[i]);
     }
     free(sc->images);
+    for (size_t i = 0; i < sc->n_trusted_keys; i++)
+        free(sc->trusted_keys[i].data);
+    free(sc->trusted_keys);
     for (size_t i = 0; i < sc->n_devices; i++) {
         free(sc->devices[i]->mac);
         free(sc->devices[i]->model);
@@ -578,7 +614,24 @@ static int s_image_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
         return -EIO;
     ir->sha256.len = 32;
     ir->size = (uint64_t)sqlite3_column_int64(q, 1);
-    return 0;
+    int rc = s_hex_col(q, 3, 64, &ir->signature);
+    return rc < 0 ? rc : s_hex_col(q, 4, 32, &ir->signer);
+}
+
+static int s_trusted_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
+{
+    ProtobufCBinaryData *grown =
+        realloc(sc->trusted_keys, (sc->n_trusted_keys + 1) * sizeof *grown);
+    if (grown == NULL)
+        return -ENOMEM;
+    sc->trusted_keys = grown;
+    ProtobufCBinaryData *b = &grown[sc->n_trusted_keys];
+    int rc = s_hex_col(q, 0, 32, b);
+    if (rc == 0 && b->len == 32)
+        sc->n_trusted_keys++;
+    else
+        free(b->data);
+    return rc;
 }
 
 static int s_device_row(sqlite3_stmt *q, Firmfleet__SiteConfig *sc)
@@ -704,8 +757,11 @@ static const struct {
     /* images: what the site's device models need, and the firmware of every
      * unfinished rollout that targets a device here (pre-fetch: agents pull
      * it before the window opens) */
-    {"SELECT DISTINCT b.sha256, b.size, f.name FROM firmware_file f"
-     " JOIN blob b ON b.sha256 = f.sha256"
+    /* one row per blob; a blob in several firmware (or under several names)
+     * goes by one of them: a signed one when there is one, since max() makes
+     * SQLite take the bare columns (name, signature, signer) from that row */
+    {"SELECT b.sha256, b.size, f.name, f.signature, f.signer, max(f.signature <> '')"
+     " FROM firmware_file f JOIN blob b ON b.sha256 = f.sha256"
      " WHERE f.firmware_id IN (SELECT m.firmware_id FROM firmware_model m"
      "   WHERE m.model IN (SELECT model FROM device WHERE site_id = ?1))"
      " OR f.firmware_id IN (SELECT r.firmware_id FROM rollouts r"
@@ -728,7 +784,68 @@ static const struct {
      " WHERE o.site_id = ?1 AND o.name = t.name)) ORDER BY t.name",
      s_file_row},
     {"SELECT name, json FROM profiles WHERE ?1 = ?1 ORDER BY name", s_profile_row},
+    {"SELECT key FROM trusted_key WHERE ?1 = ?1 ORDER BY key", s_trusted_row},
 };
+
+int store_trusted_keys_set(store_t *st, const char *const *hex, size_t n, int *changed)
+{
+    *changed = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(hex[i]);
+        if (len != 64 || strspn(hex[i], "0123456789abcdef") != 64)
+            return -EINVAL;
+    }
+    if (sql_begin(st->db) < 0)
+        return -EIO;
+    int rc = 0;
+    /* the same set (in any order, duplicates aside) is no change */
+    sqlite3_stmt *q = sql_prepare(st->db, "SELECT key FROM trusted_key");
+    size_t have = 0, found = 0;
+    if (q == NULL)
+        rc = -EIO;
+    while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
+        const char *k = s_text(q, 0);
+        have++;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(k, hex[i]) == 0) {
+                found++;
+                break;
+            }
+    }
+    sqlite3_finalize(q);
+    size_t distinct = 0;
+    for (size_t i = 0; i < n; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < i; j++)
+            dup |= strcmp(hex[i], hex[j]) == 0;
+        distinct += !dup;
+    }
+    if (rc == 0 && (have != found || found != distinct)) {
+        *changed = 1;
+        rc = sql_exec(st->db, "DELETE FROM trusted_key") < 0 ? -EIO : 0;
+        q = rc == 0 ? sql_prepare(st->db, "INSERT OR IGNORE INTO trusted_key(key, added_ms)"
+                                          " VALUES (?1, ?2)")
+                    : NULL;
+        if (rc == 0 && q == NULL)
+            rc = -EIO;
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            sqlite3_reset(q);
+            sqlite3_bind_text(q, 1, hex[i], -1, SQLITE_STATIC);
+            sqlite3_bind_int64(q, 2, (int64_t)util_now_ms());
+            if (sqlite3_step(q) != SQLITE_DONE)
+                rc = -EIO;
+        }
+        sqlite3_finalize(q);
+        /* agents take a SiteConfig only with a newer generation */
+        if (rc == 0 && sql_exec(st->db, "UPDATE site SET generation = generation + 1") < 0)
+            rc = -EIO;
+    }
+    if (rc == 0)
+        rc = sql_commit(st->db) < 0 ? -EIO : 0;
+    else
+        sql_rollback(st->db);
+    return rc;
+}
 
 int store_site_config(store_t *st, int64_t site_id, Firmfleet__SiteConfig **out)
 {

@@ -75,10 +75,16 @@ int store_outbox_each(store_t *st, int64_t agent_id, uint64_t after, int max,
 
 /* Builds the SiteConfig of a site: name, tz, devices (with the version,
  * serials and pinned profile the controller knows), every vendor profile,
+ * the trusted signing keys, image signatures as stored,
  * and the images the site needs: files of firmware whose models match its
  * devices, and of every unfinished rollout targeting one of its devices
  * (pre-fetch). The caller frees with store_site_config_free. 0 or <0. */
 int store_site_config(store_t *st, int64_t site_id, Firmfleet__SiteConfig **out);
+/* Makes the trusted-key set (lib/sign.h public keys as 64 lowercase hex, as
+ * given to firmfleetd --trust-key) exactly hex[0..n); when that changes it,
+ * bumps every site's generation so agents take the new SiteConfig, and sets
+ * *changed. Own transaction (not inside another). 0, -EINVAL or -EIO. */
+int store_trusted_keys_set(store_t *st, const char *const *hex, size_t n, int *changed);
 void store_site_config_free(Firmfleet__SiteConfig *sc);
 
 #endif

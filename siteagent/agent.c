@@ -428,6 +428,16 @@ static int s_image_ref_check(const Firmfleet__ImageRef *r, char *why, size_t n)
 
 int agent_site_config_check(const Firmfleet__SiteConfig *sc, char *why, size_t n)
 {
+    if (sc->n_trusted_keys > SIGN_MAX_KEYS) {
+        snprintf(why, n, "too many trusted keys");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < sc->n_trusted_keys; i++)
+        if (sc->trusted_keys[i].len != SIGN_PK_LEN || sc->trusted_keys[i].data == NULL) {
+            /* not ignored: dropping it could turn signature checks off */
+            snprintf(why, n, "trusted key %zu is not %d bytes", i, SIGN_PK_LEN);
+            return -EINVAL;
+        }
     if (sc->n_images > IMGCACHE_MAX_IMAGES || sc->n_devices > SC_MAX_DEVICES) {
         snprintf(why, n, "too many images or devices");
         return -EINVAL;
@@ -617,6 +627,8 @@ int agent_new(const struct agent_opts *opts, const struct agent_cred *cred, stru
     a->synth_target = opts->synth_events;
     a->synth_rate = opts->synth_rate;
     a->clock_offset_s = opts->clock_offset_s;
+    a->n_trust_keys = opts->n_trust_keys > SIGN_MAX_KEYS ? SIGN_MAX_KEYS : opts->n_trust_keys;
+    memcpy(a->trust_keys, opts->trust_keys, a->n_trust_keys * sizeof a->trust_keys[0]);
     a->sip_port = opts->sip_port ? opts->sip_port : 5060;
     if (snprintf(a->state_dir, sizeof a->state_dir, "%s", opts->state_dir) >=
         (int)sizeof a->state_dir) {

@@ -18,6 +18,7 @@
 
 #include "firmfleet.pb-c.h"
 #include "journal.h"
+#include "sign.h"
 
 #define AGENT_VERSION "0.1.0"
 #define AGENT_NAME_MAX 63
@@ -68,6 +69,9 @@ struct agent_opts {
     uint64_t synth_rate;   /* --synth-rate R events per second, 0 = as fast as possible */
     int64_t clock_offset_s; /* --clock-offset: added to the wall clock for rollout decisions */
     uint16_t sip_port;      /* --sip-port: the devices' SIP port for NOTIFY (0 = 5060) */
+    /* --trust-key: pinned image signing keys (lib/sign.h) */
+    uint8_t trust_keys[SIGN_MAX_KEYS][SIGN_PK_LEN];
+    size_t n_trust_keys;
 };
 
 struct agent {
@@ -104,6 +108,10 @@ struct agent {
     int64_t clock_offset_s;        /* see agent_opts */
     uint16_t sip_port;
     unsigned http_port;            /* the first --http port, 0 = no HTTP ({{http_port}}) */
+    /* Pinned image signing keys (--trust-key). When any, they alone are
+     * trusted and SiteConfig.trusted_keys is ignored (imgcache.h). */
+    uint8_t trust_keys[SIGN_MAX_KEYS][SIGN_PK_LEN];
+    size_t n_trust_keys;
     int stopping;
     int exit_code;
 };

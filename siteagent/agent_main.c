@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "privdrop.h"
+#include "sign.h"
 #include "util.h"
 
 static void s_usage(FILE *f)
@@ -33,6 +34,7 @@ static void s_usage(FILE *f)
                "                       [--synth-events N [--synth-rate R]]\n"
                "                       [--log-level debug|info|warn|error]\n"
                "                       [--metrics ADDR:PORT] [--user NAME]\n"
+               "                       [--trust-key FILE.pub]...\n"
                "                       [--version] [--help]\n"
                "  -c, --cred FILE        credential written by `firmfleet agent enroll`\n"
                "  -s, --state DIR        state directory (journal.db, cache/)\n"
@@ -53,7 +55,9 @@ static void s_usage(FILE *f)
                "                         and boot grace (default 0)\n"
                "  --sip-port PORT        the devices' SIP port for NOTIFY (default 5060)\n"
                "  --metrics ADDR:PORT    serve Prometheus metrics at http://ADDR:PORT/metrics\n"
-               "  --user NAME            after binding, hand STATEDIR to NAME and run as NAME\n");
+               "  --user NAME            after binding, hand STATEDIR to NAME and run as NAME\n"
+               "  --trust-key FILE.pub   serve only images signed by this key (repeatable);\n"
+               "                         pins the keys: the controller's are then ignored\n");
 }
 
 int main(int argc, char **argv)
@@ -75,6 +79,7 @@ int main(int argc, char **argv)
         OPT_SIP_PORT,
         OPT_METRICS,
         OPT_USER,
+        OPT_TRUST_KEY,
     };
     static const struct option opts[] = {
         {"cred", required_argument, NULL, 'c'},
@@ -94,6 +99,7 @@ int main(int argc, char **argv)
         {"sip-port", required_argument, NULL, OPT_SIP_PORT},
         {"metrics", required_argument, NULL, OPT_METRICS},
         {"user", required_argument, NULL, OPT_USER},
+        {"trust-key", required_argument, NULL, OPT_TRUST_KEY},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -201,6 +207,20 @@ int main(int argc, char **argv)
                 return 2;
             }
             metrics_addr = optarg;
+            break;
+        }
+        case OPT_TRUST_KEY: {
+            if (ao.n_trust_keys >= SIGN_MAX_KEYS) {
+                fprintf(stderr, "firmfleet-agent: at most %d --trust-key\n", SIGN_MAX_KEYS);
+                return 2;
+            }
+            int kr = sign_read_pub(optarg, ao.trust_keys[ao.n_trust_keys]);
+            if (kr < 0) {
+                fprintf(stderr, "firmfleet-agent: --trust-key %s: %s\n", optarg,
+                        kr == -EINVAL ? "not a public key (64 hex digits)" : strerror(-kr));
+                return 2;
+            }
+            ao.n_trust_keys++;
             break;
         }
         case OPT_USER:

@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "imgcache.h"
 #include "log.h"
 #include "provision.h"
 #include "services.h"
@@ -347,12 +348,12 @@ int files_open_req(struct agent *a, const struct files_req *rq, struct files_src
         if (r->name == NULL || r->sha256.len != 32 ||
             (f->nocase ? strcasecmp(r->name, name) : strcmp(r->name, name)) != 0)
             continue;
-        char hex[65], path[PATH_MAX];
-        util_hex(r->sha256.data, 32, hex);
-        snprintf(path, sizeof path, "%s/cache/%s", a->state_dir, hex);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0)
+        /* signature and on-disk checks when signing is on (imgcache.h) */
+        int fd = -1, irc = imgcache_open(a, r, &fd);
+        if (irc == 0)
             return s_from_fd(fd, "image", out);
+        if (irc == -EPERM || irc == -EBADMSG)
+            return -EACCES; /* refused: never a same-named root file instead */
         /* not in the cache yet: fall through to the root */
     }
     /* 3. the root: the pinned class's directory first, then the root */

@@ -14,6 +14,22 @@
  *
  * Resume after restart re-hashes the verified prefix in 8 MiB steps from a
  * uv_idle_t so the loop keeps serving while a large partial is re-read.
+ *
+ * Signatures (lib/sign.h): with trusted keys (the agent's own --trust-key,
+ * else SiteConfig.trusted_keys) an image whose ImageRef carries no valid
+ * signature by one of them is not pulled, and is checked again after the
+ * SHA-256 and before the rename into cache/, so nothing unsigned is ever
+ * cached. Serving (imgcache_open) checks the ImageRef it serves by again
+ * (one Ed25519 verify, tens of microseconds) and that the file is still the
+ * one whose SHA-256 this process verified: each verified file is remembered
+ * by (dev, inode, size, mtime, ctime). Any write, truncation, replacement by
+ * rename, or utimes() on it changes ctime, which userland cannot set back,
+ * so a mismatch means re-hash; a wrong hash means tampered: the file is
+ * removed, reported (image.refused reason=tampered) and pulled again. After
+ * a start nothing is remembered, so the first serve of each image re-hashes
+ * it (once, on the loop). Not covered: bytes changed while a transfer that
+ * already passed the check is reading the file, and raw writes to the block
+ * device underneath the file system.
  */
 #include "imgcache.h"
 
@@ -25,10 +41,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "hash.h"
 #include "log.h"
+#include "sign.h"
 #include "uplink.h"
 #include "util.h"
 #include "wire.h"
@@ -44,6 +62,21 @@ struct want {
     char name[256];
     uint64_t retry_at_ms; /* monotonic; 0 = now */
     int corrupt_count;
+    uint8_t sig[SIGN_SIG_LEN];
+    size_t sig_len; /* 0 = unsigned; other than SIGN_SIG_LEN = malformed */
+    uint8_t signer[SIGN_PK_LEN];
+    size_t signer_len;
+    int trust; /* 0 unchecked, 1 acceptable, -1 refused (reported) */
+    int full_reported; /* cache.full said for this image (until it fits) */
+};
+
+/* A cache file whose SHA-256 this process verified, as it was then. */
+struct verified {
+    uint8_t sha[HASH_LEN];
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
 };
 
 struct pull {
@@ -86,6 +119,13 @@ struct imgcache {
     uint64_t tokens_ms;
     uint64_t bucket;
     uint32_t max_credits;
+    struct verified *verified;
+    size_t n_verified, cap_verified;
+    uint8_t (*reported)[HASH_LEN]; /* refused at serve time and reported, this run */
+    size_t n_reported, cap_reported;
+    int signing; /* -1 not yet logged, else the number of trusted keys last logged */
+    uint8_t keys_seen[SIGN_MAX_KEYS][SIGN_PK_LEN]; /* the trusted keys at the last set_wanted */
+    size_t n_keys_seen;
 };
 
 static void s_next(imgcache_t *c);
@@ -128,6 +168,102 @@ static struct want *s_find_want(imgcache_t *c, const uint8_t sha[HASH_LEN])
         if (memcmp(c->wanted[i].sha, sha, HASH_LEN) == 0)
             return &c->wanted[i];
     return NULL;
+}
+
+/* The trusted keys: the agent's pinned ones, else the controller's. */
+static size_t s_keys(const imgcache_t *c, uint8_t out[SIGN_MAX_KEYS][SIGN_PK_LEN], int *pinned)
+{
+    const struct agent *a = c->a;
+    *pinned = a->n_trust_keys > 0;
+    if (*pinned) {
+        memcpy(out, a->trust_keys, a->n_trust_keys * SIGN_PK_LEN);
+        return a->n_trust_keys;
+    }
+    const Firmfleet__SiteConfig *sc = agent_config(a);
+    size_t n = 0;
+    for (size_t i = 0; sc && i < sc->n_trusted_keys && n < SIGN_MAX_KEYS; i++)
+        if (sc->trusted_keys[i].len == SIGN_PK_LEN)
+            memcpy(out[n++], sc->trusted_keys[i].data, SIGN_PK_LEN);
+    return n;
+}
+
+/* 0 when an image (sha, size, name, signature, signer) may be cached and
+ * served: no trusted key (signing off), or a valid signature by one. Else
+ * -EPERM with the reason. */
+static int s_trust_check(const imgcache_t *c, const uint8_t sha[HASH_LEN], uint64_t size,
+                         const char *name, const uint8_t *sig, size_t sig_len,
+                         const uint8_t *signer, size_t signer_len, const char **reason)
+{
+    uint8_t keys[SIGN_MAX_KEYS][SIGN_PK_LEN];
+    int pinned;
+    size_t n = s_keys(c, keys, &pinned);
+    *reason = "signing_off";
+    if (n == 0)
+        return 0;
+    return sign_trust_verify((const uint8_t(*)[SIGN_PK_LEN])keys, n, signer, signer_len, sig,
+                             sig_len, sha, size, name ? name : "", reason);
+}
+
+static int s_want_trusted(const imgcache_t *c, const struct want *w, const char **reason)
+{
+    return s_trust_check(c, w->sha, w->size, w->name, w->sig, w->sig_len, w->signer, w->signer_len,
+                         reason);
+}
+
+static void s_emit(imgcache_t *c, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Logs and reports a refused image. */
+static void s_refused(imgcache_t *c, const char *hex, const char *name, const char *reason,
+                      const uint8_t *signer, size_t signer_len)
+{
+    char q[300], id[SIGN_ID_HEX + 1] = "none";
+    if (signer_len == SIGN_PK_LEN)
+        sign_key_id(signer, id);
+    log_quote(name ? name : "", q, sizeof q);
+    log_warn("image.refused", "sha256=%s name=%s reason=%s signer=%s", hex, q, reason, id);
+    s_emit(c, "image.refused", "sha256=%s name=%s reason=%s signer=%s", hex, q, reason, id);
+}
+
+static struct verified *s_find_verified(imgcache_t *c, const uint8_t sha[HASH_LEN])
+{
+    for (size_t i = 0; i < c->n_verified; i++)
+        if (memcmp(c->verified[i].sha, sha, HASH_LEN) == 0)
+            return &c->verified[i];
+    return NULL;
+}
+
+/* Remembers what the file at fd looks like now, its SHA-256 just checked. */
+static void s_mark_verified(imgcache_t *c, const uint8_t sha[HASH_LEN], int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return;
+    struct verified *v = s_find_verified(c, sha);
+    if (v == NULL) {
+        if (c->n_verified == c->cap_verified) {
+            size_t cap = c->cap_verified ? c->cap_verified * 2 : 16;
+            void *nv = realloc(c->verified, cap * sizeof *c->verified);
+            if (nv == NULL)
+                return;
+            c->verified = nv;
+            c->cap_verified = cap;
+        }
+        v = &c->verified[c->n_verified++];
+        memcpy(v->sha, sha, HASH_LEN);
+    }
+    v->dev = st.st_dev;
+    v->ino = st.st_ino;
+    v->size = st.st_size;
+    v->mtime = st.st_mtim;
+    v->ctime = st.st_ctim;
+}
+
+static void s_forget_verified(imgcache_t *c, const uint8_t sha[HASH_LEN])
+{
+    struct verified *v = s_find_verified(c, sha);
+    if (v != NULL)
+        *v = c->verified[--c->n_verified];
 }
 
 static int s_online(const imgcache_t *c)
@@ -265,16 +401,37 @@ static void s_finish(imgcache_t *c)
         s_next(c);
         return;
     }
+    /* the bytes are the ones named; now whether they may be cached at all */
+    struct want *tw = s_find_want(c, p->sha);
+    const char *why;
+    int trusted = tw ? s_trust_check(c, p->sha, p->total, tw->name, tw->sig, tw->sig_len,
+                                     tw->signer, tw->signer_len, &why)
+                     : s_trust_check(c, p->sha, p->total, p->name, NULL, 0, NULL, 0, &why);
+    if (trusted < 0) {
+        if (tw == NULL || tw->trust != -1)
+            s_refused(c, p->hex, p->name, why, tw ? tw->signer : NULL, tw ? tw->signer_len : 0);
+        if (tw != NULL)
+            tw->trust = -1;
+        unlink(p->path);
+        journal_t *j = agent_tx(c->a);
+        if (j != NULL)
+            journal_image_delete(j, p->hex);
+        s_pull_free(c, 0);
+        s_next(c);
+        return;
+    }
     char final[PATH_MAX];
     s_cache_path(c, p->hex, final, sizeof final);
-    close(p->fd);
-    p->fd = -1;
     if (rename(p->path, final) < 0 || util_fsync_dir_of(final) < 0) {
         log_error("image.rename_failed", "sha256=%s error=\"%s\"", p->hex, strerror(errno));
         s_retry_later(c, p->sha, IMGCACHE_UNAVAILABLE_MS);
         s_pull_free(c, 0);
         return;
     }
+    /* after the rename, which changes the file's ctime on most file systems */
+    s_mark_verified(c, p->sha, p->fd);
+    close(p->fd);
+    p->fd = -1;
     s_mark_cached(c, p, "pulled");
     s_pull_free(c, 0);
     s_next(c);
@@ -292,11 +449,21 @@ static int s_adopt(imgcache_t *c, const struct want *w)
         return 0;
     uint8_t digest[HASH_LEN];
     uint64_t n = 0;
-    if (hash_file(path, UINT64_MAX, digest, &n) < 0 || memcmp(digest, w->sha, HASH_LEN) != 0) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat before;
+    if (fd < 0 || fstat(fd, &before) < 0 || hash_file(path, UINT64_MAX, digest, &n) < 0 ||
+        memcmp(digest, w->sha, HASH_LEN) != 0) {
         log_warn("image.cache_mismatch", "sha256=%s reason=\"removed\"", w->hex);
+        if (fd >= 0)
+            close(fd);
         unlink(path);
         return 0;
     }
+    s_mark_verified(c, w->sha, fd);
+    struct verified *v = s_find_verified(c, w->sha);
+    if (v != NULL && (v->ino != before.st_ino || v->size != (off_t)n))
+        s_forget_verified(c, w->sha); /* changed while hashing: hash again when served */
+    close(fd);
     struct pull p;
     memset(&p, 0, sizeof p);
     memcpy(p.sha, w->sha, HASH_LEN);
@@ -514,6 +681,31 @@ static int s_pull_start(imgcache_t *c, const struct want *w)
     return 0;
 }
 
+/* Room for an image on the state directory's file system: what it still
+ * needs (total minus what a partial already holds) plus a reserve for the
+ * journal (IMGCACHE_RESERVE or 5% of the file system, the larger), so that
+ * a big image can never fill the disk the leases are written to. 1 room,
+ * 0 not (free and need filled), -errno when statvfs fails (then: try). */
+#define IMGCACHE_RESERVE (8u << 20)
+static int s_room(imgcache_t *c, const struct want *w, uint64_t *free_b, uint64_t *need)
+{
+    struct statvfs sv;
+    if (statvfs(c->partial_dir, &sv) < 0)
+        return -errno;
+    uint64_t fr = (uint64_t)sv.f_frsize ? (uint64_t)sv.f_frsize : (uint64_t)sv.f_bsize;
+    uint64_t avail = (uint64_t)sv.f_bavail * fr, total = (uint64_t)sv.f_blocks * fr;
+    uint64_t reserve = total / 20 > IMGCACHE_RESERVE ? total / 20 : IMGCACHE_RESERVE;
+    uint64_t have = 0;
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s.part", c->partial_dir, w->hex);
+    if (stat(path, &st) == 0 && st.st_size > 0)
+        have = (uint64_t)st.st_size;
+    *free_b = avail;
+    *need = (w->size > have ? w->size - have : 0) + reserve;
+    return avail >= *need;
+}
+
 static void s_next(imgcache_t *c)
 {
     if (c->cur != NULL || !s_online(c))
@@ -521,10 +713,37 @@ static void s_next(imgcache_t *c)
     uint64_t now = util_mono_ms();
     for (size_t i = 0; i < c->n_wanted && c->cur == NULL; i++) {
         struct want *w = &c->wanted[i];
-        if (s_is_cached(c, w->sha) || now < w->retry_at_ms)
+        if (s_is_cached(c, w->sha) || now < w->retry_at_ms || w->trust < 0)
             continue;
+        if (w->trust == 0) {
+            const char *why;
+            if (s_want_trusted(c, w, &why) < 0) {
+                s_refused(c, w->hex, w->name, why, w->signer, w->signer_len);
+                w->trust = -1; /* until the configuration (or its keys) changes */
+                continue;
+            }
+            w->trust = 1;
+        }
         if (s_adopt(c, w))
             continue;
+        uint64_t free_b = 0, need = 0;
+        if (s_room(c, w, &free_b, &need) == 0) {
+            /* leave the disk to the journal: devices that need no new
+             * image go on being served; try again in a while */
+            if (!w->full_reported) {
+                char q[300];
+                log_error("cache.full",
+                          "sha256=%s name=%s need=%" PRIu64 " free=%" PRIu64
+                          " reason=\"not enough space for the image and the journal's reserve\"",
+                          w->hex, log_quote(w->name, q, sizeof q), need, free_b);
+                s_emit(c, "cache.full", "sha256=%s need=%" PRIu64 " free=%" PRIu64, w->hex, need,
+                       free_b);
+                w->full_reported = 1;
+            }
+            w->retry_at_ms = now + IMGCACHE_UNAVAILABLE_MS;
+            continue;
+        }
+        w->full_reported = 0;
         if (s_pull_start(c, w) < 0)
             w->retry_at_ms = now + IMGCACHE_UNAVAILABLE_MS;
     }
@@ -640,6 +859,31 @@ void imgcache_on_offline(imgcache_t *c)
         s_restart_pipeline(c->cur); /* what was in flight died with the connection */
 }
 
+/* Says once, and on every change, whether images are checked and by what. */
+static void s_log_signing(imgcache_t *c)
+{
+    uint8_t keys[SIGN_MAX_KEYS][SIGN_PK_LEN];
+    int pinned;
+    size_t n = s_keys(c, keys, &pinned);
+    if (c->signing == (int)n)
+        return;
+    c->signing = (int)n;
+    if (n == 0) {
+        log_warn("image.signing_off",
+                 "reason=\"no trusted key (--trust-key, or from the controller): image "
+                 "signatures are not checked\"");
+        return;
+    }
+    char ids[SIGN_MAX_KEYS * (SIGN_ID_HEX + 1) + 1] = "";
+    for (size_t i = 0; i < n; i++) {
+        char id[SIGN_ID_HEX + 1];
+        sign_key_id(keys[i], id);
+        strcat(ids, i ? "," : "");
+        strcat(ids, id);
+    }
+    log_info("image.signing_on", "keys=%s source=%s", ids, pinned ? "pinned" : "controller");
+}
+
 void imgcache_set_wanted(imgcache_t *c, const Firmfleet__SiteConfig *sc)
 {
     struct want *nw = calloc(sc->n_images ? sc->n_images : 1, sizeof *nw);
@@ -648,6 +892,12 @@ void imgcache_set_wanted(imgcache_t *c, const Firmfleet__SiteConfig *sc)
         return;
     }
     size_t n = 0;
+    uint8_t keys[SIGN_MAX_KEYS][SIGN_PK_LEN];
+    int pinned;
+    size_t nk = s_keys(c, keys, &pinned);
+    int same_keys = nk == c->n_keys_seen && memcmp(keys, c->keys_seen, nk * SIGN_PK_LEN) == 0;
+    memcpy(c->keys_seen, keys, nk * SIGN_PK_LEN);
+    c->n_keys_seen = nk;
     for (size_t i = 0; i < sc->n_images; i++) {
         const Firmfleet__ImageRef *r = sc->images[i];
         if (r == NULL || r->sha256.len != HASH_LEN)
@@ -662,15 +912,29 @@ void imgcache_set_wanted(imgcache_t *c, const Firmfleet__SiteConfig *sc)
         util_hex(w->sha, HASH_LEN, w->hex);
         w->size = r->size;
         snprintf(w->name, sizeof w->name, "%s", r->name ? r->name : "");
+        w->sig_len = r->signature.len;
+        if (r->signature.len == SIGN_SIG_LEN)
+            memcpy(w->sig, r->signature.data, SIGN_SIG_LEN);
+        w->signer_len = r->signer.len;
+        if (r->signer.len == SIGN_PK_LEN)
+            memcpy(w->signer, r->signer.data, SIGN_PK_LEN);
         const struct want *old = s_find_want(c, w->sha);
         if (old != NULL) {
             w->retry_at_ms = old->retry_at_ms;
             w->corrupt_count = old->corrupt_count;
+            /* the same claims under the same keys: the verdict stands (and a
+             * refusal is not reported again on every configuration change) */
+            if (same_keys && old->size == w->size && strcmp(old->name, w->name) == 0 &&
+                old->sig_len == w->sig_len && memcmp(old->sig, w->sig, sizeof w->sig) == 0 &&
+                old->signer_len == w->signer_len &&
+                memcmp(old->signer, w->signer, sizeof w->signer) == 0)
+                w->trust = old->trust;
         }
     }
     free(c->wanted);
     c->wanted = nw;
     c->n_wanted = n;
+    s_log_signing(c);
     if (c->cur != NULL) {
         const struct want *w = s_find_want(c, c->cur->sha);
         if (w == NULL || (w->size != 0 && c->cur->total != w->size)) {
@@ -740,6 +1004,8 @@ static void s_on_close(uv_handle_t *h)
     imgcache_t *c = h->data;
     if (--c->open_handles == 0) {
         free(c->wanted);
+        free(c->verified);
+        free(c->reported);
         free(c->cached);
         free(c);
     }
@@ -763,6 +1029,7 @@ int imgcache_new(struct agent *a, uint64_t rate, imgcache_t **out)
         return rc;
     }
     c->rate = rate;
+    c->signing = -1;
     c->max_credits = WIRE_CREDITS;
     if (rate > 0) {
         /* about four requests per second at the configured rate */
@@ -797,6 +1064,7 @@ int imgcache_new(struct agent *a, uint64_t rate, imgcache_t **out)
     uv_timer_start(&c->tick, s_on_tick, IMGCACHE_TICK_MS, IMGCACHE_TICK_MS);
     log_info("image.cache", "path=%s cached=%zu rate=%" PRIu64 " credits=%u", c->cache_dir,
              c->n_cached, rate, c->max_credits);
+    s_log_signing(c);
     *out = c;
     return 0;
 }
@@ -811,4 +1079,148 @@ void imgcache_destroy(imgcache_t **c_p)
     uv_close((uv_handle_t *)&c->tick, s_on_close);
     uv_close((uv_handle_t *)&c->rate_timer, s_on_close);
     uv_close((uv_handle_t *)&c->work, s_on_close);
+}
+
+/* ---- serving ---- */
+
+static int s_reported(imgcache_t *c, const uint8_t sha[HASH_LEN])
+{
+    for (size_t i = 0; i < c->n_reported; i++)
+        if (memcmp(c->reported[i], sha, HASH_LEN) == 0)
+            return 1;
+    if (c->n_reported == c->cap_reported) {
+        if (c->cap_reported >= IMGCACHE_MAX_IMAGES)
+            return 1; /* enough said */
+        size_t cap = c->cap_reported ? c->cap_reported * 2 : 8;
+        void *nr = realloc(c->reported, cap * sizeof *c->reported);
+        if (nr == NULL)
+            return 1;
+        c->reported = nr;
+        c->cap_reported = cap;
+    }
+    memcpy(c->reported[c->n_reported++], sha, HASH_LEN);
+    return 0;
+}
+
+/* Hashes the open file whole; 0 when it is sha, else -EBADMSG (or -errno). */
+static int s_rehash_fd(int fd, const uint8_t sha[HASH_LEN])
+{
+    hash_ctx_t *h = hash_new();
+    uint8_t *buf = malloc(REHASH_BUF);
+    int rc = h && buf ? 0 : -ENOMEM;
+    for (off_t off = 0; rc == 0;) {
+        ssize_t r = pread(fd, buf, REHASH_BUF, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            rc = -errno;
+        if (r <= 0)
+            break;
+        hash_update(h, buf, (size_t)r);
+        off += r;
+    }
+    uint8_t digest[HASH_LEN];
+    if (rc == 0) {
+        hash_final(h, digest);
+        rc = memcmp(digest, sha, HASH_LEN) == 0 ? 0 : -EBADMSG;
+    }
+    hash_destroy(&h);
+    free(buf);
+    return rc;
+}
+
+/* A tampered cache file: gone from disk, the index and the journal; the
+ * tick pulls it again if the site still wants it. */
+static void s_drop_tampered(imgcache_t *c, const uint8_t sha[HASH_LEN], const char *hex)
+{
+    char path[PATH_MAX];
+    s_cache_path(c, hex, path, sizeof path);
+    unlink(path);
+    s_forget_verified(c, sha);
+    for (size_t i = 0; i < c->n_cached; i++)
+        if (memcmp(c->cached[i], sha, HASH_LEN) == 0) {
+            memmove(c->cached[i], c->cached[c->n_cached - 1], HASH_LEN);
+            c->n_cached--;
+            break;
+        }
+    journal_t *j = agent_tx(c->a);
+    if (j != NULL)
+        journal_image_delete(j, hex);
+    struct want *w = s_find_want(c, sha);
+    if (w != NULL)
+        w->retry_at_ms = 0;
+}
+
+int imgcache_open(struct agent *a, const Firmfleet__ImageRef *r, int *fd_out)
+{
+    *fd_out = -1;
+    if (r == NULL || r->sha256.len != HASH_LEN || r->sha256.data == NULL)
+        return -ENOENT;
+    imgcache_t *c = a->img;
+    char hex[HASH_HEX_LEN + 1], path[PATH_MAX];
+    util_hex(r->sha256.data, HASH_LEN, hex);
+    snprintf(path, sizeof path, "%s/cache/%s", a->state_dir, hex);
+    if (c == NULL) { /* no cache (stopping, or a unit test): only unsigned use */
+        if (a->n_trust_keys > 0)
+            return -EPERM;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return errno == ENOENT ? -ENOENT : -errno;
+        *fd_out = fd;
+        return 0;
+    }
+    uint8_t keys[SIGN_MAX_KEYS][SIGN_PK_LEN];
+    int pinned;
+    int signing = s_keys(c, keys, &pinned) > 0;
+    const char *why;
+    if (s_trust_check(c, r->sha256.data, r->size, r->name, r->signature.data, r->signature.len,
+                      r->signer.data, r->signer.len, &why) < 0) {
+        char q[300];
+        if (!s_reported(c, r->sha256.data))
+            s_refused(c, hex, r->name, why, r->signer.data, r->signer.len);
+        else
+            log_info("image.refused", "sha256=%s name=%s reason=%s", hex,
+                     log_quote(r->name ? r->name : "", q, sizeof q), why);
+        return -EPERM;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ENOENT : -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -EACCES;
+    }
+    if (signing) {
+        const struct verified *v = s_find_verified(c, r->sha256.data);
+        int same = v != NULL && v->dev == st.st_dev && v->ino == st.st_ino &&
+                   v->size == st.st_size && v->mtime.tv_sec == st.st_mtim.tv_sec &&
+                   v->mtime.tv_nsec == st.st_mtim.tv_nsec && v->ctime.tv_sec == st.st_ctim.tv_sec &&
+                   v->ctime.tv_nsec == st.st_ctim.tv_nsec;
+        int bad = r->size != 0 && (uint64_t)st.st_size != r->size;
+        if (!same && !bad) {
+            int hr = s_rehash_fd(fd, r->sha256.data);
+            if (hr == 0)
+                s_mark_verified(c, r->sha256.data, fd);
+            else if (hr == -EBADMSG)
+                bad = 1;
+            else {
+                close(fd);
+                return hr;
+            }
+            log_info("image.rehashed", "sha256=%s ok=%d reason=%s", hex, !bad,
+                     v ? "changed_on_disk" : "first_serve");
+        }
+        if (bad) {
+            close(fd);
+            char q[300];
+            log_quote(r->name ? r->name : "", q, sizeof q);
+            log_warn("image.refused", "sha256=%s name=%s reason=tampered", hex, q);
+            s_emit(c, "image.refused", "sha256=%s name=%s reason=tampered", hex, q);
+            s_drop_tampered(c, r->sha256.data, hex);
+            return -EBADMSG;
+        }
+    }
+    *fd_out = fd;
+    return 0;
 }

@@ -7,7 +7,9 @@
  * SHA-256 were verified and it was fsync'd; the journal's verified_offset of a
  * partial never exceeds what was fdatasync'd to it, so a restart truncates to
  * it, re-hashes that prefix and resumes. One image is pulled at a time, with at
- * most two ImageRequests outstanding.
+ * most two ImageRequests outstanding. With trusted signing keys, an image is
+ * neither pulled nor cached nor served without a valid operator signature
+ * (lib/sign.h), and a cache file changed on disk is not served.
  */
 #ifndef FF_IMGCACHE_H
 #define FF_IMGCACHE_H
@@ -41,5 +43,15 @@ void imgcache_on_offline(imgcache_t *c);
  * frees the array only) whose entries point into the cache and stay valid
  * until the next call into the cache. 0 or -ENOMEM. */
 int imgcache_cached_list(imgcache_t *c, ProtobufCBinaryData **out, size_t *n);
+
+/* Opens the cached image r names, for serving (TFTP, HTTP, rollouts). With
+ * trusted keys (signing on) r must carry a valid signature by one of them
+ * over its sha256, size and name, and the file must still be what this
+ * process verified (else it is re-hashed; see imgcache.c). Returns 0 with
+ * *fd_out (caller closes), -ENOENT not cached, -EPERM refused (unsigned or
+ * badly signed; reported once per image as image.refused), -EBADMSG the
+ * file was tampered with (removed, reported, pulled again), or -errno.
+ * Runs on the loop. */
+int imgcache_open(struct agent *a, const Firmfleet__ImageRef *r, int *fd_out);
 
 #endif

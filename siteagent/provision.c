@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "imgcache.h"
 #include "log.h"
 #include "sipnotify.h"
 #include "util.h"
@@ -716,14 +717,12 @@ static const Firmfleet__ImageRef *s_target_for(struct prov *p, struct pdev *d, c
 
 static int s_open_cached(struct agent *a, const Firmfleet__ImageRef *r, struct files_src *out)
 {
-    if (r->sha256.len != 32)
-        return -ENOENT;
-    char hex[65], path[PATH_MAX];
-    util_hex(r->sha256.data, 32, hex);
-    snprintf(path, sizeof path, "%s/cache/%s", a->state_dir, hex);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? -ENOENT : -errno;
+    /* signature and on-disk checks when signing is on (imgcache.h) */
+    int fd = -1, rc = imgcache_open(a, r, &fd);
+    if (rc == -EPERM || rc == -EBADMSG)
+        return -EACCES;
+    if (rc < 0)
+        return rc;
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);

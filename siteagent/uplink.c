@@ -56,6 +56,7 @@ struct uplink {
     uint64_t hello_ms;      /* last Hello attempt */
     uint64_t send_next;     /* next outbox seq to send */
     uint64_t progress_ms;   /* last ack progress or rewind */
+    uint64_t resend_ms;     /* the stall that makes a rewind now (backs off) */
     uint64_t bytes_unacked; /* payload bytes sent since then (see UPLINK_WINDOW_BYTES) */
     uint64_t heartbeat_ms;
 };
@@ -256,6 +257,7 @@ static void s_on_ack(uplink_t *up, uint64_t ack)
     if (tx == NULL || journal_ack(tx, ack) < 0)
         return;
     up->progress_ms = util_mono_ms();
+    up->resend_ms = UPLINK_RESEND_MS;
     up->bytes_unacked = 0;
     s_pump(up);
 }
@@ -297,6 +299,7 @@ static void s_on_welcome(uplink_t *up, const Firmfleet__Welcome *w)
     }
     up->send_next = journal_acked(j) + 1;
     up->progress_ms = util_mono_ms();
+    up->resend_ms = UPLINK_RESEND_MS;
     up->bytes_unacked = 0;
     uint64_t hb = w->heartbeat_ms ? w->heartbeat_ms : ZMQX_HEARTBEAT_MS;
     up->heartbeat_ms = hb < 100 ? 100 : hb > 600000 ? 600000 : hb;
@@ -631,10 +634,14 @@ static void s_on_tick(uv_timer_t *t)
     journal_t *j = up->a->jr;
     uint64_t acked = journal_acked(j);
     if (journal_committed_seq(j) > acked && up->send_next > acked + 1 &&
-        now - up->progress_ms >= UPLINK_RESEND_MS) {
-        log_info("uplink.resend", "from=%" PRIu64 " to=%" PRIu64, acked + 1, up->send_next - 1);
+        now - up->progress_ms >= (up->resend_ms ? up->resend_ms : UPLINK_RESEND_MS)) {
+        log_info("uplink.resend", "from=%" PRIu64 " to=%" PRIu64 " after_ms=%" PRIu64, acked + 1,
+                 up->send_next - 1, now - up->progress_ms);
         up->send_next = acked + 1;
         up->progress_ms = now;
+        up->resend_ms = up->resend_ms ? up->resend_ms * 2 : UPLINK_RESEND_MS * 2;
+        if (up->resend_ms > UPLINK_RESEND_MAX_MS)
+            up->resend_ms = UPLINK_RESEND_MAX_MS;
         up->bytes_unacked = 0;
         s_pump(up);
     }

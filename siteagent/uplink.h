@@ -21,7 +21,10 @@
  * rows may still be in flight, so at most twice this is queued); counting
  * bytes per unacked row exactly would need a ring of sizes. */
 #define UPLINK_WINDOW_BYTES (16u << 20)
-#define UPLINK_RESEND_MS 3000 /* rewind when acks stall this long */
+#define UPLINK_RESEND_MS 3000 /* rewind when acks stall this long ... */
+#define UPLINK_RESEND_MAX_MS 60000 /* ... doubling per stall without progress, up to this:
+                                      a controller busy with a thousand agents must not
+                                      be answered with whole windows sent again */
 #define UPLINK_RETRY_MS 30000 /* after Refused / an auth failure */
 #define UPLINK_HELLO_RETRY_MS 5000
 

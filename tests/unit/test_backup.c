@@ -119,10 +119,11 @@ static json_t *s_list(struct fx *fx, const char *mac, const char *site, int64_t 
 static void test_schema(void **state)
 {
     struct fx *fx = *state;
-    assert_int_equal(store_schema_version(fx->st), 4);
+    int v = store_schema_version(fx->st);
+    assert_true(v >= 5); /* the backup tables came with migration 4 (version 5) */
     store_destroy(&fx->st);
     assert_int_equal(store_open(fx->path, &fx->st), 0); /* reopen: no migration again */
-    assert_int_equal(store_schema_version(fx->st), 4);
+    assert_int_equal(store_schema_version(fx->st), v);
 }
 
 static void test_put_get(void **state)
