@@ -17,7 +17,7 @@ code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 udp_port() {
   local p i
   for i in $(seq 1 50); do
-    p=$((32000 + RANDOM % 2000))
+    p=$((28000 + RANDOM % 2000)) # below the ephemeral ports (32768+)
     ss -Huln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
   done
   return 1
