@@ -159,6 +159,21 @@ static void s_name_default(const struct cli_args *a, json_t *doc)
 }
 
 /* Commands that map one-to-one onto an admin request. */
+/* Sends b with data (malloc'd, freed here) as its blob and prints the
+ * answer: the common end of the commands that upload one document. */
+static int s_call_blob(struct run *r, struct reqb *b, char *data, size_t len)
+{
+    b->req.blob.data = (uint8_t *)data;
+    b->req.blob.len = len;
+    json_t *doc = NULL;
+    int rc = s_call(r, b, &doc);
+    free(data);
+    if (rc == 0)
+        rc = s_output(r, doc);
+    json_decref(doc);
+    return rc;
+}
+
 static int s_simple(struct run *r)
 {
     const struct cli_args *a = r->a;
@@ -1015,15 +1030,7 @@ static int s_template_add(struct run *r)
     s_req_arg(&b, name);
     s_req_opt(&b, "site", cli_args_opt(a, "site"));
     s_req_opt(&b, "replace", cli_args_opt(a, "replace"));
-    b.req.blob.data = (uint8_t *)body;
-    b.req.blob.len = len;
-    json_t *doc = NULL;
-    rc = s_call(r, &b, &doc);
-    free(body);
-    if (rc == 0)
-        rc = s_output(r, doc);
-    json_decref(doc);
-    return rc;
+    return s_call_blob(r, &b, body, len);
 }
 
 /* template show: the body as it is on stdout, or with --json the template
@@ -1220,15 +1227,7 @@ static int s_profile_add(struct run *r)
     struct reqb b;
     s_req_init(&b, r, "profile", "add");
     s_req_opt(&b, "replace", cli_args_opt(a, "replace"));
-    b.req.blob.data = (uint8_t *)text;
-    b.req.blob.len = len;
-    json_t *doc = NULL;
-    rc = s_call(r, &b, &doc);
-    free(text);
-    if (rc == 0)
-        rc = s_output(r, doc);
-    json_decref(doc);
-    return rc;
+    return s_call_blob(r, &b, text, len);
 }
 
 /* rollout create: --devices FILE is read here and sent as the MACs

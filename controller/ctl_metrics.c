@@ -274,37 +274,21 @@ int ctl_metrics_collect(ctl_metrics_t *m, metrics_t *out)
 
 /* ---- connections ---- */
 
+static int s_collect(void *arg, metrics_t *t)
+{
+    return ctl_metrics_collect(arg, t);
+}
+
 static void s_answer(ctl_metrics_t *m, struct mconn *c, int status, int head_only)
 {
-    metrics_t *t = NULL;
-    const char *body = metrics_resp_body(status);
-    size_t blen = strlen(body);
-    if (status == 200) {
-        t = metrics_new();
-        if (t == NULL || ctl_metrics_collect(m, t) < 0 || metrics_text(t, NULL) == NULL) {
-            status = 503;
-            body = metrics_resp_body(status);
-            blen = strlen(body);
-        } else {
-            body = metrics_text(t, &blen);
-        }
-    }
-    char head[512];
-    int hl = metrics_resp_head(status, blen, head, sizeof head);
-    size_t send_body = head_only ? 0 : blen;
-    c->out = hl > 0 ? malloc((size_t)hl + send_body) : NULL;
-    if (c->out == NULL) {
-        metrics_destroy(&t);
+    status = metrics_response(status, head_only, s_collect, m, &c->out, &c->out_len);
+    if (status < 0) {
         s_conn_close(c);
         return;
     }
-    memcpy(c->out, head, (size_t)hl);
-    memcpy(c->out + hl, body, send_body);
-    c->out_len = (size_t)hl + send_body;
     c->out_off = 0;
     c->st = C_WRITE;
     m->responses[status / 100 < 6 ? status / 100 : 0]++;
-    metrics_destroy(&t);
     log_debug("ctl.metrics_request", "status=%d bytes=%zu", status, c->out_len);
 }
 

@@ -478,3 +478,37 @@ int metrics_parse_listen(const char *s, struct sockaddr_storage *sa, socklen_t *
     }
     return inet_pton(AF_INET, host, &a4->sin_addr) == 1 ? 0 : -EINVAL;
 }
+
+int metrics_response(int status, int head_only, int (*collect)(void *arg, metrics_t *t),
+                     void *arg, char **out, size_t *out_len)
+{
+    metrics_t *t = NULL;
+    const char *body = metrics_resp_body(status);
+    size_t blen = strlen(body);
+    *out = NULL;
+    *out_len = 0;
+    if (status == 200) {
+        t = metrics_new();
+        if (t == NULL || collect(arg, t) < 0 || metrics_text(t, NULL) == NULL) {
+            status = 503;
+            body = metrics_resp_body(status);
+            blen = strlen(body);
+        } else {
+            body = metrics_text(t, &blen);
+        }
+    }
+    char head[512];
+    int hl = metrics_resp_head(status, blen, head, sizeof head);
+    size_t send_body = head_only ? 0 : blen;
+    char *buf = hl > 0 ? malloc((size_t)hl + send_body) : NULL;
+    if (buf == NULL) {
+        metrics_destroy(&t);
+        return -ENOMEM;
+    }
+    memcpy(buf, head, (size_t)hl);
+    memcpy(buf + hl, body, send_body);
+    metrics_destroy(&t);
+    *out = buf;
+    *out_len = (size_t)hl + send_body;
+    return status;
+}

@@ -100,6 +100,13 @@ int metrics_resp_head(int status, size_t body_len, char *out, size_t n);
 /* The short text body for an error status ("not found\n" ...). */
 const char *metrics_resp_body(int status);
 
+/* The whole response to a checked request (metrics_req_check's status):
+ * for 200 collect(arg, t) fills a fresh exposition, and a failure turns it
+ * into 503. *out is malloc'd head + body (no body for head_only), *out_len
+ * its length. Returns the status sent, or -ENOMEM (*out NULL). */
+int metrics_response(int status, int head_only, int (*collect)(void *arg, metrics_t *t),
+                     void *arg, char **out, size_t *out_len);
+
 /* Parses ADDR:PORT (IPv4 a.b.c.d:P, [v6]:P, or *:P for any IPv4 address)
  * into sa. 0 or -EINVAL. */
 int metrics_parse_listen(const char *s, struct sockaddr_storage *sa, socklen_t *len);

@@ -126,36 +126,22 @@ static void s_on_write(uv_write_t *req, int status)
         s_conn_close(c);
 }
 
+static int s_collect(void *arg, metrics_t *t)
+{
+    return mhttp_collect(arg, t);
+}
+
 static void s_answer(struct mconn *c, int status, int head_only)
 {
-    metrics_t *t = NULL;
-    const char *body = metrics_resp_body(status);
-    size_t blen = strlen(body);
-    if (status == 200) {
-        t = metrics_new();
-        if (t == NULL || mhttp_collect(c->h->a, t) < 0 || metrics_text(t, NULL) == NULL) {
-            status = 503;
-            body = metrics_resp_body(status);
-            blen = strlen(body);
-        } else {
-            body = metrics_text(t, &blen);
-        }
-    }
-    char head[512];
-    int hl = metrics_resp_head(status, blen, head, sizeof head);
-    size_t send_body = head_only ? 0 : blen;
-    c->out = hl > 0 ? malloc((size_t)hl + send_body) : NULL;
-    if (c->out == NULL) {
-        metrics_destroy(&t);
+    size_t len = 0;
+    status = metrics_response(status, head_only, s_collect, c->h->a, &c->out, &len);
+    if (status < 0) {
         s_conn_close(c);
         return;
     }
-    memcpy(c->out, head, (size_t)hl);
-    memcpy(c->out + hl, body, send_body);
-    metrics_destroy(&t);
     c->h->responses[status / 100 < 6 ? status / 100 : 0]++;
     c->st = C_WRITE;
-    uv_buf_t b = uv_buf_init(c->out, (unsigned)((size_t)hl + send_body));
+    uv_buf_t b = uv_buf_init(c->out, (unsigned)len);
     c->wr.data = c;
     if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, s_on_write) < 0) {
         free(c->out);
