@@ -5,7 +5,8 @@
  *     id in decimal), set only for enrolled, unrevoked CURVE keys;
  *   - an agent event is applied only when its seq is exactly last+1, inside
  *     the loop turn's transaction; acks (Envelope.ack) leave only after that
- *     transaction committed, so an acked event is on disk;
+ *     transaction committed, so an acked event is on disk; the agent's
+ *     last_in_seq is written once per turn, just before that commit (s_flush);
  *   - outbox rows (controller->agent, journaled) are sent in seq order after
  *     the agent's Hello and resent from the last ack when acks stall;
  *   - image chunks are sent only as credited by the agent's ImageRequest;
@@ -337,7 +338,11 @@ static void s_on_event(ctl_link_t *link, struct peer *p, uint64_t seq,
     }
     if (s_tx(link) < 0)
         return;
-    if (store_event_append(link->ctl->st, p->id, seq, util_now_ms(), ev) < 0) {
+    /* a touched peer's last_in_seq is written once, by s_flush before the
+     * commit; an untouched one (no memory for the list) writes it here */
+    uint64_t now = util_now_ms();
+    if ((p->touched ? store_event_insert(link->ctl->st, p->id, seq, now, ev)
+                    : store_event_append(link->ctl->st, p->id, seq, now, ev)) < 0) {
         log_error("link.event_store_failed", "agent=%s seq=%" PRIu64, p->name, seq);
         return;
     }
@@ -525,6 +530,17 @@ static void s_flush(ctl_link_t *link)
     int ok = 1;
     if (link->in_tx) {
         link->in_tx = 0;
+        /* each agent's last_in_seq once per turn, not once per event, and
+         * in the transaction of the events it covers */
+        for (size_t i = 0; i < link->n_touched && !link->failed; i++) {
+            struct peer *p = link->touched[i];
+            if (p->pending_in > p->last_in &&
+                store_agent_in_seq(link->ctl->st, p->id, p->pending_in) < 0) {
+                log_error("link.event_store_failed", "agent=%s seq=%" PRIu64, p->name,
+                          p->pending_in);
+                link->failed = 1;
+            }
+        }
         if (link->failed) {
             store_rollback(link->ctl->st);
             ok = 0;
@@ -639,8 +655,8 @@ void ctl_link_on_router(ctl_link_t *link)
             s_touch(link, p);
             break;
         case FIRMFLEET__ENVELOPE__BODY_EVENT:
+            s_touch(link, p); /* first: s_on_event relies on it (last_in_seq) */
             s_on_event(link, p, env->seq, env->event);
-            s_touch(link, p);
             break;
         case FIRMFLEET__ENVELOPE__BODY_BACKUP:
             s_on_backup(link, p, env->seq, env->backup);

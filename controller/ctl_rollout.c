@@ -473,15 +473,10 @@ void rollout_notes_flush(struct ctl *ctl, struct rollout_notes *n)
 
 /* ---- journaling and events ---- */
 
-/* Journals env to every unrevoked agent of site_id. The number of agents,
- * or <0. */
-static int s_journal(struct ctl *ctl, int64_t site_id, const Firmfleet__Envelope *env,
-                     struct rollout_notes *notes)
+/* Journals env to agents ids[0..n). n, or <0. */
+static int s_journal_to(struct ctl *ctl, const int64_t *ids, int n, const Firmfleet__Envelope *env,
+                        struct rollout_notes *notes)
 {
-    int64_t ids[MAX_SITE_AGENTS];
-    int n = store_site_agents(ctl->st, site_id, ids, MAX_SITE_AGENTS);
-    if (n <= 0)
-        return n;
     size_t len = 0;
     uint8_t *buf = wire_pack(env, &len);
     if (buf == NULL)
@@ -495,6 +490,18 @@ static int s_journal(struct ctl *ctl, int64_t site_id, const Firmfleet__Envelope
     }
     free(buf);
     return rc < 0 ? rc : n;
+}
+
+/* Journals env to every unrevoked agent of site_id. The number of agents,
+ * or <0. */
+static int s_journal(struct ctl *ctl, int64_t site_id, const Firmfleet__Envelope *env,
+                     struct rollout_notes *notes)
+{
+    int64_t ids[MAX_SITE_AGENTS];
+    int n = store_site_agents(ctl->st, site_id, ids, MAX_SITE_AGENTS);
+    if (n <= 0)
+        return n;
+    return s_journal_to(ctl, ids, n, env, notes);
 }
 
 static int s_cancel(struct ctl *ctl, int64_t rollout_id, const struct store_rdev *d,
@@ -544,57 +551,87 @@ static int s_state(struct ctl *ctl, struct store_rollout *r, const char *state, 
 
 /* ---- the engine ---- */
 
+/* What the assignments of one engine turn of one rollout share: the
+ * firmware's files, built at the first device that needs them, and the
+ * agents of the last site looked up (devices come ordered by wave, site,
+ * mac: about one lookup per site per turn). Nothing outlives the turn, so
+ * a revoked agent or a changed firmware is seen at the next one. */
+struct assign_turn {
+    int fw_tried;
+    int fw_rc;                 /* of store_assignment_firmware */
+    Firmfleet__Assignment *fw; /* firmware and files; NULL: fw_rc, fw_err say why */
+    int64_t fw_id;
+    char fw_err[256];
+    int64_t site_id; /* whose agents[] these are; 0 none yet */
+    int n_agents;
+    int64_t agents[MAX_SITE_AGENTS];
+};
+
 /* Assigns one pending device: skipped when its markers already show the
  * target, stays pending (reason "no agent") without an agent, else an
  * Assignment to its site's agents -> assigned. */
 static int s_assign(struct ctl *ctl, struct store_rollout *r, struct store_rdev *d, uint64_t now_ms,
-                    struct rollout_notes *notes)
+                    struct rollout_notes *notes, struct assign_turn *t)
 {
     if (strcmp(d->serial_firmware, r->version) == 0 || strcmp(d->version, r->version) == 0)
         return s_move(ctl, r, d, STORE_RDEV_SKIPPED, "serial", now_ms);
-    int64_t agents[1];
-    int na = store_site_agents(ctl->st, d->site_id, agents, 1);
-    if (na < 0)
-        return na;
-    if (na == 0) {
+    if (t->site_id != d->site_id || t->site_id == 0) {
+        int na = store_site_agents(ctl->st, d->site_id, t->agents, MAX_SITE_AGENTS);
+        if (na < 0)
+            return na;
+        t->site_id = d->site_id;
+        t->n_agents = na;
+    }
+    if (t->n_agents == 0) {
         if (strcmp(d->reason, "no agent") == 0)
             return 0;
         snprintf(d->reason, sizeof d->reason, "no agent");
         return store_rollout_device_set(ctl->st, r->id, d->device_id, STORE_RDEV_PENDING,
                                         "no agent", now_ms);
     }
-    Firmfleet__Assignment *as = NULL;
+    if (!t->fw_tried) {
+        t->fw_tried = 1;
+        t->fw_rc = store_assignment_firmware(ctl->st, r->firmware, &t->fw, &t->fw_id, t->fw_err,
+                                             sizeof t->fw_err);
+    }
+    /* the checks in store_assignment_build's order: device, firmware, model */
     int64_t site_id = 0;
-    char err[256] = "";
-    int rc = store_assignment_build(ctl->st, d->mac, r->firmware, &as, &site_id, err, sizeof err);
-    if (rc == -ENOENT || rc == -EINVAL)
+    char err[256] = "", window[WINDOW_SPEC_MAX];
+    int rc = store_assignment_device(ctl->st, d->mac, t->fw_id, t->fw ? t->fw->firmware : "",
+                                     &site_id, window, sizeof window, err, sizeof err);
+    if (rc == -ENOENT)
         return s_move(ctl, r, d, STORE_RDEV_FAILED, err, now_ms);
-    if (rc < 0)
+    if (rc < 0 && rc != -EINVAL)
         return rc;
-    char window[WINDOW_SPEC_MAX];
-    store_rollout_device_window(ctl->st, d->device_id, window, sizeof window);
+    if (t->fw == NULL)
+        return t->fw_rc == -ENOENT ? s_move(ctl, r, d, STORE_RDEV_FAILED, t->fw_err, now_ms)
+                                   : (t->fw_rc < 0 ? t->fw_rc : -EIO);
+    if (rc == -EINVAL)
+        return s_move(ctl, r, d, STORE_RDEV_FAILED, err, now_ms);
     if (window[0] == '\0')
         snprintf(window, sizeof window, "%s", r->window);
     Firmfleet__Serials target = FIRMFLEET__SERIALS__INIT;
     target.firmware = r->version;
-    as->rollout_id = (uint64_t)r->id;
-    as->version = r->version;
-    as->profile = r->profile;
-    as->window = window;
-    as->boot_grace_s = (uint32_t)r->boot_grace_s;
-    as->stage_fresh = r->stage_fresh != 0;
-    as->site_concurrency = (uint32_t)r->site_concurrency;
-    as->target = &target;
-    as->spread_s = (uint32_t)r->spread_s;
-    as->verify_s = (uint32_t)r->verify_s;
+    /* all borrowed: the turn's firmware and files, d's and r's strings */
+    Firmfleet__Assignment as = FIRMFLEET__ASSIGNMENT__INIT;
+    as.mac = d->mac;
+    as.firmware = t->fw->firmware;
+    as.n_files = t->fw->n_files;
+    as.files = t->fw->files;
+    as.rollout_id = (uint64_t)r->id;
+    as.version = r->version;
+    as.profile = r->profile;
+    as.window = window;
+    as.boot_grace_s = (uint32_t)r->boot_grace_s;
+    as.stage_fresh = r->stage_fresh != 0;
+    as.site_concurrency = (uint32_t)r->site_concurrency;
+    as.target = &target;
+    as.spread_s = (uint32_t)r->spread_s;
+    as.verify_s = (uint32_t)r->verify_s;
     Firmfleet__Envelope env = FIRMFLEET__ENVELOPE__INIT;
     env.body_case = FIRMFLEET__ENVELOPE__BODY_ASSIGNMENT;
-    env.assignment = as;
-    rc = s_journal(ctl, d->site_id, &env, notes);
-    /* the strings above are ours: detach them before the store frees as */
-    as->version = as->profile = as->window = NULL;
-    as->target = NULL;
-    store_assignment_free(as);
+    env.assignment = &as;
+    rc = s_journal_to(ctl, t->agents, t->n_agents, &env, notes);
     if (rc < 0)
         return rc;
     return s_move(ctl, r, d, STORE_RDEV_ASSIGNED, "", now_ms);
@@ -695,10 +732,15 @@ static int s_tick_one(struct ctl *ctl, int64_t id, uint64_t now_ms, struct rollo
     }
     for (int guard = 0; guard <= ROLLOUT_WAVES_MAX + 1; guard++) {
         int64_t all[STORE_RDEV_N], upto[STORE_RDEV_N];
-        if ((rc = store_rollout_counts(ctl->st, r.id, 0, all)) < 0)
+        /* no failure, no halt (the max is never below 0): the full counts
+         * read every row of the rollout, and this runs every turn */
+        int64_t failed = store_rollout_count_state(ctl->st, r.id, STORE_RDEV_FAILED);
+        if (failed < 0)
+            return (int)failed;
+        if (failed > 0 && (rc = store_rollout_counts(ctl->st, r.id, 0, all)) < 0)
             return rc;
-        int64_t total = s_sum(all), max = rollout_max_failures(r.max_failures, total);
-        if (all[STORE_RDEV_FAILED] > max) {
+        int64_t max = failed > 0 ? rollout_max_failures(r.max_failures, s_sum(all)) : 0;
+        if (failed > 0 && all[STORE_RDEV_FAILED] > max) {
             char why[200];
             snprintf(why, sizeof why,
                      "halted: %" PRId64 " failures > max %" PRId64 " (wave %" PRId64 ")",
@@ -713,8 +755,10 @@ static int s_tick_one(struct ctl *ctl, int64_t id, uint64_t now_ms, struct rollo
                                       .limit = ASSIGN_PER_TICK};
         if ((rc = store_rollout_devices(ctl->st, r.id, &f, &d, &n)) < 0)
             return rc;
+        struct assign_turn turn = {.fw = NULL};
         for (size_t i = 0; rc == 0 && i < n; i++)
-            rc = s_assign(ctl, &r, &d[i], now_ms, notes);
+            rc = s_assign(ctl, &r, &d[i], now_ms, notes, &turn);
+        store_assignment_free(turn.fw);
         free(d);
         if (rc < 0 || n == ASSIGN_PER_TICK)
             return rc < 0 ? rc : 1; /* more: the loop ticks again at once */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "log.h"
 
@@ -36,6 +37,77 @@ sqlite3_stmt *sql_prepare(sqlite3 *db, const char *sql)
         return NULL;
     }
     return st;
+}
+
+/* Slots are searched linearly: the store has a few dozen hot statements,
+ * and comparing that many pointers costs nanoseconds beside a step. */
+#define SQL_CACHE_SLOTS 96
+
+struct sql_cache {
+    sqlite3 *db;
+    size_t n;
+    struct {
+        const char *sql;
+        sqlite3_stmt *q;
+        int out; /* handed out, not yet released */
+    } slot[SQL_CACHE_SLOTS];
+};
+
+int sql_cache_new(sqlite3 *db, sql_cache_t **out)
+{
+    *out = calloc(1, sizeof **out);
+    if (*out == NULL)
+        return -ENOMEM;
+    (*out)->db = db;
+    return 0;
+}
+
+void sql_cache_destroy(sql_cache_t **c_p)
+{
+    if (c_p == NULL || *c_p == NULL)
+        return;
+    for (size_t i = 0; i < (*c_p)->n; i++) {
+        if ((*c_p)->slot[i].out) /* a missed sql_release: that path ran unreset */
+            log_warn("sql.unreleased", "slot=%zu", i);
+        sqlite3_finalize((*c_p)->slot[i].q);
+    }
+    free(*c_p);
+    *c_p = NULL;
+}
+
+sqlite3_stmt *sql_cached(sql_cache_t *c, const char *sql)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->slot[i].sql != sql)
+            continue;
+        if (c->slot[i].out)
+            return sql_prepare(c->db, sql); /* nested use: a private one */
+        c->slot[i].out = 1;
+        return c->slot[i].q;
+    }
+    sqlite3_stmt *q = sql_prepare(c->db, sql);
+    if (q != NULL && c->n < SQL_CACHE_SLOTS) {
+        c->slot[c->n].sql = sql;
+        c->slot[c->n].q = q;
+        c->slot[c->n].out = 1;
+        c->n++;
+    }
+    return q;
+}
+
+void sql_release(sql_cache_t *c, sqlite3_stmt *q)
+{
+    if (q == NULL)
+        return;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->slot[i].q == q) {
+            sqlite3_reset(q);
+            sqlite3_clear_bindings(q);
+            c->slot[i].out = 0;
+            return;
+        }
+    }
+    sqlite3_finalize(q);
 }
 
 int sql_user_version(sqlite3 *db)

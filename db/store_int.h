@@ -10,6 +10,7 @@
 
 struct store {
     sqlite3 *db;
+    sql_cache_t *cache; /* hot statements (sql.h), finalized before db closes */
 };
 
 #endif

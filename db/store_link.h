@@ -41,6 +41,13 @@ int store_agent_add_cached(store_t *st, int64_t id, const char *sha_hex);
  * caller guarantees seq == last_in_seq + 1. 0 or <0. */
 int store_event_append(store_t *st, int64_t agent_id, uint64_t seq, uint64_t now_ms,
                        const Firmfleet__DeviceEvent *ev);
+/* store_event_append in two halves, for a caller that applies many events
+ * of one agent in one transaction: the row alone, and the agent's
+ * last_in_seq, which the caller must write (for the highest seq inserted)
+ * in that same transaction, before it commits. 0 or <0. */
+int store_event_insert(store_t *st, int64_t agent_id, uint64_t seq, uint64_t now_ms,
+                       const Firmfleet__DeviceEvent *ev);
+int store_agent_in_seq(store_t *st, int64_t agent_id, uint64_t seq);
 
 /* A device seen on the wire at a site: inserted with origin 'discovered' when
  * the inventory does not know its MAC; its vendor class and last_seen are
@@ -57,6 +64,20 @@ int store_device_seen(store_t *st, int64_t site_id, const char *mac, const char 
 int store_assignment_build(store_t *st, const char *mac, const char *fw,
                            Firmfleet__Assignment **out, int64_t *site_id, char *err,
                            size_t errlen);
+/* store_assignment_build in two halves, for many devices on one firmware
+ * (the rollout engine: the firmware half once per rollout per turn, the
+ * device half per device; the same rules and error texts).
+ * store_assignment_firmware: *out holds firmware and files, mac NULL; *fw_id
+ * the firmware's id. 0, -ENOENT (unknown firmware, reason in err) or <0.
+ * Free with store_assignment_free. */
+int store_assignment_firmware(store_t *st, const char *fw, Firmfleet__Assignment **out,
+                              int64_t *fw_id, char *err, size_t errlen);
+/* store_assignment_device: checks that firmware fw_id (named fw_name in
+ * err) lists device mac's model; fills its site id and its maintenance
+ * window as store_rollout_device_window does ("" none). 0, -ENOENT (unknown
+ * device) or -EINVAL (model not listed) with the reason in err, or -EIO. */
+int store_assignment_device(store_t *st, const char *mac, int64_t fw_id, const char *fw_name,
+                            int64_t *site_id, char *window, size_t wn, char *err, size_t errlen);
 void store_assignment_free(Firmfleet__Assignment *as);
 /* Ids of a site's unrevoked agents (at most max). Count or <0. */
 int store_site_agents(store_t *st, int64_t site_id, int64_t *ids, int max);

@@ -11,8 +11,11 @@
  *     generation of the sites whose SiteConfig it changes, in the same
  *     transaction;
  *   - events written here have agent_id NULL and seq 0 and carry their site.
- * Statements are prepared per call; the engine's per-tick queries are a
- * handful per active rollout, small beside its commit.
+ * Statements come from the store's cache (sql_cached) and go back with
+ * sql_release on every path: the engine runs several per assignment, and
+ * preparing them was a third of an assignment's CPU at 1,000 sites. A
+ * query whose plan depends on which filters are set is written once per
+ * shape (store_rollout_devices): SQLite plans before the values are bound.
  */
 #include "store_rollout.h"
 
@@ -65,10 +68,10 @@ static void s_copy(char *dst, size_t n, sqlite3_stmt *q, int col)
     snprintf(dst, n, "%s", s_text(q, col));
 }
 
-static int s_done(sqlite3_stmt *q)
+static int s_done(store_t *st, sqlite3_stmt *q)
 {
     int rc = q ? sqlite3_step(q) : SQLITE_ERROR;
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return rc == SQLITE_DONE ? 0 : rc == SQLITE_CONSTRAINT ? -EEXIST : -EIO;
 }
 
@@ -129,12 +132,12 @@ static int s_bump_all(store_t *st, json_t *ids)
         return -EIO;
     if (ids == NULL)
         return 0;
-    sqlite3_stmt *q = sql_prepare(st->db, "SELECT id FROM site ORDER BY id");
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT id FROM site ORDER BY id");
     if (q == NULL)
         return -EIO;
     while (sqlite3_step(q) == SQLITE_ROW)
         json_array_append_new(ids, json_integer(sqlite3_column_int64(q, 0)));
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return 0;
 }
 
@@ -148,7 +151,7 @@ int store_profile_put(store_t *st, const char *user, const struct store_profile_
     int sp, rc = store_rollout_tx_begin(st, &sp);
     if (rc < 0)
         return s_dberr(st, err, errlen);
-    sqlite3_stmt *q = sql_prepare(st->db, "SELECT source, json FROM profiles WHERE name = ?1");
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT source, json FROM profiles WHERE name = ?1");
     int exists = 0, same = 0;
     char old_source[16] = "";
     if (q == NULL) {
@@ -163,7 +166,7 @@ int store_profile_put(store_t *st, const char *user, const struct store_profile_
         } else if (step != SQLITE_DONE) {
             rc = -EIO;
         }
-        sqlite3_finalize(q);
+        sql_release(st->cache, q);
     }
     if (rc < 0) {
         s_dberr(st, err, errlen);
@@ -178,10 +181,10 @@ int store_profile_put(store_t *st, const char *user, const struct store_profile_
         return store_rollout_tx_end(st, sp, 0); /* nothing changes */
     }
     if (rc == 0) {
-        q = sql_prepare(st->db,
-                        "INSERT INTO profiles(name, json, source, description, priority, added_at)"
-                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(name) DO UPDATE SET"
-                        " json = ?2, source = ?3, description = ?4, priority = ?5, added_at = ?6");
+        q = sql_cached(st->cache,
+                       "INSERT INTO profiles(name, json, source, description, priority, added_at)"
+                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(name) DO UPDATE SET"
+                       " json = ?2, source = ?3, description = ?4, priority = ?5, added_at = ?6");
         if (q != NULL) {
             sqlite3_bind_text(q, 1, p->name, -1, SQLITE_STATIC);
             sqlite3_bind_text(q, 2, p->json, -1, SQLITE_STATIC);
@@ -190,7 +193,7 @@ int store_profile_put(store_t *st, const char *user, const struct store_profile_
             sqlite3_bind_int(q, 5, p->priority);
             sqlite3_bind_int64(q, 6, (int64_t)util_now_ms());
         }
-        if ((rc = s_done(q)) < 0 || (rc = s_bump_all(st, site_ids)) < 0)
+        if ((rc = s_done(st, q)) < 0 || (rc = s_bump_all(st, site_ids)) < 0)
             s_dberr(st, err, errlen);
     }
     if (rc == 0 && user != NULL) {
@@ -208,8 +211,8 @@ int store_profile_put(store_t *st, const char *user, const struct store_profile_
 int store_profile_list(store_t *st, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    sqlite3_stmt *q = sql_prepare(st->db, "SELECT name, description, source, priority FROM"
-                                          " profiles ORDER BY priority, name");
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT name, description, source, priority FROM"
+                                            " profiles ORDER BY priority, name");
     if (q == NULL)
         return s_dberr(st, err, errlen);
     json_t *arr = json_array();
@@ -221,7 +224,7 @@ int store_profile_list(store_t *st, json_t **out, char *err, size_t errlen)
         if (o == NULL || json_array_append_new(arr, o) < 0)
             rc = -ENOMEM;
     }
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     if (rc == 0 && (*out = json_pack("{s:o}", "profiles", arr)) != NULL)
         return 0;
     util_errf(err, errlen, "out of memory");
@@ -231,8 +234,8 @@ int store_profile_list(store_t *st, json_t **out, char *err, size_t errlen)
 int store_profile_show(store_t *st, const char *name, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    sqlite3_stmt *q = sql_prepare(st->db, "SELECT name, description, source, priority, added_at,"
-                                          " json FROM profiles WHERE name = ?1");
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT name, description, source, priority, added_at,"
+                                            " json FROM profiles WHERE name = ?1");
     if (q == NULL)
         return s_dberr(st, err, errlen);
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
@@ -251,7 +254,7 @@ int store_profile_show(store_t *st, const char *name, json_t **out, char *err, s
         util_errf(err, errlen, "unknown profile '%s'", log_quote(name, qn, sizeof qn));
         rc = -ENOENT;
     }
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return rc;
 }
 
@@ -262,11 +265,11 @@ int store_profile_remove(store_t *st, const char *user, const char *name, json_t
     int sp, rc = store_rollout_tx_begin(st, &sp);
     if (rc < 0)
         return s_dberr(st, err, errlen);
-    sqlite3_stmt *q = sql_prepare(
-        st->db, "SELECT (SELECT count(*) FROM profiles WHERE name = ?1),"
-                " (SELECT name FROM rollouts WHERE profile = ?1 AND state IN " UNFINISHED
-                " ORDER BY id LIMIT 1),"
-                " (SELECT mac FROM device WHERE profile = ?1 ORDER BY mac LIMIT 1)");
+    sqlite3_stmt *q = sql_cached(
+        st->cache, "SELECT (SELECT count(*) FROM profiles WHERE name = ?1),"
+                   " (SELECT name FROM rollouts WHERE profile = ?1 AND state IN " UNFINISHED
+                   " ORDER BY id LIMIT 1),"
+                   " (SELECT mac FROM device WHERE profile = ?1 ORDER BY mac LIMIT 1)");
     if (q == NULL ||
         (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC), sqlite3_step(q)) != SQLITE_ROW) {
         rc = s_dberr(st, err, errlen);
@@ -282,12 +285,12 @@ int store_profile_remove(store_t *st, const char *user, const char *name, json_t
         util_errf(err, errlen, "profile %s is pinned on device %s", name, s_text(q, 2));
         rc = -EBUSY;
     }
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     if (rc == 0) {
-        q = sql_prepare(st->db, "DELETE FROM profiles WHERE name = ?1");
+        q = sql_cached(st->cache, "DELETE FROM profiles WHERE name = ?1");
         if (q)
             sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-        if ((rc = s_done(q)) < 0 || (rc = s_bump_all(st, site_ids)) < 0)
+        if ((rc = s_done(st, q)) < 0 || (rc = s_bump_all(st, site_ids)) < 0)
             s_dberr(st, err, errlen);
     }
     if (rc == 0) {
@@ -302,31 +305,32 @@ int store_profile_remove(store_t *st, const char *user, const char *name, json_t
 int store_profile_json(store_t *st, const char *name, char **out)
 {
     *out = NULL;
-    sqlite3_stmt *q = sql_prepare(st->db, "SELECT json FROM profiles WHERE name = ?1");
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT json FROM profiles WHERE name = ?1");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     int rc = -ENOENT;
     if (sqlite3_step(q) == SQLITE_ROW)
         rc = (*out = strdup(s_text(q, 0))) ? 0 : -ENOMEM;
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return rc;
 }
 
 int store_profile_for_vendor(store_t *st, const char *vendor, json_t **out)
 {
     *out = json_array();
-    sqlite3_stmt *q = sql_prepare(st->db, "SELECT name FROM profiles WHERE lower(name) = lower(?1)"
-                                          " OR substr(lower(name), 1, length(?1) + 1) ="
-                                          " lower(?1) || '-' ORDER BY name");
+    sqlite3_stmt *q =
+        sql_cached(st->cache, "SELECT name FROM profiles WHERE lower(name) = lower(?1)"
+                              " OR substr(lower(name), 1, length(?1) + 1) ="
+                              " lower(?1) || '-' ORDER BY name");
     if (q == NULL || *out == NULL) {
-        sqlite3_finalize(q);
+        sql_release(st->cache, q);
         return -EIO;
     }
     sqlite3_bind_text(q, 1, vendor, -1, SQLITE_STATIC);
     while (sqlite3_step(q) == SQLITE_ROW)
         json_array_append_new(*out, s_jstr(s_text(q, 0)));
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return 0;
 }
 
@@ -336,9 +340,9 @@ int store_rollout_firmware(store_t *st, const char *ref, struct store_fw_ref *ou
                            size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *q = sql_prepare(st->db, "SELECT id, vendor, version FROM firmware"
-                                          " WHERE vendor || '/' || version = ?1"
-                                          " OR CAST(id AS TEXT) = ?1");
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT id, vendor, version FROM firmware"
+                                            " WHERE vendor || '/' || version = ?1"
+                                            " OR CAST(id AS TEXT) = ?1");
     if (q == NULL)
         return s_dberr(st, err, errlen);
     sqlite3_bind_text(q, 1, ref, -1, SQLITE_STATIC);
@@ -353,18 +357,18 @@ int store_rollout_firmware(store_t *st, const char *ref, struct store_fw_ref *ou
         util_errf(err, errlen, "unknown firmware '%s'", log_quote(ref, qr, sizeof qr));
         rc = -ENOENT;
     }
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return rc;
 }
 
 int store_rollout_fw_files(store_t *st, int64_t fw_id, json_t **out)
 {
     *out = json_array();
-    sqlite3_stmt *q = sql_prepare(st->db, "SELECT f.name, f.sha256, b.size FROM firmware_file f"
-                                          " JOIN blob b ON b.sha256 = f.sha256"
-                                          " WHERE f.firmware_id = ?1 ORDER BY f.name");
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT f.name, f.sha256, b.size FROM firmware_file f"
+                                            " JOIN blob b ON b.sha256 = f.sha256"
+                                            " WHERE f.firmware_id = ?1 ORDER BY f.name");
     if (q == NULL || *out == NULL) {
-        sqlite3_finalize(q);
+        sql_release(st->cache, q);
         return -EIO;
     }
     sqlite3_bind_int64(q, 1, fw_id);
@@ -372,7 +376,7 @@ int store_rollout_fw_files(store_t *st, int64_t fw_id, json_t **out)
         json_array_append_new(*out, json_pack("{s:o, s:o, s:I}", "name", s_jstr(s_text(q, 0)),
                                               "sha256", s_jstr(s_text(q, 1)), "size",
                                               (json_int_t)sqlite3_column_int64(q, 2)));
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return 0;
 }
 
@@ -417,8 +421,8 @@ int store_rollout_get(store_t *st, const char *name_or_id, struct store_rollout 
                       size_t errlen)
 {
     sqlite3_stmt *q =
-        sql_prepare(st->db, ROLLOUT_COLS "WHERE r.name = ?1 OR CAST(r.id AS TEXT) = ?1"
-                                         " ORDER BY r.name = ?1 DESC LIMIT 1");
+        sql_cached(st->cache, ROLLOUT_COLS "WHERE r.name = ?1 OR CAST(r.id AS TEXT) = ?1"
+                                           " ORDER BY r.name = ?1 DESC LIMIT 1");
     if (q == NULL)
         return s_dberr(st, err, errlen);
     sqlite3_bind_text(q, 1, name_or_id, -1, SQLITE_STATIC);
@@ -430,13 +434,13 @@ int store_rollout_get(store_t *st, const char *name_or_id, struct store_rollout 
         util_errf(err, errlen, "unknown rollout '%s'", log_quote(name_or_id, qn, sizeof qn));
         rc = -ENOENT;
     }
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return rc;
 }
 
 int store_rollout_by_id(store_t *st, int64_t id, struct store_rollout *out)
 {
-    sqlite3_stmt *q = sql_prepare(st->db, ROLLOUT_COLS "WHERE r.id = ?1");
+    sqlite3_stmt *q = sql_cached(st->cache, ROLLOUT_COLS "WHERE r.id = ?1");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_int64(q, 1, id);
@@ -447,32 +451,32 @@ int store_rollout_by_id(store_t *st, int64_t id, struct store_rollout *out)
     } else if (step != SQLITE_DONE) {
         rc = -EIO;
     }
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return rc;
 }
 
 int store_rollout_active(store_t *st, int64_t *ids, int max)
 {
-    sqlite3_stmt *q = sql_prepare(st->db, "SELECT id FROM rollouts WHERE state IN"
-                                          " ('scheduled', 'running', 'paused', 'halted')"
-                                          " ORDER BY id");
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT id FROM rollouts WHERE state IN"
+                                            " ('scheduled', 'running', 'paused', 'halted')"
+                                            " ORDER BY id");
     if (q == NULL)
         return -EIO;
     int n = 0;
     while (n < max && sqlite3_step(q) == SQLITE_ROW)
         ids[n++] = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return n;
 }
 
 int store_rollout_name_taken(store_t *st, const char *name)
 {
-    sqlite3_stmt *q = sql_prepare(st->db, "SELECT 1 FROM rollouts WHERE name = ?1");
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT 1 FROM rollouts WHERE name = ?1");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     int step = sqlite3_step(q);
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : -EIO;
 }
 
@@ -481,29 +485,47 @@ int store_rollout_select(store_t *st, const char *selector, int64_t fw_id, int64
 {
     *out = NULL;
     *n = 0;
+    /* for a rollout, only devices past its watermark count: when there is
+     * none (nearly every engine turn), skip the query below, which reads
+     * every device (its "d.id > watermark" sits behind "?3 = 0 OR" and can
+     * use no index) */
+    if (rollout_id > 0) {
+        sqlite3_stmt *w = sql_cached(st->cache, "SELECT EXISTS (SELECT 1 FROM device WHERE id >"
+                                                " (SELECT device_watermark FROM rollouts"
+                                                " WHERE id = ?1))");
+        if (w == NULL)
+            return -EIO;
+        sqlite3_bind_int64(w, 1, rollout_id);
+        int step = sqlite3_step(w), any = step == SQLITE_ROW && sqlite3_column_int(w, 0) != 0;
+        sql_release(st->cache, w);
+        if (step != SQLITE_ROW)
+            return -EIO;
+        if (!any)
+            return 0;
+    }
     /* ?1 the selector (or that of rollout ?3); each list filters only when
      * it is non-empty; tags: the device must carry every one */
-    sqlite3_stmt *q = sql_prepare(
-        st->db, "WITH sel(j) AS (SELECT CASE WHEN ?3 > 0 THEN (SELECT selector FROM rollouts"
-                "   WHERE id = ?3) ELSE ?1 END)"
-                " SELECT d.id, d.site_id, d.mac, s.name, d.model,"
-                " (SELECT r.name FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id"
-                "   WHERE rd.device_id = d.id AND r.id <> ?3 AND r.state IN " UNFINISHED
-                "   AND rd.state NOT IN " TERMINAL " LIMIT 1)"
-                " FROM device d JOIN site s ON s.id = d.site_id, sel"
-                " WHERE d.model IN (SELECT model FROM firmware_model WHERE firmware_id = ?2)"
-                " AND (coalesce(json_array_length(sel.j, '$.sites'), 0) = 0"
-                "   OR s.name IN (SELECT value FROM json_each(sel.j, '$.sites')))"
-                " AND (coalesce(json_array_length(sel.j, '$.models'), 0) = 0"
-                "   OR d.model IN (SELECT value FROM json_each(sel.j, '$.models')))"
-                " AND (coalesce(json_array_length(sel.j, '$.devices'), 0) = 0"
-                "   OR d.mac IN (SELECT value FROM json_each(sel.j, '$.devices')))"
-                " AND NOT EXISTS (SELECT 1 FROM json_each(sel.j, '$.tags') t"
-                "   WHERE instr(',' || d.tags || ',', ',' || t.value || ',') = 0)"
-                " AND (?3 = 0 OR d.id > (SELECT device_watermark FROM rollouts WHERE id = ?3))"
-                " AND (?3 = 0 OR NOT EXISTS (SELECT 1 FROM rollout_devices x"
-                "   WHERE x.rollout_id = ?3 AND x.device_id = d.id))"
-                " ORDER BY s.name, d.mac");
+    sqlite3_stmt *q = sql_cached(
+        st->cache, "WITH sel(j) AS (SELECT CASE WHEN ?3 > 0 THEN (SELECT selector FROM rollouts"
+                   "   WHERE id = ?3) ELSE ?1 END)"
+                   " SELECT d.id, d.site_id, d.mac, s.name, d.model,"
+                   " (SELECT r.name FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id"
+                   "   WHERE rd.device_id = d.id AND r.id <> ?3 AND r.state IN " UNFINISHED
+                   "   AND rd.state NOT IN " TERMINAL " LIMIT 1)"
+                   " FROM device d JOIN site s ON s.id = d.site_id, sel"
+                   " WHERE d.model IN (SELECT model FROM firmware_model WHERE firmware_id = ?2)"
+                   " AND (coalesce(json_array_length(sel.j, '$.sites'), 0) = 0"
+                   "   OR s.name IN (SELECT value FROM json_each(sel.j, '$.sites')))"
+                   " AND (coalesce(json_array_length(sel.j, '$.models'), 0) = 0"
+                   "   OR d.model IN (SELECT value FROM json_each(sel.j, '$.models')))"
+                   " AND (coalesce(json_array_length(sel.j, '$.devices'), 0) = 0"
+                   "   OR d.mac IN (SELECT value FROM json_each(sel.j, '$.devices')))"
+                   " AND NOT EXISTS (SELECT 1 FROM json_each(sel.j, '$.tags') t"
+                   "   WHERE instr(',' || d.tags || ',', ',' || t.value || ',') = 0)"
+                   " AND (?3 = 0 OR d.id > (SELECT device_watermark FROM rollouts WHERE id = ?3))"
+                   " AND (?3 = 0 OR NOT EXISTS (SELECT 1 FROM rollout_devices x"
+                   "   WHERE x.rollout_id = ?3 AND x.device_id = d.id))"
+                   " ORDER BY s.name, d.mac");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_text(q, 1, selector ? selector : "{}", -1, SQLITE_STATIC);
@@ -532,7 +554,7 @@ int store_rollout_select(store_t *st, const char *selector, int64_t fw_id, int64
     }
     if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)
         rc = -EIO;
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     if (rc < 0) {
         free(*out);
         *out = NULL;
@@ -544,9 +566,9 @@ int store_rollout_select(store_t *st, const char *selector, int64_t fw_id, int64
 int store_ctl_event(store_t *st, int64_t site_id, const char *kind, const char *mac,
                     const char *detail, uint64_t now_ms)
 {
-    sqlite3_stmt *q = sql_prepare(st->db, "INSERT INTO event(agent_id, seq, time_ms, received_ms,"
-                                          " kind, mac, detail, site_id)"
-                                          " VALUES(NULL, 0, ?1, ?1, ?2, ?3, ?4, ?5)");
+    sqlite3_stmt *q = sql_cached(st->cache, "INSERT INTO event(agent_id, seq, time_ms, received_ms,"
+                                            " kind, mac, detail, site_id)"
+                                            " VALUES(NULL, 0, ?1, ?1, ?2, ?3, ?4, ?5)");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_int64(q, 1, (int64_t)now_ms);
@@ -557,16 +579,16 @@ int store_ctl_event(store_t *st, int64_t site_id, const char *kind, const char *
         sqlite3_bind_int64(q, 5, site_id);
     else
         sqlite3_bind_null(q, 5);
-    return s_done(q);
+    return s_done(st, q);
 }
 
 int store_rollout_device_add(store_t *st, int64_t rollout_id, const struct store_rollout_target *t,
                              int64_t wave, uint64_t now_ms)
 {
-    sqlite3_stmt *q = sql_prepare(
-        st->db, "INSERT INTO rollout_devices(rollout_id, device_id, mac, site_id, model, wave,"
-                " state, reason, entered_at, updated_at)"
-                " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'pending', '', ?7, ?7)");
+    sqlite3_stmt *q = sql_cached(
+        st->cache, "INSERT INTO rollout_devices(rollout_id, device_id, mac, site_id, model, wave,"
+                   " state, reason, entered_at, updated_at)"
+                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'pending', '', ?7, ?7)");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_int64(q, 1, rollout_id);
@@ -576,15 +598,15 @@ int store_rollout_device_add(store_t *st, int64_t rollout_id, const struct store
     sqlite3_bind_text(q, 5, t->model, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 6, wave);
     sqlite3_bind_int64(q, 7, (int64_t)now_ms);
-    return s_done(q);
+    return s_done(st, q);
 }
 
 int store_rollout_bump_sites(store_t *st, int64_t id, json_t *site_ids)
 {
-    sqlite3_stmt *q = sql_prepare(st->db, "SELECT DISTINCT site_id FROM rollout_devices"
-                                          " WHERE rollout_id = ?1 ORDER BY site_id");
-    sqlite3_stmt *u = sql_prepare(st->db, "UPDATE site SET generation = generation + 1"
-                                          " WHERE id = ?1");
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT DISTINCT site_id FROM rollout_devices"
+                                            " WHERE rollout_id = ?1 ORDER BY site_id");
+    sqlite3_stmt *u = sql_cached(st->cache, "UPDATE site SET generation = generation + 1"
+                                            " WHERE id = ?1");
     int rc = q && u ? 0 : -EIO;
     if (rc == 0) {
         sqlite3_bind_int64(q, 1, id);
@@ -598,8 +620,8 @@ int store_rollout_bump_sites(store_t *st, int64_t id, json_t *site_ids)
                 json_array_append_new(site_ids, json_integer(site));
         }
     }
-    sqlite3_finalize(q);
-    sqlite3_finalize(u);
+    sql_release(st->cache, q);
+    sql_release(st->cache, u);
     return rc;
 }
 
@@ -620,13 +642,14 @@ int store_rollout_insert(store_t *st, const char *user, const struct store_rollo
     }
     int64_t id = 0;
     if (rc == 0) {
-        sqlite3_stmt *q = sql_prepare(
-            st->db, "INSERT INTO rollouts(name, firmware_id, profile, selector, waves,"
-                    " max_failures, site_concurrency, window, boot_grace_s, stage_fresh, spread_s,"
-                    " verify_s, timeouts, start_at, state, current_wave, n_waves, created_by,"
-                    " created_at, device_watermark) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-                    " ?10, ?11, ?12, ?13, ?14, 'created', 0, ?15, ?16, ?17,"
-                    " (SELECT coalesce(max(id), 0) FROM device))");
+        sqlite3_stmt *q = sql_cached(
+            st->cache,
+            "INSERT INTO rollouts(name, firmware_id, profile, selector, waves,"
+            " max_failures, site_concurrency, window, boot_grace_s, stage_fresh, spread_s,"
+            " verify_s, timeouts, start_at, state, current_wave, n_waves, created_by,"
+            " created_at, device_watermark) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+            " ?10, ?11, ?12, ?13, ?14, 'created', 0, ?15, ?16, ?17,"
+            " (SELECT coalesce(max(id), 0) FROM device))");
         if (q != NULL) {
             sqlite3_bind_text(q, 1, in->name, -1, SQLITE_STATIC);
             sqlite3_bind_int64(q, 2, in->firmware_id);
@@ -649,7 +672,7 @@ int store_rollout_insert(store_t *st, const char *user, const struct store_rollo
             sqlite3_bind_text(q, 16, user ? user : "", -1, SQLITE_STATIC);
             sqlite3_bind_int64(q, 17, (int64_t)now_ms);
         }
-        if ((rc = s_done(q)) < 0)
+        if ((rc = s_done(st, q)) < 0)
             s_dberr(st, err, errlen);
         id = sqlite3_last_insert_rowid(st->db);
     }
@@ -682,47 +705,49 @@ int store_rollout_insert(store_t *st, const char *user, const struct store_rollo
 int store_rollout_set_state(store_t *st, int64_t id, const char *state, const char *reason,
                             uint64_t now_ms)
 {
-    sqlite3_stmt *q = sql_prepare(
-        st->db, "UPDATE rollouts SET state = ?2, reason = ?3,"
-                " started_at = CASE WHEN started_at IS NULL AND ?2 IN ('running', 'scheduled')"
-                "   THEN ?4 ELSE started_at END,"
-                " finished_at = CASE WHEN ?2 IN ('aborted', 'done') THEN ?4 ELSE finished_at END"
-                " WHERE id = ?1");
+    sqlite3_stmt *q = sql_cached(
+        st->cache, "UPDATE rollouts SET state = ?2, reason = ?3,"
+                   " started_at = CASE WHEN started_at IS NULL AND ?2 IN ('running', 'scheduled')"
+                   "   THEN ?4 ELSE started_at END,"
+                   " finished_at = CASE WHEN ?2 IN ('aborted', 'done') THEN ?4 ELSE finished_at END"
+                   " WHERE id = ?1");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_int64(q, 1, id);
     sqlite3_bind_text(q, 2, state, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, reason ? reason : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 4, (int64_t)now_ms);
-    return s_done(q);
+    return s_done(st, q);
 }
 
 int store_rollout_watermark(store_t *st, int64_t id)
 {
-    sqlite3_stmt *q = sql_prepare(st->db, "UPDATE rollouts SET device_watermark ="
-                                          " (SELECT coalesce(max(id), 0) FROM device)"
-                                          " WHERE id = ?1 AND device_watermark <"
-                                          " (SELECT coalesce(max(id), 0) FROM device)");
+    sqlite3_stmt *q = sql_cached(st->cache, "UPDATE rollouts SET device_watermark ="
+                                            " (SELECT coalesce(max(id), 0) FROM device)"
+                                            " WHERE id = ?1 AND device_watermark <"
+                                            " (SELECT coalesce(max(id), 0) FROM device)");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_int64(q, 1, id);
-    return s_done(q);
+    return s_done(st, q);
 }
 
 int store_rollout_set_wave(store_t *st, int64_t id, int64_t wave)
 {
-    sqlite3_stmt *q = sql_prepare(st->db, "UPDATE rollouts SET current_wave = ?2 WHERE id = ?1");
+    sqlite3_stmt *q = sql_cached(st->cache, "UPDATE rollouts SET current_wave = ?2 WHERE id = ?1");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_int64(q, 1, id);
     sqlite3_bind_int64(q, 2, wave);
-    return s_done(q);
+    return s_done(st, q);
 }
 
-#define RDEV_COLS                                                                                  \
+#define RDEV_COLS_FROM                                                                             \
     "SELECT rd.device_id, rd.site_id, rd.wave, rd.entered_at, rd.updated_at, rd.state, rd.mac,"    \
     " rd.model, rd.reason, coalesce(d.current_version, ''), coalesce(d.serial_firmware, '')"       \
-    " FROM rollout_devices rd LEFT JOIN device d ON d.id = rd.device_id "
+    " FROM rollout_devices"
+#define RDEV_JOIN_DEVICE " LEFT JOIN device d ON d.id = rd.device_id "
+#define RDEV_COLS RDEV_COLS_FROM " rd" RDEV_JOIN_DEVICE
 
 static void s_rdev_fill(sqlite3_stmt *q, struct store_rdev *r)
 {
@@ -745,13 +770,35 @@ int store_rollout_devices(store_t *st, int64_t rollout_id, const struct store_rd
 {
     *out = NULL;
     *n = 0;
-    sqlite3_stmt *q = sql_prepare(
-        st->db, RDEV_COLS "WHERE rd.rollout_id = ?1 AND (?2 IS NULL OR rd.state = ?2)"
-                          " AND (?3 = 0 OR rd.wave <= ?3) AND (?4 = 0 OR rd.entered_at < ?4)"
-                          " AND (?5 = 0 OR rd.state <> 'pending' OR rd.reason <> 'no agent'"
-                          "   OR EXISTS (SELECT 1 FROM agent a WHERE a.site_id = rd.site_id"
-                          "   AND a.revoked_ms IS NULL))"
-                          " ORDER BY rd.wave, rd.site_id, rd.mac LIMIT ?6");
+    /* One text per filter shape: SQLite plans a statement once, before the
+     * values are bound, so "(?2 IS NULL OR rd.state = ?2)" can use no index
+     * and every engine turn read all the rollout's rows (100,000 at the
+     * benchmark) and sorted them. With the state and the bound spelled out,
+     * the engine's queue streams from rollout_devices_queue in ORDER BY
+     * order and stops at the limit, and the timeout sweep reads only the
+     * expired rows from rollout_devices_timed. */
+#define RDEV_ASSIGNABLE                                                                            \
+    " AND (?5 = 0 OR rd.state <> 'pending' OR rd.reason <> 'no agent'"                             \
+    "   OR EXISTS (SELECT 1 FROM agent a WHERE a.site_id = rd.site_id"                             \
+    "   AND a.revoked_ms IS NULL))"                                                                \
+    " ORDER BY rd.wave, rd.site_id, rd.mac LIMIT ?6"
+    static const char *const by_wave =
+        RDEV_COLS "WHERE rd.rollout_id = ?1 AND rd.state = ?2 AND rd.wave <= ?3"
+                  " AND (?4 = 0 OR rd.entered_at < ?4)" RDEV_ASSIGNABLE;
+    static const char *const by_time =
+        RDEV_COLS_FROM " rd INDEXED BY rollout_devices_timed" RDEV_JOIN_DEVICE
+                       "WHERE rd.rollout_id = ?1 AND rd.state = ?2 AND rd.entered_at < ?4"
+                       " AND (?3 = 0 OR rd.wave <= ?3)" RDEV_ASSIGNABLE;
+    static const char *const any = RDEV_COLS
+        "WHERE rd.rollout_id = ?1 AND (?2 IS NULL OR rd.state = ?2)"
+        " AND (?3 = 0 OR rd.wave <= ?3) AND (?4 = 0 OR rd.entered_at < ?4)" RDEV_ASSIGNABLE;
+#undef RDEV_ASSIGNABLE
+    const char *sql = any;
+    if (store_rdev_name(f->state) && f->max_wave > 0)
+        sql = by_wave;
+    else if (store_rdev_name(f->state) && f->entered_before > 0)
+        sql = by_time;
+    sqlite3_stmt *q = sql_cached(st->cache, sql);
     if (q == NULL)
         return -EIO;
     sqlite3_bind_int64(q, 1, rollout_id);
@@ -779,7 +826,7 @@ int store_rollout_devices(store_t *st, int64_t rollout_id, const struct store_rd
     }
     if (rc == 0 && step != SQLITE_DONE)
         rc = -EIO;
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     if (rc < 0) {
         free(*out);
         *out = NULL;
@@ -791,7 +838,7 @@ int store_rollout_devices(store_t *st, int64_t rollout_id, const struct store_rd
 int store_rollout_device_get(store_t *st, int64_t rollout_id, const char *mac,
                              struct store_rdev *out)
 {
-    sqlite3_stmt *q = sql_prepare(st->db, RDEV_COLS "WHERE rd.rollout_id = ?1 AND rd.mac = ?2");
+    sqlite3_stmt *q = sql_cached(st->cache, RDEV_COLS "WHERE rd.rollout_id = ?1 AND rd.mac = ?2");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_int64(q, 1, rollout_id);
@@ -803,19 +850,19 @@ int store_rollout_device_get(store_t *st, int64_t rollout_id, const char *mac,
     } else if (step != SQLITE_DONE) {
         rc = -EIO;
     }
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return rc;
 }
 
 int store_rollout_device_set(store_t *st, int64_t rollout_id, int64_t device_id, int state,
                              const char *reason, uint64_t now_ms)
 {
-    sqlite3_stmt *q = sql_prepare(
-        st->db, "UPDATE rollout_devices SET entered_at = CASE WHEN state = ?3 THEN entered_at"
-                " ELSE ?5 END, state = ?3, reason = ?4, updated_at = ?5"
-                " WHERE rollout_id = ?1 AND device_id = ?2");
+    sqlite3_stmt *q = sql_cached(
+        st->cache, "UPDATE rollout_devices SET entered_at = CASE WHEN state = ?3 THEN entered_at"
+                   " ELSE ?5 END, state = ?3, reason = ?4, updated_at = ?5"
+                   " WHERE rollout_id = ?1 AND device_id = ?2");
     if (q == NULL || store_rdev_name(state) == NULL) {
-        sqlite3_finalize(q);
+        sql_release(st->cache, q);
         return -EIO;
     }
     sqlite3_bind_int64(q, 1, rollout_id);
@@ -823,16 +870,31 @@ int store_rollout_device_set(store_t *st, int64_t rollout_id, int64_t device_id,
     sqlite3_bind_text(q, 3, store_rdev_name(state), -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 4, reason ? reason : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 5, (int64_t)now_ms);
-    return s_done(q);
+    return s_done(st, q);
+}
+
+int64_t store_rollout_count_state(store_t *st, int64_t rollout_id, int state)
+{
+    if (store_rdev_name(state) == NULL)
+        return -EINVAL;
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT count(*) FROM rollout_devices"
+                                            " WHERE rollout_id = ?1 AND state = ?2");
+    if (q == NULL)
+        return -EIO;
+    sqlite3_bind_int64(q, 1, rollout_id);
+    sqlite3_bind_text(q, 2, store_rdev_name(state), -1, SQLITE_STATIC);
+    int64_t n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -EIO;
+    sql_release(st->cache, q);
+    return n;
 }
 
 int store_rollout_counts(store_t *st, int64_t rollout_id, int64_t max_wave,
                          int64_t counts[STORE_RDEV_N])
 {
     memset(counts, 0, STORE_RDEV_N * sizeof counts[0]);
-    sqlite3_stmt *q = sql_prepare(st->db, "SELECT state, count(*) FROM rollout_devices"
-                                          " WHERE rollout_id = ?1 AND (?2 = 0 OR wave <= ?2)"
-                                          " GROUP BY state");
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT state, count(*) FROM rollout_devices"
+                                            " WHERE rollout_id = ?1 AND (?2 = 0 OR wave <= ?2)"
+                                            " GROUP BY state");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_int64(q, 1, rollout_id);
@@ -842,24 +904,24 @@ int store_rollout_counts(store_t *st, int64_t rollout_id, int64_t max_wave,
         if (i >= 0)
             counts[i] = sqlite3_column_int64(q, 1);
     }
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return 0;
 }
 
 int store_rollout_device_window(store_t *st, int64_t device_id, char *out, size_t n)
 {
     out[0] = '\0';
-    sqlite3_stmt *q = sql_prepare(
-        st->db, "SELECT coalesce((SELECT c.window FROM device_class c WHERE c.name = d.class"
-                "   AND d.class <> '' AND (c.site_id = d.site_id OR c.site_id IS NULL)"
-                "   ORDER BY c.site_id IS NULL LIMIT 1), ''), s.window"
-                " FROM device d JOIN site s ON s.id = d.site_id WHERE d.id = ?1");
+    sqlite3_stmt *q = sql_cached(
+        st->cache, "SELECT coalesce((SELECT c.window FROM device_class c WHERE c.name = d.class"
+                   "   AND d.class <> '' AND (c.site_id = d.site_id OR c.site_id IS NULL)"
+                   "   ORDER BY c.site_id IS NULL LIMIT 1), ''), s.window"
+                   " FROM device d JOIN site s ON s.id = d.site_id WHERE d.id = ?1");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_int64(q, 1, device_id);
     if (sqlite3_step(q) == SQLITE_ROW)
         snprintf(out, n, "%s", *s_text(q, 0) ? s_text(q, 0) : s_text(q, 1));
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return 0;
 }
 
@@ -868,7 +930,7 @@ int store_rollout_device_window(store_t *st, int64_t device_id, char *out, size_
 int store_device_version(store_t *st, const char *mac, char *version, size_t n, int64_t *site_id)
 {
     sqlite3_stmt *q =
-        sql_prepare(st->db, "SELECT current_version, site_id FROM device WHERE mac = ?1");
+        sql_cached(st->cache, "SELECT current_version, site_id FROM device WHERE mac = ?1");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_text(q, 1, mac, -1, SQLITE_STATIC);
@@ -878,37 +940,38 @@ int store_device_version(store_t *st, const char *mac, char *version, size_t n, 
         *site_id = sqlite3_column_int64(q, 1);
         rc = 1;
     }
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return rc;
 }
 
 int store_device_version_set(store_t *st, const char *mac, const char *version, int with_serial)
 {
-    sqlite3_stmt *q = sql_prepare(
-        st->db, "UPDATE device SET current_version = ?2,"
-                " serial_firmware = CASE WHEN ?3 THEN ?2 ELSE serial_firmware END WHERE mac = ?1");
+    sqlite3_stmt *q = sql_cached(
+        st->cache,
+        "UPDATE device SET current_version = ?2,"
+        " serial_firmware = CASE WHEN ?3 THEN ?2 ELSE serial_firmware END WHERE mac = ?1");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_text(q, 1, mac, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, version, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 3, with_serial);
-    return s_done(q);
+    return s_done(st, q);
 }
 
 int store_device_version_expected(store_t *st, const char *mac, const char *version)
 {
-    sqlite3_stmt *q = sql_prepare(
-        st->db, "SELECT 1 FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id"
-                " JOIN firmware f ON f.id = r.firmware_id WHERE rd.mac = ?1"
-                " AND ((f.version = ?2 AND rd.state <> 'pending')"
-                "   OR (r.state IN " UNFINISHED " AND rd.state IN ('assigned', 'waiting_window',"
-                "   'offered', 'downloading', 'installed', 'verifying'))) LIMIT 1");
+    sqlite3_stmt *q = sql_cached(
+        st->cache, "SELECT 1 FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id"
+                   " JOIN firmware f ON f.id = r.firmware_id WHERE rd.mac = ?1"
+                   " AND ((f.version = ?2 AND rd.state <> 'pending')"
+                   "   OR (r.state IN " UNFINISHED " AND rd.state IN ('assigned', 'waiting_window',"
+                   "   'offered', 'downloading', 'installed', 'verifying'))) LIMIT 1");
     if (q == NULL)
         return -EIO;
     sqlite3_bind_text(q, 1, mac, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, version, -1, SQLITE_STATIC);
     int rc = sqlite3_step(q) == SQLITE_ROW;
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     return rc;
 }
 
@@ -928,14 +991,15 @@ static json_t *s_counts_obj(const int64_t c[STORE_RDEV_N])
 int store_rollout_list(store_t *st, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    sqlite3_stmt *q = sql_prepare(
-        st->db, "SELECT r.id, r.name, r.state, r.reason, f.vendor || '/' || f.version, r.profile,"
-                " (SELECT count(*) FROM rollout_devices WHERE rollout_id = r.id),"
-                " (SELECT count(*) FROM rollout_devices WHERE rollout_id = r.id"
-                "   AND state = 'succeeded'),"
-                " (SELECT count(*) FROM rollout_devices WHERE rollout_id = r.id"
-                "   AND state = 'failed'), r.created_at"
-                " FROM rollouts r JOIN firmware f ON f.id = r.firmware_id ORDER BY r.id");
+    sqlite3_stmt *q = sql_cached(
+        st->cache,
+        "SELECT r.id, r.name, r.state, r.reason, f.vendor || '/' || f.version, r.profile,"
+        " (SELECT count(*) FROM rollout_devices WHERE rollout_id = r.id),"
+        " (SELECT count(*) FROM rollout_devices WHERE rollout_id = r.id"
+        "   AND state = 'succeeded'),"
+        " (SELECT count(*) FROM rollout_devices WHERE rollout_id = r.id"
+        "   AND state = 'failed'), r.created_at"
+        " FROM rollouts r JOIN firmware f ON f.id = r.firmware_id ORDER BY r.id");
     if (q == NULL)
         return s_dberr(st, err, errlen);
     json_t *arr = json_array();
@@ -952,14 +1016,14 @@ int store_rollout_list(store_t *st, json_t **out, char *err, size_t errlen)
         if (o == NULL || json_array_append_new(arr, o) < 0)
             rc = -ENOMEM;
     }
-    sqlite3_finalize(q);
+    sql_release(st->cache, q);
     if (rc == 0 && (*out = json_pack("{s:o}", "rollouts", arr)) != NULL)
         return 0;
     util_errf(err, errlen, "out of memory");
     return -ENOMEM;
 }
 
-/* Adds one to counts of group key (wave number or site id) in obj map. */
+/* Counts of one wave or one site of a rollout. */
 struct group {
     int64_t key, total;
     char name[64];
@@ -967,18 +1031,64 @@ struct group {
     int64_t c[STORE_RDEV_N];
 };
 
-static struct group *s_group(struct group **g, size_t *n, int64_t key)
+/* The group of key in *g (n of them), added when missing; NULL out of
+ * memory. *hint is the index of the last one found: rows come grouped by
+ * site, so it is nearly always the one (a linear search over 1,000 sites
+ * per row was most of the status time of a 100,000-device rollout). */
+static struct group *s_group(struct group **g, size_t *n, size_t *hint, int64_t key)
 {
+    if (*hint < *n && (*g)[*hint].key == key)
+        return &(*g)[*hint];
     for (size_t i = 0; i < *n; i++)
-        if ((*g)[i].key == key)
+        if ((*g)[i].key == key) {
+            *hint = i;
             return &(*g)[i];
+        }
     struct group *grown = realloc(*g, (*n + 1) * sizeof *grown);
     if (grown == NULL)
         return NULL;
     *g = grown;
     memset(&grown[*n], 0, sizeof grown[*n]);
     grown[*n].key = key;
+    *hint = *n;
     return &grown[(*n)++];
+}
+
+static int s_group_by_key(const void *a, const void *b)
+{
+    const struct group *x = a, *y = b;
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static int s_group_by_name(const void *a, const void *b)
+{
+    const struct group *x = a, *y = b;
+    return strcmp(x->name, y->name);
+}
+
+/* Adds n devices of state in wave and site to the groups. 0 or -ENOMEM. */
+static int s_count(struct group **wg, size_t *nw, size_t *hw, struct group **sg, size_t *ns,
+                   size_t *hs, int64_t wave, int64_t site, int state, int64_t n)
+{
+    struct group *w = s_group(wg, nw, hw, wave), *s = w ? s_group(sg, ns, hs, site) : NULL;
+    if (s == NULL)
+        return -ENOMEM;
+    w->total += n;
+    s->total += n;
+    if (state >= 0) {
+        w->c[state] += n;
+        s->c[state] += n;
+    }
+    return 0;
+}
+
+/* A failures entry from columns mac, site name, reason, updated_at. */
+static int s_failure(json_t *failures, sqlite3_stmt *q, int mac, int site, int reason, int at)
+{
+    json_t *f = json_pack("{s:o, s:o, s:o, s:I}", "mac", s_jstr(s_text(q, mac)), "site",
+                          s_jstr(s_text(q, site)), "reason", s_jstr(s_text(q, reason)), "at",
+                          (json_int_t)sqlite3_column_int64(q, at));
+    return f == NULL || json_array_append_new(failures, f) < 0 ? -ENOMEM : 0;
 }
 
 int store_rollout_status(store_t *st, const char *name_or_id, int with_devices, json_t **out,
@@ -997,7 +1107,7 @@ int store_rollout_status(store_t *st, const char *name_or_id, int with_devices, 
     json_t *doc = json_object(), *ro = json_object(), *devices = json_array(),
            *failures = json_array(), *waves = json_array(), *sites = json_array();
     struct group *wg = NULL, *sg = NULL;
-    size_t nw = 0, ns = 0;
+    size_t nw = 0, ns = 0, hw = 0, hs = 0;
     rc = doc && ro && devices && failures && waves && sites ? 0 : -ENOMEM;
 #define JT(v) ((v) > 0 ? json_integer(v) : json_null())
     if (rc == 0 &&
@@ -1016,51 +1126,64 @@ int store_rollout_status(store_t *st, const char *name_or_id, int with_devices, 
         rc = -ENOMEM;
 #undef JT
     sqlite3_stmt *q = NULL;
-    if (rc == 0) {
-        q = sql_prepare(st->db, "SELECT rd.mac, s.name, rd.model, rd.wave, rd.state, rd.reason,"
-                                " rd.updated_at, rd.site_id FROM rollout_devices rd"
-                                " JOIN site s ON s.id = rd.site_id WHERE rd.rollout_id = ?1"
-                                " ORDER BY rd.wave, s.name, rd.mac");
+    if (rc == 0 && with_devices) {
+        /* every row: the device list, failures and the counts from one pass */
+        q = sql_cached(st->cache, "SELECT rd.mac, s.name, rd.model, rd.wave, rd.state, rd.reason,"
+                                  " rd.updated_at, rd.site_id FROM rollout_devices rd"
+                                  " JOIN site s ON s.id = rd.site_id WHERE rd.rollout_id = ?1"
+                                  " ORDER BY rd.wave, s.name, rd.mac");
         if (q == NULL)
             rc = -EIO;
-    }
-    if (rc == 0) {
-        sqlite3_bind_int64(q, 1, r.id);
+        else
+            sqlite3_bind_int64(q, 1, r.id);
         while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
             int state = store_rdev_index(s_text(q, 4));
-            int64_t wave = sqlite3_column_int64(q, 3), site = sqlite3_column_int64(q, 7);
-            struct group *w = s_group(&wg, &nw, wave), *s = w ? s_group(&sg, &ns, site) : NULL;
-            if (s == NULL) {
+            int64_t wave = sqlite3_column_int64(q, 3);
+            rc = s_count(&wg, &nw, &hw, &sg, &ns, &hs, wave, sqlite3_column_int64(q, 7), state, 1);
+            json_t *d = rc < 0
+                            ? NULL
+                            : json_pack("{s:o, s:o, s:o, s:I, s:o, s:o, s:I}", "mac",
+                                        s_jstr(s_text(q, 0)), "site", s_jstr(s_text(q, 1)), "model",
+                                        s_jstr(s_text(q, 2)), "wave", (json_int_t)wave, "state",
+                                        s_jstr(s_text(q, 4)), "reason", s_jstr(s_text(q, 5)),
+                                        "updated_at", (json_int_t)sqlite3_column_int64(q, 6));
+            if (d == NULL || json_array_append_new(devices, d) < 0)
                 rc = -ENOMEM;
-                break;
-            }
-            snprintf(s->name, sizeof s->name, "%s", s_text(q, 1));
-            w->total++;
-            s->total++;
-            if (state >= 0) {
-                w->c[state]++;
-                s->c[state]++;
-            }
-            json_t *d = !with_devices ? NULL : json_pack("{s:o, s:o, s:o, s:I, s:o, s:o, s:I}", "mac",
-                                  s_jstr(s_text(q, 0)), "site", s_jstr(s_text(q, 1)), "model",
-                                  s_jstr(s_text(q, 2)), "wave", (json_int_t)wave, "state",
-                                  s_jstr(s_text(q, 4)), "reason", s_jstr(s_text(q, 5)),
-                                  "updated_at", (json_int_t)sqlite3_column_int64(q, 6));
-            if (with_devices && (d == NULL || json_array_append_new(devices, d) < 0))
-                rc = -ENOMEM;
-            if (rc == 0 && state == STORE_RDEV_FAILED) {
-                json_t *f = json_pack("{s:o, s:o, s:o, s:I}", "mac", s_jstr(s_text(q, 0)), "site",
-                                      s_jstr(s_text(q, 1)), "reason", s_jstr(s_text(q, 5)), "at",
-                                      (json_int_t)sqlite3_column_int64(q, 6));
-                if (f == NULL || json_array_append_new(failures, f) < 0)
-                    rc = -ENOMEM;
-            }
+            if (rc == 0 && state == STORE_RDEV_FAILED)
+                rc = s_failure(failures, q, 0, 1, 5, 6);
         }
-        sqlite3_finalize(q);
+        sql_release(st->cache, q);
+    } else if (rc == 0) {
+        /* counts only: grouped in SQL (site-major, so the hint above hits),
+         * then the failed devices alone, in the order of the device list */
+        q = sql_cached(st->cache, "SELECT site_id, wave, state, count(*) FROM rollout_devices"
+                                  " WHERE rollout_id = ?1 GROUP BY site_id, wave, state");
+        if (q == NULL)
+            rc = -EIO;
+        else
+            sqlite3_bind_int64(q, 1, r.id);
+        while (rc == 0 && sqlite3_step(q) == SQLITE_ROW)
+            rc = s_count(&wg, &nw, &hw, &sg, &ns, &hs, sqlite3_column_int64(q, 1),
+                         sqlite3_column_int64(q, 0), store_rdev_index(s_text(q, 2)),
+                         sqlite3_column_int64(q, 3));
+        sql_release(st->cache, q);
+        q = rc == 0
+                ? sql_cached(st->cache, "SELECT rd.mac, s.name, rd.reason, rd.updated_at"
+                                        " FROM rollout_devices rd JOIN site s ON s.id = rd.site_id"
+                                        " WHERE rd.rollout_id = ?1 AND rd.state = 'failed'"
+                                        " ORDER BY rd.wave, s.name, rd.mac")
+                : NULL;
+        if (rc == 0 && q == NULL)
+            rc = -EIO;
+        else if (rc == 0)
+            sqlite3_bind_int64(q, 1, r.id);
+        while (rc == 0 && sqlite3_step(q) == SQLITE_ROW)
+            rc = s_failure(failures, q, 0, 1, 2, 3);
+        sql_release(st->cache, q);
     }
     /* waves 1..n_waves, in order, empty ones included */
     for (int64_t w = 1; rc == 0 && w <= (r.n_waves > 0 ? r.n_waves : 1); w++) {
-        struct group *g = s_group(&wg, &nw, w);
+        struct group *g = s_group(&wg, &nw, &hw, w);
         if (g == NULL) {
             rc = -ENOMEM;
             break;
@@ -1077,39 +1200,47 @@ int store_rollout_status(store_t *st, const char *name_or_id, int with_devices, 
         if (o == NULL || json_array_append_new(waves, o) < 0)
             rc = -ENOMEM;
     }
-    /* sites by name; staged: every image of the rollout's firmware is in
-     * the cache of each of the site's unrevoked agents (and it has one) */
+    /* sites by name, named and judged by one query over the rollout's
+     * sites; staged: every image of the rollout's firmware is in the cache
+     * of each of the site's unrevoked agents (and it has one) */
     sqlite3_stmt *qs =
         rc == 0
-            ? sql_prepare(
-                  st->db,
-                  "SELECT EXISTS (SELECT 1 FROM agent WHERE site_id = ?1 AND revoked_ms IS NULL)"
-                  " AND NOT EXISTS (SELECT 1 FROM agent a, firmware_file f WHERE a.site_id = ?1"
+            ? sql_cached(
+                  st->cache,
+                  "SELECT s.id, s.name,"
+                  " EXISTS (SELECT 1 FROM agent WHERE site_id = s.id AND revoked_ms IS NULL)"
+                  " AND NOT EXISTS (SELECT 1 FROM agent a, firmware_file f WHERE a.site_id = s.id"
                   "   AND a.revoked_ms IS NULL AND f.firmware_id = ?2"
-                  "   AND instr(' ' || a.cached || ' ', ' ' || f.sha256 || ' ') = 0)")
+                  "   AND instr(' ' || a.cached || ' ', ' ' || f.sha256 || ' ') = 0)"
+                  " FROM site s WHERE EXISTS (SELECT 1 FROM rollout_devices rd"
+                  "   WHERE rd.site_id = s.id AND rd.rollout_id = ?1)")
             : NULL;
     if (rc == 0 && qs == NULL)
         rc = -EIO;
-    for (size_t i = 0; rc == 0 && i < ns; i++) {
-        /* sort by name: selection sort, few sites per rollout status */
-        size_t m = i;
-        for (size_t k = i + 1; k < ns; k++)
-            if (strcmp(sg[k].name, sg[m].name) < 0)
-                m = k;
-        struct group tmp = sg[i];
-        sg[i] = sg[m];
-        sg[m] = tmp;
-        sqlite3_reset(qs);
-        sqlite3_bind_int64(qs, 1, sg[i].key);
+    if (rc == 0) {
+        if (ns > 1)
+            qsort(sg, ns, sizeof *sg, s_group_by_key);
+        sqlite3_bind_int64(qs, 1, r.id);
         sqlite3_bind_int64(qs, 2, r.firmware_id);
-        int staged = sqlite3_step(qs) == SQLITE_ROW && sqlite3_column_int64(qs, 0) != 0;
-        json_t *o =
-            json_pack("{s:o, s:I, s:b, s:o}", "site", s_jstr(sg[i].name), "total",
-                      (json_int_t)sg[i].total, "staged", staged, "counts", s_counts_obj(sg[i].c));
+    }
+    while (rc == 0 && sqlite3_step(qs) == SQLITE_ROW) {
+        struct group key = {.key = sqlite3_column_int64(qs, 0)};
+        struct group *g = ns ? bsearch(&key, sg, ns, sizeof *sg, s_group_by_key) : NULL;
+        if (g != NULL) {
+            snprintf(g->name, sizeof g->name, "%s", s_text(qs, 1));
+            g->staged = sqlite3_column_int64(qs, 2) != 0;
+        }
+    }
+    if (rc == 0 && ns > 1)
+        qsort(sg, ns, sizeof *sg, s_group_by_name);
+    for (size_t i = 0; rc == 0 && i < ns; i++) {
+        json_t *o = json_pack("{s:o, s:I, s:b, s:o}", "site", s_jstr(sg[i].name), "total",
+                              (json_int_t)sg[i].total, "staged", sg[i].staged, "counts",
+                              s_counts_obj(sg[i].c));
         if (o == NULL || json_array_append_new(sites, o) < 0)
             rc = -ENOMEM;
     }
-    sqlite3_finalize(qs);
+    sql_release(st->cache, qs);
     free(wg);
     free(sg);
     if (rc == 0 &&

@@ -178,6 +178,9 @@ int store_rollout_device_set(store_t *st, int64_t rollout_id, int64_t device_id,
                              const char *reason, uint64_t now_ms);
 int store_rollout_device_add(store_t *st, int64_t rollout_id, const struct store_rollout_target *t,
                              int64_t wave, uint64_t now_ms);
+/* The number of the rollout's devices in state (an index range: cheap
+ * when few are, unlike store_rollout_counts, which reads every row). */
+int64_t store_rollout_count_state(store_t *st, int64_t rollout_id, int state);
 /* counts[state] over the devices of waves <= max_wave (0: all). */
 int store_rollout_counts(store_t *st, int64_t rollout_id, int64_t max_wave,
                          int64_t counts[STORE_RDEV_N]);

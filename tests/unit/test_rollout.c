@@ -163,11 +163,25 @@ static void s_verb(struct fx *fx,
     rollout_notes_free(&notes);
 }
 
+/* The status with devices; every call also proves that the document
+ * without devices (grouped queries) says the same apart from the list. */
 static json_t *s_status(struct fx *fx, const char *name)
 {
-    json_t *doc = NULL;
+    json_t *doc = NULL, *brief = NULL;
     if (store_rollout_status(fx->ctl.st, name, 1, &doc, fx->err, sizeof fx->err) != 0)
         fail_msg("status: %s", fx->err);
+    if (store_rollout_status(fx->ctl.st, name, 0, &brief, fx->err, sizeof fx->err) != 0)
+        fail_msg("status without devices: %s", fx->err);
+    assert_null(json_object_get(brief, "devices"));
+    json_t *copy = json_deep_copy(doc);
+    assert_non_null(copy);
+    assert_int_equal(json_object_del(copy, "devices"), 0);
+    if (!json_equal(copy, brief)) {
+        char *a = json_dumps(copy, JSON_SORT_KEYS), *b = json_dumps(brief, JSON_SORT_KEYS);
+        fail_msg("status with devices:\n%s\nwithout:\n%s", a, b);
+    }
+    json_decref(copy);
+    json_decref(brief);
     return doc;
 }
 
@@ -1017,6 +1031,51 @@ static void test_restart_continues(void **state)
     assert_int_equal(s_outbox(fx).assignments, 4);
 }
 
+/* The engine's two halves give what store_assignment_build gives: the
+ * same files, site, errors and texts. */
+static void test_assignment_halves(void **state)
+{
+    struct fx *fx = *state;
+    store_t *st = fx->ctl.st;
+    char e1[256], e2[256], win[64];
+    int64_t fw_id = 0, site = 0, site2 = 0;
+    Firmfleet__Assignment *fw = NULL, *whole = NULL;
+    assert_int_equal(store_assignment_firmware(st, "cisco/9.9.9", &fw, &fw_id, e1, sizeof e1),
+                     -ENOENT);
+    assert_null(fw);
+    assert_int_equal(store_assignment_build(st, "00:04:f2:00:00:01", "cisco/9.9.9", &whole, &site,
+                                            e2, sizeof e2),
+                     -ENOENT);
+    assert_string_equal(e1, e2);
+    assert_int_equal(store_assignment_firmware(st, "cisco/8.12.0", &fw, &fw_id, e1, sizeof e1), 0);
+    assert_int_equal(store_assignment_build(st, "00:04:f2:00:00:01", "cisco/8.12.0", &whole, &site,
+                                            e2, sizeof e2),
+                     0);
+    assert_string_equal(fw->firmware, whole->firmware);
+    assert_int_equal(fw->n_files, whole->n_files);
+    assert_int_equal(fw->n_files, 1);
+    assert_string_equal(fw->files[0]->name, whole->files[0]->name);
+    assert_int_equal(fw->files[0]->size, whole->files[0]->size);
+    assert_memory_equal(fw->files[0]->sha256.data, whole->files[0]->sha256.data, 32);
+    store_assignment_free(whole);
+    assert_int_equal(store_assignment_device(st, "00:04:f2:00:00:01", fw_id, fw->firmware, &site2,
+                                             win, sizeof win, e1, sizeof e1),
+                     0);
+    assert_int_equal(site2, site);
+    assert_int_equal(site2, fx->berlin);
+    assert_string_equal(win, "");
+    const char *bad[] = {"00:04:f2:00:00:07", "00:04:f2:00:0f:ff"}; /* model; unknown */
+    for (size_t i = 0; i < 2; i++) {
+        int rc = store_assignment_build(st, bad[i], "cisco/8.12.0", &whole, &site, e2, sizeof e2);
+        assert_int_equal(rc, i == 0 ? -EINVAL : -ENOENT);
+        assert_int_equal(store_assignment_device(st, bad[i], fw_id, fw->firmware, &site2, win,
+                                                 sizeof win, e1, sizeof e1),
+                         rc);
+        assert_string_equal(e1, e2);
+    }
+    store_assignment_free(fw);
+}
+
 int main(void)
 {
     log_set_level(LOG_LEVEL_ERROR);
@@ -1035,6 +1094,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_class_window_wins, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_restart_continues, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_waits_for_agent, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_assignment_halves, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 
 #include "firmfleet.pb-c.h"
 #include "log.h"
+#include "sql.h"
 #include "store.h"
 #include "store_inv.h"
 #include "store_link.h"
@@ -1408,6 +1409,46 @@ static void test_device_rollout_fields(void **state)
     store_site_config_free(sc);
 }
 
+/* ---- the statement cache (sql.h) ---- */
+
+static void test_statement_cache(void **state)
+{
+    (void)state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    assert_int_equal(sql_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);"), 0);
+    sql_cache_t *c = NULL;
+    assert_int_equal(sql_cache_new(db, &c), 0);
+    static const char *const sel = "SELECT x FROM t WHERE x >= ?1 ORDER BY x";
+    sqlite3_stmt *a = sql_cached(c, sel);
+    assert_non_null(a);
+    sqlite3_bind_int(a, 1, 1);
+    assert_int_equal(sqlite3_step(a), SQLITE_ROW);
+    /* nested use of the same text while a is out: a private statement */
+    sqlite3_stmt *b = sql_cached(c, sel);
+    assert_non_null(b);
+    assert_ptr_not_equal(a, b);
+    sqlite3_bind_int(b, 1, 2);
+    assert_int_equal(sqlite3_step(b), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(b, 0), 2);
+    sql_release(c, b); /* finalized */
+    assert_int_equal(sqlite3_column_int(a, 0), 1);
+    sql_release(c, a);
+    /* given back: the same statement again, reset and unbound (NULL >= ...) */
+    sqlite3_stmt *again = sql_cached(c, sel);
+    assert_ptr_equal(again, a);
+    assert_int_equal(sqlite3_step(again), SQLITE_DONE);
+    sql_release(c, again);
+    sql_release(c, NULL);
+    /* a reset statement holds no read transaction: a write goes through */
+    assert_int_equal(sql_exec(db, "BEGIN IMMEDIATE; INSERT INTO t VALUES (3); COMMIT;"), 0);
+    sql_cache_destroy(&c);
+    assert_null(c);
+    sql_cache_destroy(&c); /* idempotent */
+    /* nothing left unfinalized: the connection closes */
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1428,6 +1469,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_site_config, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_device_rollout_fields, s_setup, s_teardown),
         cmocka_unit_test(test_validators),
+        cmocka_unit_test(test_statement_cache),
     };
     log_set_level(LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
