@@ -636,13 +636,15 @@ void prov_observe(struct agent *a, const struct profile_evidence *e, int boot, u
     }
     if (d->as == NULL)
         return;
+    int rebooted_now = 0;
     if (boot && d->st == U_INSTALLED) {
         /* it rebooted after fetching its image: the version it shows next decides */
         if (s_transition(p, d, U_VERIFYING, "", "") < 0)
             return;
+        rebooted_now = 1; /* state_at is a later clock read than now */
     }
     /* a version seen after the reboot (in this observation or a later one) */
-    if (d->st == U_VERIFYING && d->j.state_at <= now) {
+    if (d->st == U_VERIFYING && (rebooted_now || d->j.state_at <= now)) {
         char v[PROFILE_VERSION_MAX + 1] = "";
         int shows = pf != NULL && profile_version(pf, e, d->j.installed, v, sizeof v) == 1;
         if (shows) {

@@ -550,7 +550,7 @@ static void test_concurrency_cancel_restart(void **state)
     /* the phone answers; device.restart ok=1 follows */
     char buf[2048];
     ssize_t n = -1;
-    for (int i = 0; i < 500 && n <= 0; i++) {
+    for (int i = 0; i < 5000 && n <= 0; i++) { /* at most ~10 s: a loaded machine */
         uv_run(&f->a->loop, UV_RUN_NOWAIT);
         n = recvfrom(ph, buf, sizeof buf - 1, MSG_DONTWAIT, (struct sockaddr *)&pa, &pl);
         if (n <= 0)
@@ -566,7 +566,7 @@ static void test_concurrency_cancel_restart(void **state)
     snprintf(cseq, sizeof cseq, "%.*s", (int)(strstr(q, "\r\n") - q), q);
     int k = snprintf(resp, sizeof resp, "SIP/2.0 200 OK\r\n%s\r\n%s\r\n%s\r\n\r\n", via, cid, cseq);
     sendto(ph, resp, (size_t)k, 0, (struct sockaddr *)&pa, pl);
-    for (int i = 0; i < 500 && s_events(f, "device.restart", M1, NULL, NULL, 0) == 0; i++) {
+    for (int i = 0; i < 5000 && s_events(f, "device.restart", M1, NULL, NULL, 0) == 0; i++) {
         uv_run(&f->a->loop, UV_RUN_NOWAIT);
         usleep(2000);
     }
