@@ -143,6 +143,31 @@ lab_up() {
   ip -n "$SRV_NS" link set "$SRV_IF" up; ip -n "$SRV_NS" link set lo up
   ip -n "$CLI_NS" link set "$CLI_IF" up; ip -n "$CLI_NS" link set lo up
 }
+# veth NS1 IF1 IP1 NS2 IF2 IP2: a veth pair between two namespaces, each end
+# with IP/24 (an empty IP: none) and up.
+veth() { # NS1 IF1 IP1 NS2 IF2 IP2 (an empty IP: none)
+  ip link add "$2" type veth peer name "$5" || return 1
+  ip link set "$2" netns "$1" && ip link set "$5" netns "$4" || return 1
+  [ -z "$3" ] || ip -n "$1" addr add "$3/24" dev "$2"
+  [ -z "$6" ] || ip -n "$4" addr add "$6/24" dev "$5"
+  ip -n "$1" link set "$2" up && ip -n "$4" link set "$5" up
+}
+
+# udhcpc_script FILE: a busybox udhcpc script that configures the lease's
+# address on the interface and writes it to $UDHCP_OUT.
+udhcpc_script() {
+  cat >"$1" <<'EOF'
+#!/bin/sh
+case "$1" in
+  bound|renew) ip addr flush dev "$interface"; ip addr add "$ip/$mask" dev "$interface"
+    echo "$ip" >"$UDHCP_OUT" ;;
+  deconfig) ip addr flush dev "$interface" ;;
+esac
+exit 0
+EOF
+  chmod +x "$1"
+}
+
 lab_down() {
   local ns
   for ns in "${LAB_NS[@]}"; do

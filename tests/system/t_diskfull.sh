@@ -44,16 +44,7 @@ agent_up
 check "agent online" wait_until 30 agent_online full
 check "the journal is on the tmpfs" wait_until 10 test -f "$JR"
 
-cat >"$T/udhcpc.sh" <<'EOF'
-#!/bin/sh
-case "$1" in
-  bound|renew) ip addr flush dev "$interface"; ip addr add "$ip/$mask" dev "$interface"
-    echo "$ip" >"$UDHCP_OUT" ;;
-  deconfig) ip addr flush dev "$interface" ;;
-esac
-exit 0
-EOF
-chmod +x "$T/udhcpc.sh"
+udhcpc_script "$T/udhcpc.sh"
 boot() { # MAC
   in_cli ip addr flush dev "$CLI_IF"
   in_cli ip link set dev "$CLI_IF" address "$1"

@@ -26,13 +26,6 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 
 N_CTL="ffcrpc-$$" N_SA="ffcrpa-$$" N_PH="ffcrph-$$"
 UPL="pu$$" IF_SA="ps$$" IF_PH="pp$$"
-veth() { # NS1 IF1 IP1 NS2 IF2 IP2 (an empty IP: none)
-  ip link add "$2" type veth peer name "$5" || return 1
-  ip link set "$2" netns "$1" && ip link set "$5" netns "$4" || return 1
-  [ -z "$3" ] || ip -n "$1" addr add "$3/24" dev "$2"
-  [ -z "$6" ] || ip -n "$4" addr add "$6/24" dev "$5"
-  ip -n "$1" link set "$2" up && ip -n "$4" link set "$5" up
-}
 topo_up() {
   local ns
   for ns in "$N_CTL" "$N_SA" "$N_PH"; do
@@ -76,16 +69,7 @@ head -c 300000 /dev/urandom >"$T/fw/2345-46200-010.sip.ld"
 check "polycom 5.9.0.9373 in the catalog" ff firmware add polycom/5.9.0.9373 --models VVX400 "$T"/fw/*
 
 # ---- phones: udhcpc, curl, tftp in the phones' namespace ----
-cat >"$T/udhcpc.sh" <<'EOF'
-#!/bin/sh
-case "$1" in
-  bound|renew) ip addr flush dev "$interface"; ip addr add "$ip/$mask" dev "$interface"
-    echo "$ip" >"$UDHCP_OUT" ;;
-  deconfig) ip addr flush dev "$interface" ;;
-esac
-exit 0
-EOF
-chmod +x "$T/udhcpc.sh"
+udhcpc_script "$T/udhcpc.sh"
 hex() { printf '%b' "$1" | od -An -tx1 -v | tr -d ' \n'; }
 POLY_HEX="0000363d"$(hex '\x17\x01\x07Polycom\x02\x0cSoundPointIP')
 UA_OLD='FileTransport PolycomVVX-VVX_400-UA/5.8.0.1000'

@@ -20,13 +20,6 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 # ---- topology: ctl <-> site agent <-> phones, twice ----
 N_CTL="ffrc-$$" N_SA="ffrsa-$$" N_CA="ffrca-$$" N_SB="ffrsb-$$" N_CB="ffrcb-$$"
 IF_CA="ca$$" IF_CB="cb$$" IF_SA="sa$$" IF_SB="sb$$"
-veth() { # NS1 IF1 IP1 NS2 IF2 IP2 (an empty IP: none)
-  ip link add "$2" type veth peer name "$5" || return 1
-  ip link set "$2" netns "$1" && ip link set "$5" netns "$4" || return 1
-  [ -z "$3" ] || ip -n "$1" addr add "$3/24" dev "$2"
-  [ -z "$6" ] || ip -n "$4" addr add "$6/24" dev "$5"
-  ip -n "$1" link set "$2" up && ip -n "$4" link set "$5" up
-}
 topo_up() {
   local ns
   for ns in "$N_CTL" "$N_SA" "$N_CA" "$N_SB" "$N_CB"; do
