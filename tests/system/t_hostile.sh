@@ -154,9 +154,13 @@ good_tftp >/dev/null; good_http >/dev/null
 sleep 1
 rss2=$(rss_kb)
 note "replays: $((SECONDS - t0)) s; $(grep -c '^summary' "$T/rep.out") runs: $(grep '^summary' "$T/rep.out" | sort | uniq -c | xargs)"
-# (a case that failed the first pass fails again; any other failure is new)
+# (a case that failed the first pass fails again; any other failure is new.
+# The replays send without waiting on silence, so on a loaded machine a
+# datagram may be dropped by a full socket buffer: a UDP case that got no
+# answer at all here is not a new failure (the first pass, with its waits,
+# judged it; that the agent still serves is checked right above and below).)
 first_fails=$(awk '{ print $2 }' "$T/first.fail" 2>/dev/null | sort -u | xargs)
-rep_fails=$(awk '/^fail/ { print $2 }' "$T/rep.out" | sort -u | xargs)
+rep_fails=$(awk '/^fail/ && !($2 ~ /^[td]-/ && / got=none/) { print $2 }' "$T/rep.out" | sort -u | xargs)
 new_fails=$(comm -13 <(tr ' ' '\n' <<<"$first_fails" | sort) <(tr ' ' '\n' <<<"$rep_fails" | sort) | xargs)
 check_eq "replays: no case fails that passed the first time" "" "$new_fails"
 [ -z "$new_fails" ] || grep '^fail' "$T/rep.out" | sed 's/^/# replay: /' 
