@@ -311,26 +311,38 @@ static int s_keys(struct pctx *c, const char *path, json_t *obj, const char *con
     return 0;
 }
 
+/* Member key of obj: its path (path.key) into p, the value into *j. 1
+ * present and of type, 0 absent and optional, -EINVAL (reason in c->err)
+ * absent and required, or of another type (what is "a string", "an array"). */
+static int s_member(struct pctx *c, const char *path, json_t *obj, const char *key, int required,
+                    json_type type, const char *what, char p[160], json_t **j)
+{
+    snprintf(p, 160, "%s%s%s", path, *path ? "." : "", key);
+    *j = json_object_get(obj, key);
+    if (*j == NULL) {
+        if (!required)
+            return 0;
+        s_errf(c->err, c->errlen, p, "required");
+        return -EINVAL;
+    }
+    if (json_typeof(*j) != type) {
+        s_errf(c->err, c->errlen, p, "must be %s, not %s", what, s_jtype(*j));
+        return -EINVAL;
+    }
+    return 1;
+}
+
 /* Optional string member: 0 with *out (NULL when absent), or -EINVAL. The
  * string must be non-empty, at most max bytes, printable when printable. */
 static int s_str(struct pctx *c, const char *path, json_t *obj, const char *key, size_t max,
                  int printable, int required, const char **out)
 {
     char p[160];
-    snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", key);
-    json_t *j = json_object_get(obj, key);
+    json_t *j;
     *out = NULL;
-    if (j == NULL) {
-        if (required) {
-            s_errf(c->err, c->errlen, p, "required");
-            return -EINVAL;
-        }
-        return 0;
-    }
-    if (!json_is_string(j)) {
-        s_errf(c->err, c->errlen, p, "must be a string, not %s", s_jtype(j));
-        return -EINVAL;
-    }
+    int rc = s_member(c, path, obj, key, required, JSON_STRING, "a string", p, &j);
+    if (rc <= 0)
+        return rc;
     size_t n = json_string_length(j);
     const char *s = json_string_value(j);
     if (n > max) {
@@ -354,20 +366,11 @@ static int s_arr(struct pctx *c, const char *path, json_t *obj, const char *key,
                  json_t **out)
 {
     char p[160];
-    snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", key);
-    json_t *j = json_object_get(obj, key);
+    json_t *j;
     *out = NULL;
-    if (j == NULL) {
-        if (required) {
-            s_errf(c->err, c->errlen, p, "required");
-            return -EINVAL;
-        }
-        return 0;
-    }
-    if (!json_is_array(j)) {
-        s_errf(c->err, c->errlen, p, "must be an array, not %s", s_jtype(j));
-        return -EINVAL;
-    }
+    int rc = s_member(c, path, obj, key, required, JSON_ARRAY, "an array", p, &j);
+    if (rc <= 0)
+        return rc;
     if (json_array_size(j) > PROFILE_MAX_ITEMS) {
         s_errf(c->err, c->errlen, p, "more than %d entries", PROFILE_MAX_ITEMS);
         return -EINVAL;
