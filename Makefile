@@ -14,12 +14,15 @@ SANFLAGS =
 OPT = -O2
 endif
 
+# the release every program reports (--version, Hello, metrics); packages take it too
+FF_VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
 PKGS = libzmq libprotobuf-c sqlite3 libuv libsodium jansson
 CC ?= cc
 WARN = -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wstrict-prototypes \
        -Wmissing-prototypes -Werror
 CFLAGS_ALL = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) -g $(WARN) $(SANFLAGS) \
-       -MMD -MP -Ilib -Iproto -Idb -Icontroller -Isiteagent -isystem $(B)/gen \
+       -DFF_VERSION='"$(FF_VERSION)"' -MMD -MP -Ilib -Iproto -Idb -Icontroller -Isiteagent -isystem $(B)/gen \
        $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
 LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lhttp_parser

@@ -29,7 +29,6 @@
 #include "store_rollout.h"
 #include "util.h"
 
-#define CTL_METRICS_VERSION "0.1.0"
 #define DRAIN_MS 1000
 #define MAX_STATES 24
 
@@ -210,7 +209,7 @@ static int s_count_online(void *arg, int64_t id)
 
 int ctl_metrics_collect(ctl_metrics_t *m, metrics_t *out)
 {
-    struct metrics_label vl = {"version", CTL_METRICS_VERSION};
+    struct metrics_label vl = {"version", FF_VERSION};
     metrics_family(out, "firmfleet_build_info", METRICS_GAUGE,
                    "The controller's version; always 1.");
     metrics_sample(out, "firmfleet_build_info", &vl, 1, 1);

@@ -44,7 +44,6 @@
 #include "util.h"
 #include "zmqx.h"
 
-#define FF_VERSION "0.1.0"
 #define DEFAULT_PROFILES "/usr/share/firmfleet/profiles"
 #define ROLLOUT_TICK_MS 1000
 

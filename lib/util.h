@@ -6,6 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The release, from the VERSION file through the Makefile. */
+#ifndef FF_VERSION
+#define FF_VERSION "0.0.0"
+#endif
+
 /* Parses a MAC in aa:bb:cc:dd:ee:ff, aa-bb-..., aabb.ccdd.eeff or aabbccddeeff
  * form (any case). Writes 6 bytes to out. Returns 0 or -EINVAL. */
 int util_mac_parse(const char *s, uint8_t out[6]);

@@ -19,8 +19,9 @@
 #include "firmfleet.pb-c.h"
 #include "journal.h"
 #include "sign.h"
+#include "util.h"
 
-#define AGENT_VERSION "0.1.0"
+#define AGENT_VERSION FF_VERSION
 #define AGENT_NAME_MAX 63
 #define AGENT_ENDPOINT_MAX 255
 
