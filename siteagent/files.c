@@ -41,10 +41,12 @@ struct files {
     char root[PATH_MAX - 64];
 };
 
-int files_clean(char *name)
+/* One pass of files_clean; a pass can leave what the next pass changes
+ * ("a /." gives "a ", whose trailing blank the next pass drops). */
+static int s_clean_once(char *name)
 {
     size_t len = strlen(name);
-    while (len > 0 && (name[len - 1] == ' ' || name[len - 1] == '\r' || name[len - 1] == '\n'))
+    while (len > 0 && strchr(" \r\n/\\", name[len - 1]) != NULL)
         name[--len] = '\0';
     /* the leading separators are dropped below: they do not count */
     if (len == 0 || len - strspn(name, "/\\") > FILES_NAME_MAX)
@@ -78,6 +80,24 @@ int files_clean(char *name)
     out[o] = '\0';
     memcpy(name, out, o + 1);
     return 0;
+}
+
+int files_clean(char *name)
+{
+    /* to a fixed point, so that cleaning a cleaned name changes nothing
+     * (fuzz_path); every pass that changes the name shortens it */
+    char before[FILES_NAME_MAX + 1];
+    for (int pass = 0; pass <= FILES_NAME_MAX; pass++) {
+        size_t n = strlen(name);
+        if (pass > 0)
+            memcpy(before, name, n + 1);
+        int rc = s_clean_once(name);
+        if (rc < 0)
+            return rc;
+        if (pass > 0 && strcmp(before, name) == 0)
+            return 0;
+    }
+    return -EINVAL;
 }
 
 static int s_openat2(int dirfd, const char *path, int flags)
