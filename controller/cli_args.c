@@ -138,6 +138,11 @@ static const struct cli_opt o_backup_list[] = {
     {"site", 1, 0, "SITE", "only devices at this site"},
     {"limit", 1, 0, "N", "at most N backups, the newest (default 0 = all)"},
     {NULL, 0, 0, NULL, NULL}};
+static const struct cli_opt o_audit_list[] = {
+    {"by", 1, 0, "NAME", "only what this operator did (the --user they acted as)"},
+    {"action", 1, 0, "ACTION", "only this action or family, e.g. rollout or rollout.start"},
+    {"limit", 1, 0, "N", "at most N records, the newest (default 100, 0 = all)"},
+    {NULL, 0, 0, NULL, NULL}};
 static const struct cli_opt o_backup_get[] = {
     {"out", 1, 0, "FILE", "write the bytes to FILE (mode 0600) instead of stdout"},
     {NULL, 0, 0, NULL, NULL}};
@@ -171,6 +176,8 @@ static const struct cli_cmd s_cmds[] = {
      "list configuration backups devices uploaded (newest first)"},
     {"backup", "show", "ID", 1, 1, o_none, "show one backup's metadata"},
     {"backup", "get", "ID", 1, 1, o_backup_get, "print a backup's bytes exactly as uploaded"},
+    {"audit", "list", "", 0, 0, o_audit_list,
+     "list what operators did: who, what and when (oldest first)"},
     {"subnet", "add", "SITE CIDR", 2, 2, o_subnet_add, "add a DHCP subnet to a site"},
     {"subnet", "list", "", 0, 0, o_site_filter, "list DHCP subnets"},
     {"subnet", "remove", "SITE CIDR", 2, 2, o_none, "remove a DHCP subnet"},

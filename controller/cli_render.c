@@ -340,6 +340,10 @@ static const struct col c_backup_list[] = {
     {"NAME", "name", F_STR},       {"SIZE", "size", F_SIZE},
     {"UPLOADS", "uploads", F_INT}, {"SHA256", "sha256", F_STR},
 };
+static const struct col c_audit_list[] = {
+    {"ID", "id", F_INT},         {"TIME", "time_ms", F_TIME},     {"USER", "user", F_STR},
+    {"ACTION", "action", F_STR}, {"DETAIL", "detail", F_STR},
+};
 static const struct col c_backup_show[] = {
     {"id:", "id", F_INT},
     {"mac:", "mac", F_STR},
@@ -833,6 +837,8 @@ void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t 
         }
     } else if (strcmp(noun, "event") == 0) {
         s_table(f, doc, c_event_list, N(c_event_list));
+    } else if (strcmp(noun, "audit") == 0) {
+        s_table(f, doc, c_audit_list, N(c_audit_list));
     } else if (strcmp(noun, "backup") == 0) {
         if (strcmp(verb, "list") == 0)
             s_table(f, doc, c_backup_list, N(c_backup_list));

@@ -782,6 +782,18 @@ static int h_event_list(struct call *c)
     return store_event_list(c->ctl->st, &f, &c->out, c->err, sizeof c->err);
 }
 
+/* ---- audit ---- */
+
+static int h_audit_list(struct call *c)
+{
+    int64_t limit = 100;
+    const char *v = s_opt(c->req, "limit");
+    if (v != NULL && s_parse_u64(c, "limit", v, &limit) < 0)
+        return -EINVAL;
+    return store_audit_find(c->ctl->st, s_opt(c->req, "by"), s_opt(c->req, "action"), limit,
+                            &c->out, c->err, sizeof c->err);
+}
+
 /* ---- backups ---- */
 
 static int h_backup_list(struct call *c)
@@ -1225,6 +1237,7 @@ static const struct verb s_verbs[] = {
      0,
      h_event_list},
     {"backup", "list", 0, 0, {"mac", "site", "limit"}, {NULL}, 0, h_backup_list},
+    {"audit", "list", 0, 0, {"by", "action", "limit"}, {NULL}, 0, h_audit_list},
     {"backup", "show", 1, 1, {NULL}, {NULL}, 0, h_backup_show},
     {"backup", "get", 1, 1, {NULL}, {NULL}, 0, h_backup_get},
     {"subnet",

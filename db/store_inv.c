@@ -463,13 +463,26 @@ int store_audit(store_t *st, const char *user, const char *action, const char *d
 
 int store_audit_list(store_t *st, int64_t limit, json_t **out, char *err, size_t errlen)
 {
+    return store_audit_find(st, NULL, NULL, limit, out, err, errlen);
+}
+
+int store_audit_find(store_t *st, const char *user, const char *action, int64_t limit,
+                     json_t **out, char *err, size_t errlen)
+{
     *out = NULL;
-    sqlite3_stmt *q =
-        sql_prepare(st->db, "SELECT id, time_ms, user, action, detail FROM"
-                            " (SELECT * FROM audit ORDER BY id DESC LIMIT ?1) ORDER BY id");
+    /* the action prefix: an exact match or the prefix followed by '.' */
+    sqlite3_stmt *q = sql_prepare(
+        st->db, "SELECT id, time_ms, user, action, detail FROM"
+                " (SELECT * FROM audit WHERE (?2 IS NULL OR user = ?2)"
+                "  AND (?3 IS NULL OR action = ?3 OR substr(action, 1, length(?3) + 1) = ?3 || '.')"
+                "  ORDER BY id DESC LIMIT ?1) ORDER BY id");
     if (q == NULL)
         return s_dberr(st, err, errlen);
     sqlite3_bind_int64(q, 1, limit > 0 ? limit : -1);
+    if (user != NULL)
+        sqlite3_bind_text(q, 2, user, -1, SQLITE_TRANSIENT);
+    if (action != NULL)
+        sqlite3_bind_text(q, 3, action, -1, SQLITE_TRANSIENT);
     json_t *arr = json_array();
     int rc = arr ? 0 : -ENOMEM, step;
     while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {

@@ -339,5 +339,9 @@ int store_audit(store_t *st, const char *user, const char *action, const char *d
 /* The newest `limit` audit rows (0 = all) {id, time_ms, user, action, detail},
  * ordered by id. */
 int store_audit_list(store_t *st, int64_t limit, json_t **out, char *err, size_t errlen);
+/* The same, only rows by `user` (exact; NULL any) whose action starts with
+ * `action` (NULL any; "rollout" matches rollout.create, rollout.start, ...). */
+int store_audit_find(store_t *st, const char *user, const char *action, int64_t limit,
+                     json_t **out, char *err, size_t errlen);
 
 #endif

@@ -23,6 +23,12 @@ check_eq "site show --json description" "HQ branch" "$(ff site show berlin --jso
 check "site list (human) has a header" bash -c "'$BIN/firmfleet' -d '$CTL_DIR' site list | head -1 | grep -q '^NAME  *TZ'"
 check_eq "audit records the --user" "alice" \
   "$(sqlite3 "$CTL_DIR/controller.db" "SELECT user FROM audit WHERE detail LIKE 'site=paris%'")"
+check_eq "audit list --by alice: who, what" "alice site.add site=paris" \
+  "$(ff audit list --by alice --json | jq -r '.[] | "\(.user) \(.action) \(.detail | split(" ")[0])"')"
+check_eq "audit list --action site: both site adds, oldest first" "berlin paris" \
+  "$(ff audit list --action site --json | jq -r '[.[].detail | capture("site=(?<s>[a-z]+)").s] | join(" ")')"
+check "audit list: when, as a time" bash -c "'$BIN/firmfleet' -d '$CTL_DIR' audit list --limit 1 | tail -1 | grep -qE '^[0-9]+ +20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9:]{8} +alice +site.add'"
+check_eq "audit list --action sit matches no family" "0" "$(ff audit list --action sit --json | jq length)"
 
 check "device add (dash form MAC)" ff device add 00-1B-54-AA-BB-01 --site berlin --model CP-7961G --serial FCH001 --tags lobby,floor1
 check_eq "device show canonical MAC" "00:1b:54:aa:bb:01" "$(ff device show 001b.54aa.bb01 --json | jq -r .mac)"
@@ -135,6 +141,8 @@ bad 1 "revoking twice" ff agent revoke paris-2
 bad 1 "unknown agent" ff agent show nobody
 bad 1 "event list with a malformed MAC" ff event list --mac zz
 bad 1 "event list with a bad limit" ff event list --limit -5
+bad 1 "audit list with a bad limit" ff audit list --limit many
+bad 2 "audit list with an argument" ff audit list alice
 bad 1 "bad --timeout" ff --timeout never site list
 bad 2 "unknown option" ff site list --colour
 bad 2 "unknown option for the verb" ff device add 00:1b:54:aa:bb:50 --site berlin --tz UTC
