@@ -16,33 +16,11 @@
 #include "journal.h"
 #include "log.h"
 #include "sql.h"
-
-struct fx {
-    char dir[64];
-    char path[128];
-};
+#include "tfix.h"
 
 static int s_setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/ff-test-journal.XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/journal.db", f->dir);
-    log_set_level(LOG_LEVEL_ERROR);
-    *state = f;
-    return 0;
-}
-
-static int s_teardown(void **state)
-{
-    struct fx *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
-    free(f);
-    return 0;
+    return tfix_dir_setup(state, "journal", "journal.db");
 }
 
 static void s_append_n(journal_t *j, int n, uint64_t *first, uint64_t *last)
@@ -78,7 +56,7 @@ static int s_collect(void *arg, uint64_t seq, const uint8_t *payload, size_t len
 
 static void test_append_ack_iter(void **state)
 {
-    struct fx *f = *state;
+    struct tfix_dir *f = *state;
     journal_t *j = NULL;
     assert_int_equal(journal_open(f->path, &j), 0);
     assert_int_equal(journal_last_seq(j), 0);
@@ -120,7 +98,7 @@ static void test_append_ack_iter(void **state)
 
 static void test_reopen_contiguous(void **state)
 {
-    struct fx *f = *state;
+    struct tfix_dir *f = *state;
     journal_t *j = NULL;
     assert_int_equal(journal_open(f->path, &j), 0);
     s_append_n(j, 20, NULL, NULL);
@@ -155,7 +133,7 @@ static void test_reopen_contiguous(void **state)
 
 static void test_rollback(void **state)
 {
-    struct fx *f = *state;
+    struct tfix_dir *f = *state;
     journal_t *j = NULL;
     assert_int_equal(journal_open(f->path, &j), 0);
     s_append_n(j, 3, NULL, NULL);
@@ -176,7 +154,7 @@ static void test_rollback(void **state)
 
 static void test_rebase(void **state)
 {
-    struct fx *f = *state;
+    struct tfix_dir *f = *state;
     journal_t *j = NULL;
     assert_int_equal(journal_open(f->path, &j), 0);
     s_append_n(j, 5, NULL, NULL);
@@ -196,7 +174,7 @@ static void test_rebase(void **state)
 
 static void test_assignment_idempotent(void **state)
 {
-    struct fx *f = *state;
+    struct tfix_dir *f = *state;
     journal_t *j = NULL;
     assert_int_equal(journal_open(f->path, &j), 0);
     const uint8_t a1[] = {1, 2, 3}, a2[] = {1, 2, 4};
@@ -236,7 +214,7 @@ static int s_count_images(void *arg, const struct journal_image *img)
 
 static void test_config_images_counters(void **state)
 {
-    struct fx *f = *state;
+    struct tfix_dir *f = *state;
     journal_t *j = NULL;
     assert_int_equal(journal_open(f->path, &j), 0);
     uint64_t gen = 99;
@@ -295,7 +273,7 @@ static void test_config_images_counters(void **state)
 
 static void test_migration_on_reopen(void **state)
 {
-    struct fx *f = *state;
+    struct tfix_dir *f = *state;
     int n = 0;
     const char *const *migs = journal_migrations(&n);
     assert_true(n >= 2);
@@ -334,13 +312,13 @@ static void test_migration_on_reopen(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_append_ack_iter, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_contiguous, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_rollback, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_rebase, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_assignment_idempotent, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_config_images_counters, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_migration_on_reopen, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_append_ack_iter, s_setup, tfix_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_contiguous, s_setup, tfix_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_rollback, s_setup, tfix_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_rebase, s_setup, tfix_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_assignment_idempotent, s_setup, tfix_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_config_images_counters, s_setup, tfix_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_migration_on_reopen, s_setup, tfix_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,33 +18,11 @@
 #include "lease.h"
 #include "log.h"
 #include "sql.h"
-
-struct fx {
-    char dir[64];
-    char path[128];
-};
+#include "tfix.h"
 
 static int s_setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/dhcp-test-lease.XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/journal.db", f->dir);
-    log_set_level(LOG_LEVEL_ERROR);
-    *state = f;
-    return 0;
-}
-
-static int s_teardown(void **state)
-{
-    struct fx *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
-    free(f);
-    return 0;
+    return tfix_dir_setup(state, "lease", "journal.db");
 }
 
 struct rows {
@@ -83,7 +61,7 @@ static struct lease_row s_mk(uint32_t ip, uint8_t last, int state, int64_t exp)
 
 static void test_put_reopen_replace(void **state)
 {
-    struct fx *f = *state;
+    struct tfix_dir *f = *state;
     journal_t *j = NULL;
     lease_db_t *l = NULL;
     assert_int_equal(journal_open(f->path, &j), 0);
@@ -141,7 +119,7 @@ static void test_put_reopen_replace(void **state)
 
 static void test_seen_and_migration(void **state)
 {
-    struct fx *f = *state;
+    struct tfix_dir *f = *state;
     /* a journal from a build that knew schema 2 only */
     int n = 0;
     const char *const *migs = journal_migrations(&n);
@@ -181,8 +159,8 @@ int main(void)
 {
     /* clang-format off */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_put_reopen_replace, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_seen_and_migration, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_put_reopen_replace, s_setup, tfix_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_seen_and_migration, s_setup, tfix_dir_teardown),
     };
     /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
