@@ -23,6 +23,7 @@ static const struct cli_opt o_agent_enroll[] = {
     {"name", 1, 0, "NAME", "agent name (default: the site name)"},
     {"out", 1, 1, "FILE", "where to write the credential (mode 0600)"},
     {"force", 0, 0, NULL, "overwrite FILE if it exists"},
+    {"ttl", 1, 0, "DUR", "the credential works once, within DUR (default 24h; e.g. 30m, 7d)"},
     {NULL, 0, 0, NULL, NULL}};
 static const struct cli_opt o_device_add[] = {
     {"site", 1, 1, "SITE", "site the device is at"},
@@ -44,6 +45,7 @@ static const struct cli_opt o_fw_add[] = {
 static const struct cli_opt o_key_generate[] = {
     {"out", 1, 1, "NAME", "write NAME.key (secret, mode 0600) and NAME.pub"},
     {"force", 0, 0, NULL, "overwrite NAME.key and NAME.pub if they exist"},
+    {"curve", 0, 0, NULL, "a CURVE key pair for the tcp admin endpoint (Z85), not a signing key"},
     {NULL, 0, 0, NULL, NULL}};
 static const struct cli_opt o_subnet_add[] = {
     {"pool", 1, 1, "START-END", "addresses handed out dynamically, inside CIDR"},
@@ -97,6 +99,7 @@ static const struct cli_opt o_device_set[] = {
     {NULL, 0, 0, NULL, NULL}};
 static const struct cli_opt o_profile_add[] = {
     {"replace", 0, 0, NULL, "replace a profile of that name"},
+    {"sign-key", 1, 0, "FILE", "sign the profile here with this key (firmfleet key generate)"},
     {NULL, 0, 0, NULL, NULL}};
 static const struct cli_opt o_rollout_create[] = {
     {"firmware", 1, 1, "VENDOR/VERSION", "the firmware devices end at"},
@@ -169,7 +172,7 @@ static const struct cli_cmd s_cmds[] = {
      "upload files and register them as one firmware"},
     {"firmware", "list", "", 0, 0, o_none, "list firmware"},
     {"key", "generate", "", 0, 0, o_key_generate,
-     "make an image signing key pair here (the secret half never leaves this machine)"},
+     "make an image/profile signing key pair (or, --curve, an operator CURVE key pair) here"},
     {"firmware", "show", "VENDOR/VERSION", 1, 1, o_none, "show a firmware with its files"},
     {"event", "list", "", 0, 0, o_event_list, "list device events reported by agents"},
     {"backup", "list", "", 0, 0, o_backup_list,
@@ -271,7 +274,7 @@ static const char *s_show(const char *s, char out[68])
     return out;
 }
 
-enum { G_NONE, G_DATADIR, G_ENDPOINT, G_USER, G_TIMEOUT, G_JSON, G_HELP };
+enum { G_NONE, G_DATADIR, G_ENDPOINT, G_USER, G_TIMEOUT, G_JSON, G_HELP, G_KEY, G_SERVER_KEY };
 
 /* Global option by its spelling (with dashes), or G_NONE. */
 static int s_global(const char *name, int is_short)
@@ -283,6 +286,7 @@ static int s_global(const char *name, int is_short)
         {"d", 1, G_DATADIR},      {"data-dir", 0, G_DATADIR}, {"A", 1, G_ENDPOINT},
         {"admin", 0, G_ENDPOINT}, {"user", 0, G_USER},        {"timeout", 0, G_TIMEOUT},
         {"json", 0, G_JSON},      {"h", 1, G_HELP},           {"help", 0, G_HELP},
+        {"key", 0, G_KEY},        {"server-key", 0, G_SERVER_KEY},
     };
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
         if (g[i].shrt == is_short && strcmp(g[i].name, name) == 0)
@@ -306,6 +310,12 @@ static int s_set_global(struct cli_args *a, int id, const char *value, const cha
         break;
     case G_TIMEOUT:
         slot = &a->timeout;
+        break;
+    case G_KEY:
+        slot = &a->key;
+        break;
+    case G_SERVER_KEY:
+        slot = &a->server_key;
         break;
     case G_JSON:
         a->json = 1;
@@ -543,7 +553,8 @@ void cli_usage(FILE *f, const char *noun)
 {
     int one = noun != NULL && cli_noun_known(noun);
     fprintf(f, "usage: firmfleet [-d DATADIR | -A ENDPOINT] [--json] [--user NAME]\n"
-               "                 [--timeout SECONDS] NOUN VERB [ARGS] [OPTIONS]\n");
+               "                 [--timeout SECONDS] [--key FILE --server-key KEY]\n"
+               "                 NOUN VERB [ARGS] [OPTIONS]\n");
     if (!one)
         fprintf(f, "\nglobal options:\n"
                    "  -d, --data-dir DIR   controller data directory (admin endpoint\n"
@@ -553,6 +564,10 @@ void cli_usage(FILE *f, const char *noun)
                    "      --json           print results as JSON\n"
                    "      --user NAME      who is acting, for the audit log (default: login)\n"
                    "      --timeout SECS   how long to wait for the controller (default 30)\n"
+                   "      --key FILE       operator CURVE secret key for a tcp:// endpoint\n"
+                   "                       (default $FIRMFLEET_KEY; key generate --curve)\n"
+                   "      --server-key KEY the controller's CURVE public key, Z85 or a file\n"
+                   "                       holding it (default $FIRMFLEET_SERVER_KEY)\n"
                    "  -h, --help           this text; 'firmfleet NOUN --help' for one noun\n");
     fprintf(f, "\ncommands:\n");
     for (size_t i = 0; i < N_CMDS; i++)

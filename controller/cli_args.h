@@ -5,7 +5,7 @@
  *   firmfleet [GLOBAL...] NOUN VERB [ARG...] [OPTION...]
  * GLOBAL options may appear anywhere (before the noun or among the command's
  * options): -d DIR / --data-dir DIR, -A EP / --admin EP, --json,
- * --user NAME, --timeout SECONDS, -h / --help. Command options are only
+ * --user NAME, --timeout SECONDS, --key FILE, --server-key KEY, -h / --help. Command options are only
  * accepted after NOUN VERB and must be in that command's table. Values are
  * given as `--opt value` or `--opt=value`; a following word that starts with
  * "--" is not taken as a value (write `--opt=--x` for that). `--` ends
@@ -45,6 +45,7 @@ struct cli_cmd {
 
 struct cli_args {
     const char *datadir, *endpoint, *user, *timeout;
+    const char *key, *server_key; /* --key FILE, --server-key KEY|FILE (tcp admin) */
     int json;
     int help;                /* help asked for: print usage(noun) and exit 0 */
     const char *noun, *verb; /* as typed; noun may be set while cmd is NULL (help) */

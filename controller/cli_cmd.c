@@ -21,7 +21,13 @@
  *     is written mode 0600 and never sent; firmware add --sign-key reads it
  *     before anything is sent, signs each file's SHA-256, size and name
  *     (lib/sign.h) from the same hash that is uploaded, sends signatures and
- *     the public key, and wipes the secret key.
+ *     the public key, and wipes the secret key; profile add --sign-key signs
+ *     the very bytes it sends the same way;
+ *   - an operator CURVE key (key generate --curve) is made here; --key is
+ *     read, and only used, for a tcp:// admin endpoint, which is never
+ *     spoken to without CURVE (cli_conn.h);
+ *   - agent enroll --ttl is checked here (1 s to 365 days) and sent in
+ *     seconds.
  */
 #define _GNU_SOURCE
 #include "cli_cmd.h"
@@ -43,6 +49,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "cli_conn.h"
 #include "cli_csv.h"
@@ -53,6 +60,7 @@
 #include "store_inv.h"
 #include "util.h"
 #include "wire.h"
+#include "zmqx.h"
 
 #define MAX_FILES 256
 
@@ -64,6 +72,8 @@ struct run {
     int timeout_ms;
     char *err;
     size_t errlen;
+    struct cli_curve curve; /* --key, --server-key: a tcp admin endpoint */
+    int has_curve;
 };
 
 /* A request under construction; strings are borrowed. */
@@ -123,7 +133,10 @@ static int s_connect(struct run *r)
 {
     if (r->conn)
         return 0;
-    return cli_conn_open(r->endpoint, r->timeout_ms, &r->conn, r->err, r->errlen) < 0 ? 1 : 0;
+    return cli_conn_open_curve(r->endpoint, r->timeout_ms, r->has_curve ? &r->curve : NULL,
+                               &r->conn, r->err, r->errlen) < 0
+               ? 1
+               : 0;
 }
 
 /* One round trip; 0 with *out, or 1 with r->err. */
@@ -535,12 +548,74 @@ static int s_write_private(const char *path, const char *data, size_t len, int f
     return rc;
 }
 
+/* DURATION: "90s", "30m", "24h", "7d", "1h30m" or plain seconds, 1 s to
+ * 365 days. 0 or -EINVAL. */
+static int s_parse_ttl(const char *s, int64_t *secs)
+{
+    int64_t total = 0;
+    const char *p = s;
+    if (*p == '\0')
+        return -EINVAL;
+    for (int parts = 0; *p != '\0'; parts++) {
+        if (parts >= 4 || *p < '0' || *p > '9')
+            return -EINVAL;
+        int64_t v = 0;
+        while (*p >= '0' && *p <= '9') {
+            v = v * 10 + (*p++ - '0');
+            if (v > 365LL * 86400)
+                return -EINVAL;
+        }
+        int64_t unit = 1;
+        switch (*p) {
+        case '\0':
+            unit = parts == 0 ? 1 : -1;
+            break;
+        case 's':
+            unit = 1;
+            p++;
+            break;
+        case 'm':
+            unit = 60;
+            p++;
+            break;
+        case 'h':
+            unit = 3600;
+            p++;
+            break;
+        case 'd':
+            unit = 86400;
+            p++;
+            break;
+        default:
+            return -EINVAL;
+        }
+        if (unit < 0)
+            return -EINVAL;
+        total += v * unit;
+        if (total > 365LL * 86400)
+            return -EINVAL;
+    }
+    if (total < 1)
+        return -EINVAL;
+    *secs = total;
+    return 0;
+}
+
 static int s_agent_enroll(struct run *r)
 {
     const struct cli_args *a = r->a;
     const char *out = cli_args_opt(a, "out");
     int force = cli_args_opt(a, "force") != NULL;
     struct stat sb;
+    const char *ttl = cli_args_opt(a, "ttl");
+    char ttls[24] = "";
+    if (ttl != NULL) {
+        int64_t secs = 0;
+        if (s_parse_ttl(ttl, &secs) < 0)
+            return s_fail(r, "invalid --ttl '%s' (e.g. 90s, 30m, 24h, 7d; 1 second to 365 days)",
+                          ttl);
+        snprintf(ttls, sizeof ttls, "%lld", (long long)secs);
+    }
     if (*out == '\0')
         return s_fail(r, "--out needs a file name");
     if (lstat(out, &sb) == 0) {
@@ -561,6 +636,8 @@ static int s_agent_enroll(struct run *r)
     s_req_init(&b, r, "agent", "enroll");
     s_req_opt(&b, "site", cli_args_opt(a, "site"));
     s_req_opt(&b, "name", cli_args_opt(a, "name"));
+    if (ttls[0])
+        s_req_opt(&b, "ttl", ttls);
     json_t *cred = NULL;
     if (s_call(r, &b, &cred) != 0)
         return 1;
@@ -585,11 +662,12 @@ static int s_agent_enroll(struct run *r)
         free(text);
     }
     /* the public part, for --json and for the message */
-    json_t *pub =
-        json_pack("{s:O, s:O, s:O, s:O, s:O, s:s}", "agent", json_object_get(cred, "agent"), "site",
-                  json_object_get(cred, "site"), "endpoint", json_object_get(cred, "endpoint"),
-                  "server_public_key", json_object_get(cred, "server_public_key"), "public_key",
-                  json_object_get(cred, "public_key"), "credential", out);
+    json_t *pub = json_pack(
+        "{s:O, s:O, s:O, s:O, s:O, s:s, s:O}", "agent", json_object_get(cred, "agent"), "site",
+        json_object_get(cred, "site"), "endpoint", json_object_get(cred, "endpoint"),
+        "server_public_key", json_object_get(cred, "server_public_key"), "public_key",
+        json_object_get(cred, "public_key"), "credential", out, "expires_ms",
+        json_object_get(cred, "expires_ms") ? json_object_get(cred, "expires_ms") : json_null());
     const char *sec = json_string_value(json_object_get(cred, "secret_key"));
     if (sec)
         explicit_bzero(s_unconst(sec), strlen(sec));
@@ -604,8 +682,13 @@ static int s_agent_enroll(struct run *r)
     } else if (a->json) {
         ret = cli_render_json(stdout, pub) < 0 ? s_fail(r, "cannot write output") : 0;
     } else {
-        printf("enrolled agent %s at site %s; credential written to %s\n", agent,
-               json_string_value(json_object_get(cred, "site")), out);
+        time_t exp = (time_t)(json_integer_value(json_object_get(cred, "expires_ms")) / 1000);
+        char when[64] = "?";
+        struct tm tm;
+        if (exp > 0 && localtime_r(&exp, &tm) != NULL)
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", &tm);
+        printf("enrolled agent %s at site %s; credential written to %s (single use, until %s)\n",
+               agent, json_string_value(json_object_get(cred, "site")), out, when);
         ret = fflush(stdout) != 0 ? s_fail(r, "cannot write output") : 0;
     }
     json_decref(pub);
@@ -617,11 +700,15 @@ static int s_agent_enroll(struct run *r)
 
 /* key generate --out NAME: NAME.key (secret, 0600, refused if either file
  * exists unless --force) and NAME.pub. Nothing goes to the controller. */
+static int s_key_generate_curve(struct run *r, const char *out, const char *kpath,
+                                const char *ppath, int force);
+
 static int s_key_generate(struct run *r)
 {
     const struct cli_args *a = r->a;
     const char *out = cli_args_opt(a, "out");
     int force = cli_args_opt(a, "force") != NULL;
+    int curve = cli_args_opt(a, "curve") != NULL;
     char kpath[PATH_MAX], ppath[PATH_MAX];
     if (*out == '\0')
         return s_fail(r, "--out needs a name");
@@ -640,6 +727,8 @@ static int s_key_generate(struct run *r)
             return s_fail(r, "%s: %s", both[i], strerror(errno));
         }
     }
+    if (curve)
+        return s_key_generate_curve(r, out, kpath, ppath, force);
     uint8_t pk[SIGN_PK_LEN], sk[SIGN_SK_LEN];
     if (sign_init() < 0 || sign_keypair(pk, sk) < 0)
         return s_fail(r, "cannot make a key pair");
@@ -675,6 +764,114 @@ static int s_key_generate(struct run *r)
     printf("key %s: secret key %s (mode 0600, never leaves this machine), public key %s\n", id,
            kpath, ppath);
     return fflush(stdout) != 0 ? s_fail(r, "cannot write output") : 0;
+}
+
+/* key generate --curve --out NAME: the operator's CURVE key pair for a tcp
+ * admin endpoint. NAME.key: the Z85 secret key (mode 0600, for --key);
+ * NAME.pub: "PUBLIC-KEY NAME", the line to append to the controller's
+ * DATADIR/admin_keys (NAME becomes the audit user). */
+static int s_key_generate_curve(struct run *r, const char *out, const char *kpath,
+                                const char *ppath, int force)
+{
+    char pub[41], sec[41], nb[PATH_MAX];
+    snprintf(nb, sizeof nb, "%s", out);
+    const char *name = basename(nb);
+    for (const char *p = name; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
+            return s_fail(r, "--out: the name '%s' is not usable as a user name", name);
+    if (zmq_curve_keypair(pub, sec) < 0)
+        return s_fail(r, "cannot make a CURVE key pair: %s", zmq_strerror(errno));
+    char ktext[160], ptext[PATH_MAX + 64];
+    int kn = snprintf(ktext, sizeof ktext,
+                      "# firmfleet operator CURVE secret key %s (admin endpoint, --key)\n%s\n",
+                      name, sec);
+    int pn = snprintf(ptext, sizeof ptext, "%s %s\n", pub, name);
+    explicit_bzero(sec, sizeof sec);
+    int rc = s_write_private(kpath, ktext, (size_t)kn, force);
+    explicit_bzero(ktext, sizeof ktext);
+    if (rc < 0)
+        return s_fail(r, "%s: %s", kpath, strerror(-rc));
+    rc = util_write_file_atomic(ppath, ptext, (size_t)pn, 0644);
+    if (rc < 0) {
+        unlink(kpath);
+        return s_fail(r, "%s: %s", ppath, strerror(-rc));
+    }
+    if (r->a->json) {
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "name", name, "public_key", pub, "key",
+                                kpath, "pub", ppath);
+        rc = doc && cli_render_json(stdout, doc) == 0 ? 0 : s_fail(r, "cannot write output");
+        json_decref(doc);
+        return rc;
+    }
+    printf("operator key %s: secret key %s (mode 0600, for --key), public key %s "
+           "(append it to the controller's DATADIR/admin_keys)\n",
+           name, kpath, ppath);
+    return fflush(stdout) != 0 ? s_fail(r, "cannot write output") : 0;
+}
+
+/* The first 40 characters of the first line of path that is neither blank
+ * nor a comment, when they are a Z85 key. 0, -EINVAL or -errno. */
+static int s_read_z85(const char *path, char out[41])
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = util_read_file(path, 4096, &text, &len);
+    if (rc < 0)
+        return rc;
+    rc = -EINVAL;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        while (*line == ' ' || *line == '\t')
+            line++;
+        if (*line == '#' || *line == '\0' || *line == '\r')
+            continue;
+        /* exactly 40 characters, then the end of the line or a blank (an
+         * admin_keys line "KEY NAME"): a 128-digit signing key is no key */
+        if (strlen(line) >= 40 && strchr(" \t\r", line[40]) != NULL) {
+            memcpy(out, line, 40);
+            out[40] = '\0';
+            rc = zmqx_key_check(out) == 0 ? 0 : -EINVAL;
+        }
+        break;
+    }
+    explicit_bzero(text, len);
+    free(text);
+    return rc;
+}
+
+/* --key / --server-key (or their environment variables): 0, or 1 with
+ * r->err set. Nothing given: nothing to do. */
+static int s_load_curve(struct run *r)
+{
+    const char *key = r->a->key ? r->a->key : getenv("FIRMFLEET_KEY");
+    const char *srv = r->a->server_key ? r->a->server_key : getenv("FIRMFLEET_SERVER_KEY");
+    if (key != NULL && *key == '\0')
+        key = NULL;
+    if (srv != NULL && *srv == '\0')
+        srv = NULL;
+    if (strncmp(r->endpoint, "tcp://", 6) != 0)
+        return 0; /* ipc: the socket file's mode decides, no keys */
+    if (key == NULL && srv == NULL)
+        return 0; /* cli_conn refuses tcp without them */
+    if (key == NULL)
+        return s_fail(r, "--server-key needs --key FILE (firmfleet key generate --curve)");
+    if (srv == NULL)
+        return s_fail(r, "--key needs --server-key KEY (the controller's DATADIR/curve.pub)");
+    int rc = s_read_z85(key, r->curve.secret_key);
+    if (rc < 0)
+        return s_fail(r, "--key %s: %s", key,
+                      rc == -EINVAL ? "not a CURVE secret key (firmfleet key generate --curve)"
+                                    : strerror(-rc));
+    if (zmq_curve_public(r->curve.public_key, r->curve.secret_key) < 0)
+        return s_fail(r, "--key %s: not a CURVE secret key", key);
+    if (strlen(srv) == 40 && zmqx_key_check(srv) == 0) {
+        memcpy(r->curve.server_key, srv, 41);
+    } else if ((rc = s_read_z85(srv, r->curve.server_key)) < 0) {
+        return s_fail(r, "--server-key %s: %s", srv,
+                      rc == -EINVAL ? "neither a Z85 key nor a file holding one" : strerror(-rc));
+    }
+    r->has_curve = 1;
+    return 0;
 }
 
 /* ---- device import ---- */
@@ -1224,9 +1421,36 @@ static int s_profile_add(struct run *r)
         return s_fail(r, "%s:%d: not JSON: %s", path, jerr.line, jerr.text);
     }
     json_decref(probe);
+    /* signed here, over the very bytes sent (lib/sign.h): the key never
+     * goes to the controller */
+    char sighex[SIGN_SIG_HEX + 1] = "", signer[SIGN_PK_HEX + 1] = "";
+    const char *keypath = cli_args_opt(a, "sign-key");
+    if (keypath != NULL) {
+        uint8_t sk[SIGN_SK_LEN], pk[SIGN_PK_LEN], sig[SIGN_SIG_LEN];
+        int kr = sign_init() < 0 ? -EIO : sign_read_secret(keypath, sk);
+        if (kr < 0) {
+            free(text);
+            return s_fail(r, "--sign-key %s: %s", keypath,
+                          kr == -EINVAL ? "not a signing key (firmfleet key generate writes one)"
+                                        : strerror(-kr));
+        }
+        sign_sk_to_pk(sk, pk);
+        kr = sign_profile(sk, text, len, sig);
+        sign_wipe(sk, sizeof sk);
+        if (kr < 0) {
+            free(text);
+            return s_fail(r, "%s: cannot sign", path);
+        }
+        util_hex(sig, SIGN_SIG_LEN, sighex);
+        util_hex(pk, SIGN_PK_LEN, signer);
+    }
     struct reqb b;
     s_req_init(&b, r, "profile", "add");
     s_req_opt(&b, "replace", cli_args_opt(a, "replace"));
+    if (sighex[0]) {
+        s_req_opt(&b, "signature", sighex);
+        s_req_opt(&b, "signer", signer);
+    }
     return s_call_blob(r, &b, text, len);
 }
 
@@ -1297,7 +1521,8 @@ static int s_watch_fetch(void *ctx, json_t **doc, char *err, size_t errlen)
     if (r->conn && cli_conn_broken(r->conn))
         cli_conn_destroy(&r->conn);
     if (r->conn == NULL) {
-        int rc = cli_conn_open(r->endpoint, r->timeout_ms, &r->conn, err, errlen);
+        int rc = cli_conn_open_curve(r->endpoint, r->timeout_ms, r->has_curve ? &r->curve : NULL,
+                                     &r->conn, err, errlen);
         if (rc == -EINVAL || rc == -ENOMEM || rc == -ENAMETOOLONG)
             return CLI_FETCH_REFUSED;
         if (rc < 0)
@@ -1409,6 +1634,8 @@ int cli_run(const struct cli_args *a, char *err, size_t errlen)
     s_user(a, r.user, sizeof r.user);
     if (hash_init() < 0)
         return s_fail(&r, "cannot initialise libsodium");
+    if (s_load_curve(&r) != 0)
+        return 1;
     const char *noun = a->cmd->noun, *verb = a->cmd->verb;
     int rc;
     if (strcmp(noun, "agent") == 0 && strcmp(verb, "enroll") == 0)

@@ -2,7 +2,10 @@
  *
  * Invariants: the REQ socket has ZMQ_LINGER 0 and the shared size limits;
  * after a timeout the socket is unusable (REQ state machine), so the
- * connection is marked broken and every later call fails fast.
+ * connection is marked broken and every later call fails fast. A tcp
+ * endpoint is only ever spoken to over CURVE (cli_conn_open refuses it
+ * without keys); a refused handshake is read from the socket monitor and
+ * reported at once.
  */
 #include "cli_conn.h"
 
@@ -21,6 +24,7 @@
 struct cli_conn {
     void *zctx;
     void *sock;
+    void *mon; /* PAIR on the socket's monitor (tcp + CURVE only), or NULL */
     int timeout_ms;
     int broken;
     volatile sig_atomic_t *intr; /* see cli_conn_set_interrupt */
@@ -61,6 +65,12 @@ static int s_probe_ipc(const char *path)
 
 int cli_conn_open(const char *endpoint, int timeout_ms, cli_conn_t **out, char *err, size_t errlen)
 {
+    return cli_conn_open_curve(endpoint, timeout_ms, NULL, out, err, errlen);
+}
+
+int cli_conn_open_curve(const char *endpoint, int timeout_ms, const struct cli_curve *curve,
+                        cli_conn_t **out, char *err, size_t errlen)
+{
     *out = NULL;
     cli_conn_t *c = calloc(1, sizeof *c);
     if (c == NULL) {
@@ -73,6 +83,13 @@ int cli_conn_open(const char *endpoint, int timeout_ms, cli_conn_t **out, char *
         return -ENAMETOOLONG;
     }
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : CLI_DEFAULT_TIMEOUT_MS;
+    if (strncmp(endpoint, "tcp://", 6) == 0 && curve == NULL) {
+        snprintf(err, errlen,
+                 "a tcp:// admin endpoint needs --key FILE and --server-key KEY "
+                 "(or $FIRMFLEET_KEY and $FIRMFLEET_SERVER_KEY)");
+        free(c);
+        return -EINVAL;
+    }
     if (strncmp(endpoint, "ipc://", 6) == 0) {
         int rc = s_probe_ipc(endpoint + 6);
         if (rc < 0) {
@@ -91,6 +108,24 @@ int cli_conn_open(const char *endpoint, int timeout_ms, cli_conn_t **out, char *
         cli_conn_destroy(&c);
         return -EIO;
     }
+    if (curve != NULL) {
+        char ep[64];
+        snprintf(ep, sizeof ep, "inproc://cli-monitor-%p", (void *)c);
+        if (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, curve->server_key, 41) < 0 ||
+            zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, curve->public_key, 41) < 0 ||
+            zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, curve->secret_key, 41) < 0 ||
+            zmq_socket_monitor(c->sock, ep,
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) < 0 ||
+            (c->mon = zmq_socket(c->zctx, ZMQ_PAIR)) == NULL || zmq_connect(c->mon, ep) < 0) {
+            snprintf(err, errlen, "cannot set up CURVE: %s", zmq_strerror(errno));
+            cli_conn_destroy(&c);
+            return -EIO;
+        }
+        int zero = 0;
+        zmq_setsockopt(c->mon, ZMQ_LINGER, &zero, sizeof zero);
+    }
     if (zmq_connect(c->sock, endpoint) < 0) {
         snprintf(err, errlen, "invalid admin endpoint '%s': %s", c->endpoint, zmq_strerror(errno));
         cli_conn_destroy(&c);
@@ -105,6 +140,10 @@ void cli_conn_destroy(cli_conn_t **c_p)
     if (c_p == NULL || *c_p == NULL)
         return;
     cli_conn_t *c = *c_p;
+    if (c->mon) {
+        zmq_socket_monitor(c->sock, NULL, 0);
+        zmq_close(c->mon);
+    }
     if (c->sock)
         zmq_close(c->sock);
     if (c->zctx)
@@ -131,16 +170,37 @@ int cli_conn_call(cli_conn_t *c, const Firmfleet__AdminRequest *req, json_t **ou
         snprintf(err, errlen, "controller not reachable at %s", c->endpoint);
         return rc;
     }
-    zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t it[2] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
     int n;
     do {
-        n = zmq_poll(&it, 1, c->timeout_ms);
+        n = zmq_poll(it, c->mon ? 2 : 1, c->timeout_ms);
         if (n < 0 && errno == EINTR && c->intr && *c->intr) {
             c->broken = 1;
             snprintf(err, errlen, "interrupted");
             return -EINTR;
         }
     } while (n < 0 && errno == EINTR);
+    if (n > 0 && c->mon && (it[1].revents & ZMQ_POLLIN) && !(it[0].revents & ZMQ_POLLIN)) {
+        /* the handshake failed: say why instead of waiting for the timeout */
+        uint16_t event = 0;
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_size(&ev) >= 2)
+            memcpy(&event, zmq_msg_data(&ev), 2);
+        zmq_msg_close(&ev);
+        c->broken = 1;
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            snprintf(err, errlen,
+                     "the controller at %s refused this key at the handshake (not in its "
+                     "admin_keys)",
+                     c->endpoint);
+        else
+            snprintf(err, errlen,
+                     "CURVE handshake with %s failed (wrong --server-key, or not a firmfleet "
+                     "admin endpoint)",
+                     c->endpoint);
+        return -EACCES;
+    }
     if (n <= 0) {
         c->broken = 1;
         snprintf(err, errlen, "controller not reachable at %s (no answer in %d s)", c->endpoint,

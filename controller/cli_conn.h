@@ -18,8 +18,19 @@ typedef struct cli_conn cli_conn_t;
 #define CLI_DEFAULT_ENDPOINT "ipc:///var/lib/firmfleet/admin.sock"
 #define CLI_DEFAULT_TIMEOUT_MS 30000
 
-/* Connects (lazily, as ZeroMQ does) to endpoint. 0 or <0 with err. */
+/* Connects (lazily, as ZeroMQ does) to endpoint. 0 or <0 with err. A
+ * tcp:// endpoint is refused here (-EINVAL): it needs CURVE keys. */
 int cli_conn_open(const char *endpoint, int timeout_ms, cli_conn_t **out, char *err, size_t errlen);
+
+/* The operator's CURVE key pair and the controller's public key, Z85. */
+struct cli_curve {
+    char public_key[41], secret_key[41], server_key[41];
+};
+/* The same as a CURVE client (curve may be NULL: as cli_conn_open). A
+ * handshake the controller refuses fails the call at once with -EACCES and
+ * a one-line reason. */
+int cli_conn_open_curve(const char *endpoint, int timeout_ms, const struct cli_curve *curve,
+                        cli_conn_t **out, char *err, size_t errlen);
 void cli_conn_destroy(cli_conn_t **c_p);
 
 /* One round trip. On status 0 the response document is parsed into *out

@@ -288,6 +288,9 @@ static const struct col c_agent_show[] = {
     {"image bytes sent:", "image_bytes_sent", F_INT},
     {"created:", "created_ms", F_TIME},
     {"revoked:", "revoked_ms", F_TIME},
+    {"enrollment:", "enrollment", F_STR},
+    {"enrollment expires:", "enroll_expires_ms", F_TIME},
+    {"enrollment used:", "enroll_used_ms", F_TIME},
     {"public key:", "public_key", F_STR},
     {"cached images:", "cached", F_COUNT},
 };

@@ -29,6 +29,7 @@ struct ctl {
     char admin_endpoint[PATH_MAX];
     char pub[41], sec[41];   /* controller CURVE keypair, Z85 */
     int heartbeat_ms;
+    int admin_curve;         /* the admin endpoint is tcp: CURVE, DATADIR/admin_keys */
 };
 
 #endif

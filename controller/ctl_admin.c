@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
 #include "ctl_link.h"
@@ -33,6 +34,7 @@
 #include "store_rollout.h"
 #include "util.h"
 #include "wire.h"
+#include "zmqx.h"
 
 #define ERR_LEN 512
 #define MAX_OPTS 20
@@ -197,6 +199,15 @@ static int h_agent_enroll(struct call *c)
     const char *name = s_opt(c->req, "name");
     if (name == NULL || *name == '\0')
         name = site;
+    /* the credential is admitted once, until it expires (the CLI sends
+     * --ttl in seconds; without it, CTL_ENROLL_TTL_S) */
+    int64_t ttl = CTL_ENROLL_TTL_S;
+    const char *ttls = s_opt(c->req, "ttl");
+    if (ttls != NULL && util_parse_i64(ttls, 1, CTL_ENROLL_TTL_MAX_S, &ttl) < 0) {
+        s_errf(c, "invalid --ttl '%s' (1 second to 365 days)", ttls);
+        return -EINVAL;
+    }
+    uint64_t expires_ms = util_now_ms() + (uint64_t)ttl * 1000;
     /* validate before generating anything */
     if ((rc = store_check_name("agent", name, c->err, sizeof c->err)) < 0 ||
         (rc = store_check_name("site", site, c->err, sizeof c->err)) < 0)
@@ -207,11 +218,13 @@ static int h_agent_enroll(struct call *c)
         return -EIO;
     }
     int64_t id = 0;
-    rc = store_agent_enroll(c->ctl->st, c->user, name, site, pub, &id, c->err, sizeof c->err);
+    rc = store_agent_enroll_until(c->ctl->st, c->user, name, site, pub, expires_ms, &id, c->err,
+                                  sizeof c->err);
     if (rc == 0) {
-        c->out = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s}", "version", 1, "agent", name,
-                           "site", site, "endpoint", c->ctl->public_endpoint, "server_public_key",
-                           c->ctl->pub, "public_key", pub, "secret_key", sec);
+        c->out = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I}", "version", 1, "agent",
+                           name, "site", site, "endpoint", c->ctl->public_endpoint,
+                           "server_public_key", c->ctl->pub, "public_key", pub, "secret_key", sec,
+                           "enrollment", 1, "expires_ms", (json_int_t)expires_ms);
         if (c->out == NULL)
             rc = s_oom(c);
     }
@@ -1055,12 +1068,60 @@ static int h_profile_add(struct call *c)
 {
     struct rollout_notes notes = {0};
     char name[64] = "";
+    /* a signature (made by `profile add --sign-key` on the operator's
+     * machine) must verify under the key it names; which keys are trusted is
+     * the agents' business */
+    const char *sig = s_opt(c->req, "signature"), *signer = s_opt(c->req, "signer");
+    sig = sig ? sig : "";
+    signer = signer ? signer : "";
+    if ((sig[0] == '\0') != (signer[0] == '\0')) {
+        s_errf(c, "profile add: signature and signer go together");
+        return -EINVAL;
+    }
+    if (sig[0]) {
+        uint8_t sb[SIGN_SIG_LEN], pk[SIGN_PK_LEN];
+        const char *why = NULL;
+        if (strlen(sig) != SIGN_SIG_HEX || strlen(signer) != SIGN_PK_HEX ||
+            util_unhex(sig, sb, sizeof sb) < 0 || util_unhex(signer, pk, sizeof pk) < 0 ||
+            sign_trust_verify_profile((const uint8_t(*)[SIGN_PK_LEN])pk, 1, pk, sizeof pk, sb,
+                                      sizeof sb, (const char *)c->req->blob.data, c->req->blob.len,
+                                      &why) < 0) {
+            s_errf(c, "profile add: its signature does not verify under the key it names");
+            return -EINVAL;
+        }
+    }
+    int sp = store_begin(c->ctl->st) == 0;
+    if (!sp) {
+        s_errf(c, "cannot open a transaction");
+        return -EIO;
+    }
     int rc =
         rollout_profile_add(c->ctl, c->user, (const char *)c->req->blob.data, c->req->blob.len,
                             s_opt(c->req, "replace") != NULL, name, &notes, c->err, sizeof c->err);
+    int changed = 0;
+    if (rc == 0)
+        rc = store_profile_set_signature(c->ctl->st, c->user, name, sig, signer, &changed, c->err,
+                                         sizeof c->err);
+    if (rc == 0 && store_commit(c->ctl->st) < 0) {
+        s_errf(c, "cannot commit");
+        rc = -EIO;
+    }
     if (rc < 0) {
+        store_rollback(c->ctl->st);
         rollout_notes_free(&notes);
         return rc;
+    }
+    if (changed && notes.n_sites == 0 && c->ctl->link) {
+        /* only the signature changed: every site still gets it */
+        json_t *sites = NULL;
+        char e2[128];
+        if (store_site_list(c->ctl->st, &sites, e2, sizeof e2) == 0) {
+            size_t i;
+            json_t *o;
+            json_array_foreach(sites, i, o)
+                s_notify(c, json_integer_value(json_object_get(o, "id")));
+        }
+        json_decref(sites);
     }
     s_notes(c, &notes);
     rc = store_profile_show(c->ctl->st, name, &c->out, c->err, sizeof c->err);
@@ -1178,7 +1239,7 @@ static const struct verb s_verbs[] = {
     {"site", "list", 0, 0, {NULL}, {NULL}, 0, h_site_list},
     {"site", "show", 1, 1, {NULL}, {NULL}, 0, h_site_show},
     {"site", "set", 1, 1, {"window"}, {NULL}, 1, h_site_set},
-    {"agent", "enroll", 0, 0, {"site", "name"}, {NULL}, 1, h_agent_enroll},
+    {"agent", "enroll", 0, 0, {"site", "name", "ttl"}, {NULL}, 1, h_agent_enroll},
     {"agent", "list", 0, 0, {NULL}, {NULL}, 0, h_agent_list},
     {"agent", "show", 1, 1, {NULL}, {NULL}, 0, h_agent_show},
     {"agent", "revoke", 1, 1, {NULL}, {NULL}, 1, h_agent_revoke},
@@ -1202,7 +1263,7 @@ static const struct verb s_verbs[] = {
      {NULL},
      1,
      h_device_set},
-    {"profile", "add", 0, 0, {"replace"}, {NULL}, 1, h_profile_add},
+    {"profile", "add", 0, 0, {"replace", "signature", "signer"}, {NULL}, 1, h_profile_add},
     {"profile", "list", 0, 0, {NULL}, {NULL}, 0, h_profile_list},
     {"profile", "show", 1, 1, {NULL}, {NULL}, 0, h_profile_show},
     {"profile", "remove", 1, 1, {NULL}, {NULL}, 1, h_profile_remove},
@@ -1321,6 +1382,16 @@ static const struct verb *s_lookup(struct call *c)
     return v;
 }
 
+static int s_user_ok_n(const char *u, size_t n)
+{
+    if (n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (u[i] <= 0x20 || u[i] >= 0x7f || u[i] == '"' || u[i] == '\\')
+            return 0;
+    return 1;
+}
+
 static int s_user_ok(const char *u)
 {
     size_t n = strlen(u);
@@ -1333,7 +1404,8 @@ static int s_user_ok(const char *u)
 }
 
 /* Serves one request frame; sends exactly one response. */
-static void s_serve(struct ctl *ctl, const void *data, size_t len, int multipart)
+static void s_serve(struct ctl *ctl, const void *data, size_t len, int multipart,
+                    const char *key_user)
 {
     struct call c;
     memset(&c, 0, sizeof c);
@@ -1347,7 +1419,9 @@ static void s_serve(struct ctl *ctl, const void *data, size_t len, int multipart
         s_errf(&c, "malformed request (not an AdminRequest)");
     } else {
         c.req = req;
-        c.user = req->user && *req->user ? req->user : "unknown";
+        /* over tcp the audit user is the name of the operator's key in
+         * admin_keys (ZAP), whatever the request says */
+        c.user = key_user ? key_user : req->user && *req->user ? req->user : "unknown";
         if (!s_user_ok(c.user))
             s_errf(&c, "invalid user name");
         else if ((v = s_lookup(&c)) != NULL)
@@ -1425,7 +1499,67 @@ void ctl_admin_on_request(struct ctl *ctl)
             if (zmq_msg_recv(&msg, ctl->admin, 0) < 0)
                 break;
         }
-        s_serve(ctl, zmq_msg_data(&msg), zmq_msg_size(&msg), multipart);
+        const char *key_user = ctl->admin_curve ? zmq_msg_gets(&msg, "User-Id") : NULL;
+        if (ctl->admin_curve && key_user == NULL)
+            key_user = "unknown";
+        s_serve(ctl, zmq_msg_data(&msg), zmq_msg_size(&msg), multipart, key_user);
         zmq_msg_close(&msg);
     }
+}
+
+/* ---- admin keys (the tcp admin endpoint) ---- */
+
+int ctl_admin_key_lookup(struct ctl *ctl, const char *z85, char *name, size_t n)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/admin_keys", ctl->datadir);
+    struct stat sb;
+    if (stat(path, &sb) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        log_warn("admin.keys", "path=%s error=\"%s\"", path, strerror(errno));
+        return -EIO;
+    }
+    if ((sb.st_mode & 022) != 0) {
+        log_warn("admin.keys", "path=%s mode=%04o reason=\"writable by group or others: ignored\"",
+                 path, (unsigned)(sb.st_mode & 07777));
+        return -EPERM;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    int rc = util_read_file(path, CTL_ADMIN_KEYS_MAX, &text, &len);
+    if (rc < 0) {
+        log_warn("admin.keys", "path=%s error=\"%s\"", path, strerror(-rc));
+        return rc;
+    }
+    rc = 0;
+    char *save = NULL;
+    int lines = 0;
+    for (char *line = strtok_r(text, "\n", &save); line && rc == 0 && lines < 10000;
+         line = strtok_r(NULL, "\n", &save), lines++) {
+        while (*line == ' ' || *line == '\t')
+            line++;
+        if (*line == '#' || *line == '\0')
+            continue;
+        char key[41];
+        if (strlen(line) < 40)
+            continue;
+        memcpy(key, line, 40);
+        key[40] = '\0';
+        if (zmqx_key_check(key) < 0 || strcmp(key, z85) != 0)
+            continue;
+        const char *nm = line + 40;
+        while (*nm == ' ' || *nm == '\t')
+            nm++;
+        size_t nl = strcspn(nm, " \t\r");
+        if (nl == 0 || nl >= n || !s_user_ok_n(nm, nl)) {
+            snprintf(name, n, "key-%.8s", key);
+        } else {
+            memcpy(name, nm, nl);
+            name[nl] = '\0';
+        }
+        rc = 1;
+    }
+    free(text);
+    return rc;
 }

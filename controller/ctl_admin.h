@@ -96,4 +96,16 @@
  * controller's loop thread. */
 void ctl_admin_on_request(struct ctl *ctl);
 
+/* Enrollment credentials: admitted once, within this many seconds. */
+#define CTL_ENROLL_TTL_S (24 * 3600)
+#define CTL_ENROLL_TTL_MAX_S (365 * 24 * 3600)
+#define CTL_ADMIN_KEYS_MAX (256u << 10)
+
+/* The tcp admin endpoint's ZAP: is Z85 key z85 listed in DATADIR/admin_keys
+ * (lines "KEY NAME", '#' comments; a file writable by group or others is
+ * ignored)? 1 and name filled (the audit user), 0 not listed, <0 the file
+ * is unreadable. Re-read at every handshake: a key added or removed counts
+ * from the next connection. */
+int ctl_admin_key_lookup(struct ctl *ctl, const char *z85, char *name, size_t n);
+
 #endif

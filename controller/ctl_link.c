@@ -26,16 +26,25 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "ctl_admin.h"
 #include "ctl_rollout.h"
 #include "hash.h"
 #include "log.h"
 #include "store_backup.h"
+#include "store_inv.h"
 #include "store_link.h"
 #include "util.h"
 #include "wire.h"
 #include "zmqx.h"
 
-#define MAX_MSGS_PER_TURN 5000
+/* One turn reads up to this many messages (or for TURN_MAX_MS), then
+ * commits once and acks each agent it heard from once. The ROUTER reads its
+ * peers round robin, so with 1,000 agents a turn of 5,000 held about 5
+ * events per agent: an ack, an UPDATE of last_in_seq and a TCP send per 5
+ * events. 20,000 make that one per 20 (tests/bench/fleet.sh: CPU per event
+ * 0.024 -> 0.020 ms); the time bound keeps ZAP and the CLI answered. */
+#define MAX_MSGS_PER_TURN 20000
+#define TURN_MAX_MS 250
 #define OUTBOX_BATCH 500
 #define OUTBOX_RESEND_MS 5000
 #define MAX_CREDITS 64
@@ -67,7 +76,12 @@ struct peer {
     int revoked;
     int touched;
     int want_welcome;
+    int ack_moved; /* the outbox ack advanced this turn: push what follows */
     struct img_send img[IMG_SLOTS];
+    /* the connection (routing id) whose enrollment Hello was accepted
+     * (s_enroll_gate): its further messages need no look-up */
+    uint8_t enroll_rid[8];
+    size_t enroll_rid_len;
 };
 
 struct ctl_link {
@@ -87,6 +101,8 @@ int ctl_link_new(struct ctl *ctl, ctl_link_t **out)
     if (link == NULL)
         return -ENOMEM;
     link->ctl = ctl;
+    if (store_link_tune(ctl->st) < 0)
+        log_warn("link.store_tune", "reason=\"cache and checkpoint left at SQLite's defaults\"");
     link->chunk = malloc(WIRE_CHUNK);
     if (link->chunk == NULL) {
         free(link);
@@ -244,6 +260,11 @@ static void s_push_outbox(ctl_link_t *link, struct peer *p)
 {
     if (!p->hello || p->revoked)
         return;
+    /* nothing in flight: the stall clock of the resend starts now, not at
+     * the last ack, which may be minutes old (then ctl_link_tick resent a
+     * rollout's whole batch at once: 84,000 duplicates of 100,000) */
+    if (p->out_sent <= p->peer_acked)
+        p->out_progress = util_mono_ms();
     struct outbox_ctx o = {link, p, 0};
     store_outbox_each(link->ctl->st, p->id, p->out_sent, OUTBOX_BATCH, s_outbox_row, &o);
 }
@@ -567,12 +588,19 @@ static void s_flush(ctl_link_t *link)
             s_send(link, p, &env);
             s_send_site_config(link, p);
             s_push_outbox(link, p);
+            p->ack_moved = 0;
         } else {
             Firmfleet__Heartbeat hb = FIRMFLEET__HEARTBEAT__INIT;
             hb.now_ms = util_now_ms();
             env.body_case = FIRMFLEET__ENVELOPE__BODY_HEARTBEAT;
             env.heartbeat = &hb;
             s_send(link, p, &env);
+        }
+        if (p->ack_moved) {
+            /* a push sends at most OUTBOX_BATCH rows: the rest (an agent
+             * with 1,000 devices in one rollout) follows its acks */
+            p->ack_moved = 0;
+            s_push_outbox(link, p);
         }
         s_pump_images(link, p);
     }
@@ -589,9 +617,56 @@ static int64_t s_user_id(zmq_msg_t *msg)
     return id;
 }
 
+/* A connection admitted with an enrollment key (ZAP property X-Enroll: that
+ * key) may only register the agent's own key: its Hello carries it
+ * (Hello.public_key; none from an older client keeps the enrollment key as
+ * the long-term key). Anything else on it counts only once the agent is
+ * registered with that very key (the older client). 0 go on, -1 drop. */
+static int s_enroll_gate(ctl_link_t *link, struct peer *p, zmq_msg_t *body, const wire_env_t *env)
+{
+    const char *ek = zmq_msg_gets(body, "X-Enroll");
+    if (ek == NULL)
+        return 0;
+    if (env->body_case != FIRMFLEET__ENVELOPE__BODY_HELLO) {
+        if (p->enroll_rid_len != 0 && p->enroll_rid_len == p->rid_len &&
+            memcmp(p->enroll_rid, p->rid, p->rid_len) == 0)
+            return 0;
+        return store_agent_key_is(link->ctl->st, p->id, ek) == 1 ? 0 : -1;
+    }
+    const char *nk = env->hello->public_key;
+    if (nk != NULL && *nk == '\0')
+        nk = NULL;
+    if (nk == NULL && store_agent_key_is(link->ctl->st, p->id, ek) == 1)
+        goto admitted; /* the older client's Hello again */
+    char err[160];
+    int rc = store_agent_register(link->ctl->st, p->id, ek, nk, util_now_ms(), err, sizeof err);
+    if (rc < 0) {
+        char q[200], detail[320];
+        log_warn("link.enroll_refused", "agent=%s reason=%s key=%s", p->name,
+                 log_quote(err, q, sizeof q), ek);
+        snprintf(detail, sizeof detail, "agent=%s reason=\"%s\" key=%s", p->name, err, ek);
+        store_agent_enroll_refused(link->ctl->st, p->id, util_now_ms(), detail);
+        p->refused_at = 0;
+        s_send_refused(link, p, err);
+        return -1;
+    }
+    log_info("link.enrolled", "agent=%s enrollment_key=%s public_key=%s", p->name, ek,
+             nk ? nk : ek);
+admitted:
+    p->enroll_rid_len = 0;
+    if (p->rid_len <= sizeof p->enroll_rid) {
+        memcpy(p->enroll_rid, p->rid, p->rid_len);
+        p->enroll_rid_len = p->rid_len;
+    }
+    return 0;
+}
+
 void ctl_link_on_router(ctl_link_t *link)
 {
+    uint64_t start = util_mono_ms();
     for (int n = 0; n < MAX_MSGS_PER_TURN; n++) {
+        if ((n & 255) == 255 && util_mono_ms() - start >= TURN_MAX_MS)
+            break;
         zmq_msg_t rid, body;
         zmq_msg_init(&rid);
         if (zmq_msg_recv(&rid, link->ctl->router, ZMQ_DONTWAIT) < 0) {
@@ -638,9 +713,14 @@ void ctl_link_on_router(ctl_link_t *link)
             if (s_tx(link) == 0 && store_outbox_ack(link->ctl->st, p->id, env->ack) == 0) {
                 p->peer_acked = env->ack;
                 p->out_progress = now;
+                p->ack_moved = 1;
                 if (p->out_sent < p->peer_acked)
                     p->out_sent = p->peer_acked;
             }
+        }
+        if (s_enroll_gate(link, p, &body, env) < 0) {
+            wire_free(env);
+            goto next;
         }
         switch (env->body_case) {
         case FIRMFLEET__ENVELOPE__BODY_HELLO:
@@ -711,29 +791,77 @@ void ctl_link_on_zap(ctl_link_t *link)
             zmq_msg_close(&m);
         }
         const char *status = "400", *text = "not admitted";
-        char user[32] = "";
+        char user[80] = "";
         char z85[41] = "";
-        if (nf >= 6 && strcmp(frames[2], "admin") == 0 && strcmp(frames[5], "NULL") == 0) {
+        uint8_t meta[64];
+        size_t metalen = 0;
+        if (nf >= 6 && strcmp(frames[2], "admin") == 0 && strcmp(frames[5], "NULL") == 0 &&
+            !link->ctl->admin_curve) {
             /* the CLI's endpoint (ipc): guarded by the socket file's mode */
             status = "200";
             text = "OK";
             snprintf(user, sizeof user, "admin");
+        } else if (nf >= 6 && strcmp(frames[2], "admin") == 0 && strcmp(frames[5], "CURVE") == 0 &&
+                   keylen == 32) {
+            /* the CLI over tcp: only keys listed in DATADIR/admin_keys */
+            zmq_z85_encode(z85, key, 32);
+            char name[64];
+            int rc = ctl_admin_key_lookup(link->ctl, z85, name, sizeof name);
+            if (rc == 1) {
+                status = "200";
+                text = "OK";
+                snprintf(user, sizeof user, "%s", name);
+            } else {
+                text = rc == 0 ? "operator key not in admin_keys" : "admin_keys unreadable";
+            }
+            char q[100];
+            log_info("zap.admin", "address=%s status=%s reason=\"%s\" key=%s user=%s",
+                     nf >= 4 ? frames[3] : "?", status, text, z85, log_quote(user, q, sizeof q));
         } else if (nf >= 6 && strcmp(frames[2], "firmfleet") == 0 &&
                    strcmp(frames[5], "CURVE") == 0 && keylen == 32) {
             zmq_z85_encode(z85, key, 32);
-            struct store_agent_link a;
-            int rc = store_agent_by_pubkey(link->ctl->st, z85, &a);
-            if (rc == 1 && !a.revoked) {
+            struct store_zap_info zi;
+            uint64_t now = util_now_ms();
+            int rc = store_agent_zap(link->ctl->st, z85, now, &zi);
+            if (rc == STORE_ZAP_OK || rc == STORE_ZAP_ENROLL) {
                 status = "200";
-                text = "OK";
-                snprintf(user, sizeof user, "%" PRId64, a.id);
+                text = rc == STORE_ZAP_OK ? "OK" : "OK (enrollment)";
+                snprintf(user, sizeof user, "%" PRId64, zi.id);
+            }
+            if (rc == STORE_ZAP_ENROLL) {
+                /* ZMTP metadata: name length, name, 4-byte value length, value */
+                static const char pn[] = "X-Enroll";
+                meta[0] = (uint8_t)(sizeof pn - 1);
+                memcpy(meta + 1, pn, sizeof pn - 1);
+                size_t o = 1 + sizeof pn - 1;
+                meta[o++] = 0, meta[o++] = 0, meta[o++] = 0, meta[o++] = 40;
+                memcpy(meta + o, z85, 40);
+                metalen = o + 40;
+            } else if (rc == STORE_ZAP_OK) {
+                /* admitted: status and text are set */
+            } else if (rc == STORE_ZAP_REVOKED) {
+                text = "agent key revoked";
+            } else if (rc == STORE_ZAP_EXPIRED || rc == STORE_ZAP_USED) {
+                char detail[320], q[100];
+                text = rc == STORE_ZAP_EXPIRED ? "enrollment credential expired"
+                                               : "enrollment credential already used";
+                log_warn(rc == STORE_ZAP_EXPIRED ? "zap.enroll_expired" : "zap.enroll_reused",
+                         "agent=%s address=%s expired_ms=%" PRId64 " used_ms=%" PRId64 " key=%s",
+                         log_quote(zi.name, q, sizeof q), nf >= 4 ? frames[3] : "?", zi.expires_ms,
+                         zi.used_ms, z85);
+                snprintf(detail, sizeof detail, "agent=%s address=%s reason=\"%s\" key=%s", zi.name,
+                         nf >= 4 ? frames[3] : "?", text, z85);
+                store_agent_enroll_refused(link->ctl->st, zi.id, now, detail);
+            } else if (rc < 0) {
+                status = "300";
+                text = "store error";
             } else {
-                text = rc == 1 ? "agent key revoked" : "unknown agent key";
+                text = "unknown agent key";
             }
         } else {
             text = "CURVE required";
         }
-        if (strcmp(user, "admin") != 0)
+        if (!(nf >= 3 && strcmp(frames[2], "admin") == 0))
             log_info("zap", "address=%s mechanism=%s status=%s reason=\"%s\" key=%s",
                  nf >= 4 ? frames[3] : "?", nf >= 6 ? frames[5] : "?", status, text,
                  z85[0] ? z85 : "-");
@@ -742,7 +870,7 @@ void ctl_link_on_zap(ctl_link_t *link)
         zmq_send(link->ctl->zap, status, 3, ZMQ_SNDMORE);
         zmq_send(link->ctl->zap, text, strlen(text), ZMQ_SNDMORE);
         zmq_send(link->ctl->zap, user, strlen(user), ZMQ_SNDMORE);
-        zmq_send(link->ctl->zap, "", 0, 0);
+        zmq_send(link->ctl->zap, meta, metalen, 0);
     }
 }
 

@@ -66,7 +66,9 @@ static void s_usage(FILE *f)
             "  -l, --listen EP         where agents connect (default tcp://*:7600)\n"
             "  -p, --public-endpoint EP  endpoint written into agent credentials\n"
             "                          (default: the listen endpoint, * replaced by the host name)\n"
-            "  -a, --admin EP          CLI endpoint (default ipc://DATADIR/admin.sock)\n"
+            "  -a, --admin EP          CLI endpoint (default ipc://DATADIR/admin.sock, mode\n"
+            "                          0600); tcp://ADDR:PORT is CURVE only, for the keys\n"
+            "                          in DATADIR/admin_keys\n"
             "      --heartbeat-ms N    heartbeat interval, 500..60000 (default 5000)\n"
             "      --profiles DIR      vendor profiles loaded at start (default $FF_PROFILES,\n"
             "                          else " DEFAULT_PROFILES ")\n"
@@ -103,18 +105,47 @@ static int s_bind_sockets(struct ctl *ctl)
         log_error("ctl.listen", "endpoint=%s error=\"%s\"", ctl->listen, zmq_strerror(errno));
         return -1;
     }
+    /* The admin endpoint: ipc (a socket file of mode 0600: the file system
+     * decides who may speak) or tcp, then always a CURVE server whose ZAP
+     * admits only the operator keys in DATADIR/admin_keys. Plain tcp is
+     * never offered: the CURVE option is set before the bind. */
+    int ipc = strncmp(ctl->admin_endpoint, "ipc://", 6) == 0;
+    ctl->admin_curve = strncmp(ctl->admin_endpoint, "tcp://", 6) == 0;
+    if (!ipc && !ctl->admin_curve) {
+        log_error("ctl.admin_bind", "endpoint=%s reason=\"ipc:// or tcp:// expected\"",
+                  ctl->admin_endpoint);
+        return -1;
+    }
     ctl->admin = zmq_socket(ctl->zctx, ZMQ_REP);
     if (ctl->admin == NULL || zmqx_apply_limits(ctl->admin, 0) < 0 ||
-        zmq_setsockopt(ctl->admin, ZMQ_ZAP_DOMAIN, "admin", 5) < 0) {
+        zmq_setsockopt(ctl->admin, ZMQ_ZAP_DOMAIN, "admin", 5) < 0 ||
+        (ctl->admin_curve && (zmq_setsockopt(ctl->admin, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+                              zmq_setsockopt(ctl->admin, ZMQ_CURVE_SECRETKEY, ctl->sec, 40) < 0))) {
         log_error("ctl.admin_setup", "error=\"%s\"", zmq_strerror(errno));
         return -1;
     }
-    if (strncmp(ctl->admin_endpoint, "ipc://", 6) == 0)
+    if (ipc)
         unlink(ctl->admin_endpoint + 6); /* a stale socket from a killed run */
     if (zmq_bind(ctl->admin, ctl->admin_endpoint) < 0) {
         log_error("ctl.admin_bind", "endpoint=%s error=\"%s\"", ctl->admin_endpoint,
                   zmq_strerror(errno));
         return -1;
+    }
+    if (ipc && chmod(ctl->admin_endpoint + 6, 0600) < 0) {
+        log_error("ctl.admin_bind", "endpoint=%s error=\"chmod 0600: %s\"", ctl->admin_endpoint,
+                  strerror(errno));
+        return -1;
+    }
+    if (ctl->admin_curve) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/admin_keys", ctl->datadir);
+        if (access(path, R_OK) < 0)
+            log_warn("ctl.admin_keys",
+                     "path=%s reason=\"no admin keys: every CLI is refused at the handshake "
+                     "(firmfleet key generate --curve)\"",
+                     path);
+        log_info("ctl.admin_curve", "endpoint=%s keys=%s server_key=%s", ctl->admin_endpoint, path,
+                 ctl->pub);
     }
     return 0;
 }
@@ -342,6 +373,17 @@ int main(int argc, char **argv)
     int rc = util_mkdir_p(datadir, 0700);
     if (rc < 0) {
         log_error("ctl.datadir", "path=%s error=\"%s\"", datadir, strerror(-rc));
+        return 1;
+    }
+    /* DATADIR holds the CURVE secret key, the store and the admin socket:
+     * anyone who may write there may replace them */
+    struct stat dsb;
+    memset(&dsb, 0, sizeof dsb);
+    if (stat(datadir, &dsb) < 0 || !S_ISDIR(dsb.st_mode) || (dsb.st_mode & 022) != 0) {
+        log_error("ctl.datadir",
+                  "path=%s mode=%04o reason=\"not a directory, or writable by group or "
+                  "others (chmod 0700 it)\"",
+                  datadir, (unsigned)(dsb.st_mode & 07777));
         return 1;
     }
     char path[PATH_MAX];

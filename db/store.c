@@ -284,6 +284,29 @@ static const char *const s_migrations[] = {
      * a turn reads its 250 devices and stops, instead of sorting every
      * pending row of the rollout; also covers `rollout status` counts */
     "CREATE INDEX rollout_devices_queue ON rollout_devices(rollout_id, state, wave, site_id, mac);",
+    /* 8: single-use, expiring enrollment and signed profiles. An agent row
+     * whose enroll_expires_ms is set and enroll_used_ms NULL holds an
+     * enrollment key in pubkey: ZAP admits it until it expires, once; the
+     * agent then registers its own key (pubkey), the enrollment key moves
+     * to enroll_key and is never admitted again (a reuse is refused and
+     * audited, at most once a minute per agent: enroll_refused_ms). Rows
+     * from before this migration keep their long-term key (both NULL).
+     * Profiles carry the operator's Ed25519 signature over their JSON text
+     * (lib/sign.h), hex like firmware_file.signature; '' = unsigned. */
+    "ALTER TABLE agent ADD COLUMN enroll_expires_ms INTEGER;"
+    "ALTER TABLE agent ADD COLUMN enroll_used_ms INTEGER;"
+    "ALTER TABLE agent ADD COLUMN enroll_key TEXT;"
+    "ALTER TABLE agent ADD COLUMN enroll_refused_ms INTEGER;"
+    "CREATE UNIQUE INDEX agent_enroll_key ON agent(enroll_key);"
+    "ALTER TABLE profiles ADD COLUMN signature TEXT NOT NULL DEFAULT ''"
+    "  CHECK (signature = '' OR length(signature) = 128);"
+    "ALTER TABLE profiles ADD COLUMN signer TEXT NOT NULL DEFAULT ''"
+    "  CHECK (signer = '' OR length(signer) = 64);",
+    /* 9: rollout_devices_state (rollout_id, state, wave) is a prefix of
+     * rollout_devices_queue (7), which serves every query it served; each
+     * device state change updated both (and the timed index). Depends on
+     * nothing of 8. */
+    "DROP INDEX IF EXISTS rollout_devices_state;",
 };
 
 int store_open(const char *path, store_t **out)

@@ -677,7 +677,8 @@ int store_site_show(store_t *st, const char *name, json_t **out, char *err, size
 
 #define AGENT_SELECT                                                                               \
     "SELECT a.id, a.name, s.name, a.created_ms, a.revoked_ms, a.last_seen_ms, a.version,"          \
-    " a.pubkey, a.cached FROM agent a JOIN site s ON s.id = a.site_id "
+    " a.pubkey, a.cached, a.enroll_expires_ms, a.enroll_used_ms"                                   \
+    " FROM agent a JOIN site s ON s.id = a.site_id "
 
 static json_t *s_agent_row_common(sqlite3_stmt *q, int with_key)
 {
@@ -697,6 +698,21 @@ static json_t *s_agent_row_common(sqlite3_stmt *q, int with_key)
         json_decref(o);
         return NULL;
     }
+    /* the enrollment credential: pending (not yet used), used, expired
+     * (never used, too late now) or long-term (enrolled before single-use
+     * credentials: the credential's key is the agent's key) */
+    int has_exp = sqlite3_column_type(q, 9) != SQLITE_NULL;
+    int used = sqlite3_column_type(q, 10) != SQLITE_NULL;
+    const char *state = used                                                   ? "used"
+                        : !has_exp                                             ? "long-term"
+                        : (uint64_t)sqlite3_column_int64(q, 9) < util_now_ms() ? "expired"
+                                                                               : "pending";
+    if (with_key && (s_set(o, "enrollment", json_string(state)) ||
+                     s_set(o, "enroll_expires_ms", s_jint_or_null(q, 9)) ||
+                     s_set(o, "enroll_used_ms", s_jint_or_null(q, 10)))) {
+        json_decref(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -711,6 +727,13 @@ static json_t *s_agent_row_key(sqlite3_stmt *q)
 
 int store_agent_enroll(store_t *st, const char *user, const char *name, const char *site,
                        const char *pubkey, int64_t *id_out, char *err, size_t errlen)
+{
+    return store_agent_enroll_until(st, user, name, site, pubkey, 0, id_out, err, errlen);
+}
+
+int store_agent_enroll_until(store_t *st, const char *user, const char *name, const char *site,
+                             const char *pubkey, uint64_t expires_ms, int64_t *id_out, char *err,
+                             size_t errlen)
 {
     int rc;
     if ((rc = store_check_name("agent", name, err, errlen)) < 0 ||
@@ -742,7 +765,8 @@ int store_agent_enroll(store_t *st, const char *user, const char *name, const ch
     }
     if (rc == 0) {
         sqlite3_stmt *q = sql_prepare(
-            st->db, "INSERT INTO agent(name, site_id, pubkey, created_ms) VALUES (?1, ?2, ?3, ?4)");
+            st->db, "INSERT INTO agent(name, site_id, pubkey, created_ms, enroll_expires_ms)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5)");
         if (q == NULL) {
             rc = s_dberr(st, err, errlen);
         } else {
@@ -750,6 +774,10 @@ int store_agent_enroll(store_t *st, const char *user, const char *name, const ch
             sqlite3_bind_int64(q, 2, site_id);
             s_bind_text(q, 3, pubkey);
             sqlite3_bind_int64(q, 4, (int64_t)util_now_ms());
+            if (expires_ms)
+                sqlite3_bind_int64(q, 5, (int64_t)expires_ms);
+            else
+                sqlite3_bind_null(q, 5);
             rc = s_step_done(st, q, err, errlen);
             sqlite3_finalize(q);
             id = sqlite3_last_insert_rowid(st->db);
@@ -757,7 +785,8 @@ int store_agent_enroll(store_t *st, const char *user, const char *name, const ch
     }
     if (rc == 0) {
         char detail[256];
-        snprintf(detail, sizeof detail, "agent=%s site=%s public_key=%s", name, site, pubkey);
+        snprintf(detail, sizeof detail, "agent=%s site=%s public_key=%s expires_ms=%llu", name,
+                 site, pubkey, (unsigned long long)expires_ms);
         if (store_audit(st, user, "agent.enroll", detail) < 0)
             rc = s_dberr(st, err, errlen);
     }
@@ -870,6 +899,166 @@ int store_agent_revoke(store_t *st, const char *user, const char *name_or_id, in
     if (rc == 0 && id_out)
         *id_out = id;
     return rc;
+}
+
+/* ---- enrollment: ZAP and registration ---- */
+
+int store_agent_zap(store_t *st, const char *z85, uint64_t now_ms, struct store_zap_info *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *q =
+        sql_cached(st->cache, "SELECT id, name, revoked_ms, enroll_expires_ms, enroll_used_ms,"
+                              " pubkey = ?1 FROM agent WHERE pubkey = ?1"
+                              " UNION ALL SELECT id, name, revoked_ms, enroll_expires_ms,"
+                              " enroll_used_ms, 0 FROM agent WHERE enroll_key = ?1 LIMIT 1");
+    if (q == NULL)
+        return -EIO;
+    sqlite3_bind_text(q, 1, z85, -1, SQLITE_STATIC);
+    int step = sqlite3_step(q), rc = STORE_ZAP_UNKNOWN;
+    if (step == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(q, 0);
+        snprintf(out->name, sizeof out->name, "%s",
+                 sqlite3_column_text(q, 1) ? (const char *)sqlite3_column_text(q, 1) : "");
+        out->expires_ms = sqlite3_column_int64(q, 3);
+        out->used_ms = sqlite3_column_int64(q, 4);
+        int pending =
+            sqlite3_column_type(q, 3) != SQLITE_NULL && sqlite3_column_type(q, 4) == SQLITE_NULL;
+        if (sqlite3_column_type(q, 2) != SQLITE_NULL)
+            rc = STORE_ZAP_REVOKED;
+        else if (!sqlite3_column_int(q, 5))
+            rc = STORE_ZAP_USED;
+        else if (pending)
+            rc = (uint64_t)out->expires_ms < now_ms ? STORE_ZAP_EXPIRED : STORE_ZAP_ENROLL;
+        else
+            rc = STORE_ZAP_OK;
+    } else if (step != SQLITE_DONE) {
+        rc = -EIO;
+    }
+    sql_release(st->cache, q);
+    return rc;
+}
+
+int store_agent_enroll_refused(store_t *st, int64_t id, uint64_t now_ms, const char *detail)
+{
+    sqlite3_stmt *q = sql_prepare(st->db, "UPDATE agent SET enroll_refused_ms = ?2 WHERE id = ?1"
+                                          " AND (enroll_refused_ms IS NULL OR"
+                                          " enroll_refused_ms <= ?2 - 60000)");
+    if (q == NULL)
+        return -EIO;
+    sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_int64(q, 2, (int64_t)now_ms);
+    int step = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (step != SQLITE_DONE)
+        return -EIO;
+    if (sqlite3_changes(st->db) == 0)
+        return 0;
+    return store_audit(st, "zap", "agent.enroll_refused", detail) < 0 ? -EIO : 1;
+}
+
+int store_agent_register(store_t *st, int64_t id, const char *enroll_key, const char *new_key,
+                         uint64_t now_ms, char *err, size_t errlen)
+{
+    if (zmqx_key_check(enroll_key) < 0 || (new_key != NULL && zmqx_key_check(new_key) < 0)) {
+        util_errf(err, errlen, "invalid public key");
+        return -EINVAL;
+    }
+    if (new_key != NULL && strcmp(new_key, enroll_key) == 0) {
+        util_errf(err, errlen, "the agent's key must not be its enrollment key");
+        return -EINVAL;
+    }
+    int sp, rc;
+    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0)
+        return rc;
+    sqlite3_stmt *q = sql_prepare(
+        st->db, "UPDATE agent SET pubkey = coalesce(?3, pubkey), enroll_key = ?2,"
+                " enroll_used_ms = ?4 WHERE id = ?1 AND pubkey = ?2 AND enroll_used_ms IS NULL"
+                " AND enroll_expires_ms IS NOT NULL AND revoked_ms IS NULL");
+    if (q == NULL) {
+        rc = s_dberr(st, err, errlen);
+    } else {
+        sqlite3_bind_int64(q, 1, id);
+        s_bind_text(q, 2, enroll_key);
+        if (new_key)
+            s_bind_text(q, 3, new_key);
+        else
+            sqlite3_bind_null(q, 3);
+        sqlite3_bind_int64(q, 4, (int64_t)now_ms);
+        int step = sqlite3_step(q);
+        sqlite3_finalize(q);
+        if (step == SQLITE_CONSTRAINT) {
+            util_errf(err, errlen, "that key is already enrolled");
+            rc = -EEXIST;
+        } else if (step != SQLITE_DONE) {
+            rc = s_dberr(st, err, errlen);
+        } else if (sqlite3_changes(st->db) != 1) {
+            util_errf(err, errlen, "enrollment credential already used");
+            rc = -EALREADY;
+        }
+    }
+    if (rc == 0) {
+        char detail[256];
+        snprintf(detail, sizeof detail, "agent_id=%lld enrollment_key=%s public_key=%s%s",
+                 (long long)id, enroll_key, new_key ? new_key : enroll_key,
+                 new_key ? "" : " (legacy client: the enrollment key is kept)");
+        if (store_audit(st, "zap", "agent.register", detail) < 0)
+            rc = s_dberr(st, err, errlen);
+    }
+    return s_tx_end(st, sp, rc, err, errlen);
+}
+
+int store_agent_key_is(store_t *st, int64_t id, const char *z85)
+{
+    sqlite3_stmt *q =
+        sql_cached(st->cache, "SELECT 1 FROM agent WHERE id = ?1 AND pubkey = ?2"
+                              " AND revoked_ms IS NULL AND enroll_used_ms IS NOT NULL");
+    if (q == NULL)
+        return -EIO;
+    sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_text(q, 2, z85, -1, SQLITE_STATIC);
+    int step = sqlite3_step(q);
+    sql_release(st->cache, q);
+    return step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* ---- profile signatures ---- */
+
+int store_profile_set_signature(store_t *st, const char *user, const char *name,
+                                const char *sig_hex, const char *signer_hex, int *changed,
+                                char *err, size_t errlen)
+{
+    *changed = 0;
+    if ((sig_hex[0] != '\0' && strlen(sig_hex) != 128) ||
+        (signer_hex[0] != '\0' && strlen(signer_hex) != 64)) {
+        util_errf(err, errlen, "malformed profile signature");
+        return -EINVAL;
+    }
+    int sp, rc;
+    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0)
+        return rc;
+    sqlite3_stmt *q = sql_prepare(st->db, "UPDATE profiles SET signature = ?2, signer = ?3"
+                                          " WHERE name = ?1 AND (signature <> ?2 OR signer <> ?3)");
+    if (q == NULL) {
+        rc = s_dberr(st, err, errlen);
+    } else {
+        s_bind_text(q, 1, name);
+        s_bind_text(q, 2, sig_hex);
+        s_bind_text(q, 3, signer_hex);
+        rc = s_step_done(st, q, err, errlen);
+        sqlite3_finalize(q);
+    }
+    if (rc == 0 && sqlite3_changes(st->db) == 1) {
+        *changed = 1;
+        /* every site carries every profile: each gets a new configuration */
+        if (sql_exec(st->db, "UPDATE site SET generation = generation + 1") < 0)
+            rc = s_dberr(st, err, errlen);
+        char detail[256];
+        snprintf(detail, sizeof detail, "profile=%s signer=%.16s", name,
+                 signer_hex[0] ? signer_hex : "(unsigned)");
+        if (rc == 0 && store_audit(st, user, "profile.sign", detail) < 0)
+            rc = s_dberr(st, err, errlen);
+    }
+    return s_tx_end(st, sp, rc, err, errlen);
 }
 
 /* ---- devices ---- */

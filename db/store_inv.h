@@ -76,11 +76,58 @@ int store_site_id(store_t *st, const char *name, int64_t *id_out, char *err, siz
 /* Enrolls agent `name` at `site` with its Z85 public key. */
 int store_agent_enroll(store_t *st, const char *user, const char *name, const char *site,
                        const char *pubkey, int64_t *id_out, char *err, size_t errlen);
+/* The same with a single-use enrollment key: until expires_ms (wall clock,
+ * ms; 0 = a long-term key, as store_agent_enroll) ZAP admits pubkey once,
+ * for the agent to register its own key (store_agent_register). */
+int store_agent_enroll_until(store_t *st, const char *user, const char *name, const char *site,
+                             const char *pubkey, uint64_t expires_ms, int64_t *id_out, char *err,
+                             size_t errlen);
+
+/* What ZAP makes of a CURVE key (store_agent_zap). */
+enum {
+    STORE_ZAP_UNKNOWN = 0, /* no agent has it */
+    STORE_ZAP_OK,          /* an agent's registered (or long-term) key */
+    STORE_ZAP_REVOKED,     /* the agent is revoked */
+    STORE_ZAP_ENROLL,      /* an enrollment key, unused and not expired */
+    STORE_ZAP_EXPIRED,     /* an enrollment key never used before it expired */
+    STORE_ZAP_USED,        /* an enrollment key already used: dead */
+};
+struct store_zap_info {
+    int64_t id;
+    char name[64];
+    int64_t expires_ms; /* enrollment key: expiry */
+    int64_t used_ms;    /* enrollment key: when it was used */
+};
+/* Looks z85 up as an agent key or a used enrollment key. Returns one of
+ * STORE_ZAP_* (out filled unless UNKNOWN) or <0 on a database error. */
+int store_agent_zap(store_t *st, const char *z85, uint64_t now_ms, struct store_zap_info *out);
+/* Records (audit log, user "zap") a refused enrollment key of agent id,
+ * at most once a minute per agent. 1 audited, 0 rate-limited, <0 error. */
+int store_agent_enroll_refused(store_t *st, int64_t id, uint64_t now_ms, const char *detail);
+/* First use of agent id's enrollment key enroll_key: new_key becomes its
+ * key, enroll_key is dead from now on. new_key NULL (a client that sends no
+ * key of its own) keeps enroll_key as the long-term key. -EALREADY with
+ * "enrollment credential already used" when it was used (or the agent is
+ * revoked) meanwhile; -EEXIST when new_key belongs to another agent. */
+int store_agent_register(store_t *st, int64_t id, const char *enroll_key, const char *new_key,
+                         uint64_t now_ms, char *err, size_t errlen);
+/* 1 when z85 is agent id's registered key (enrollment done, not revoked),
+ * 0 when not, <0 error. */
+int store_agent_key_is(store_t *st, int64_t id, const char *z85);
+
+/* Stores the operator's signature over profile name's JSON (hex, "" for
+ * none) and, when it changed, gives every site a new configuration and
+ * audits it (*changed = 1). */
+int store_profile_set_signature(store_t *st, const char *user, const char *name,
+                                const char *sig_hex, const char *signer_hex, int *changed,
+                                char *err, size_t errlen);
+
 /* Array of agent objects {id, name, site, created_ms, revoked, revoked_ms
  * (null), last_seen_ms (null), version} ordered by name. The admin layer adds
  * `online` and `image_bytes_sent`. */
 int store_agent_list(store_t *st, json_t **out, char *err, size_t errlen);
-/* One agent object (as in the list, plus public_key and cached: the sha256
+/* One agent object (as in the list, plus public_key, enrollment (pending,
+ * used, expired, long-term), enroll_expires_ms, enroll_used_ms, and cached: the sha256
  * of every image the agent last reported in its cache) by name or decimal id. */
 int store_agent_show(store_t *st, const char *name_or_id, json_t **out, char *err, size_t errlen);
 /* Looks an agent up by name or decimal id: 0 (id in *id_out), -ENOENT. */

@@ -88,6 +88,17 @@ int store_outbox_append(store_t *st, int64_t agent_id, const uint8_t *payload, s
                         uint64_t *seq);
 /* Deletes outbox rows <= upto and records peer_acked_seq. */
 int store_outbox_ack(store_t *st, int64_t agent_id, uint64_t upto);
+
+/* The controller's store under agent traffic: a page cache of
+ * STORE_LINK_CACHE_KIB (SQLite's default is 2 MiB, so every insert into the
+ * (agent_id, seq) index of a few million events read a page back through
+ * pread) and a WAL checkpointed every STORE_LINK_WAL_PAGES pages instead of
+ * 1,000 (a turn of thousands of events touches pages all over that index,
+ * so the default could checkpoint at nearly every commit). Not durability:
+ * synchronous=FULL still syncs the WAL at each commit. 0 or -EIO. */
+#define STORE_LINK_CACHE_KIB_S "65536"
+#define STORE_LINK_WAL_PAGES_S "8192"
+int store_link_tune(store_t *st);
 /* Calls fn for each outbox row with seq > after, in order, at most max rows.
  * Returns the number visited or <0. */
 int store_outbox_each(store_t *st, int64_t agent_id, uint64_t after, int max,

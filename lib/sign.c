@@ -77,10 +77,56 @@ int sign_image_verify(const uint8_t pk[SIGN_PK_LEN], const uint8_t sig[SIGN_SIG_
     return crypto_sign_verify_detached(sig, m, n, pk) == 0 ? 0 : -EBADMSG;
 }
 
+#define SIGN_PROFILE_DOMAIN "firmfleet-profile-v1"
+#define SIGN_PROFILE_MSG (sizeof SIGN_PROFILE_DOMAIN + 32 + 8)
+
+static void s_profile_msg(const char *json, size_t len, uint8_t out[SIGN_PROFILE_MSG])
+{
+    size_t o = sizeof SIGN_PROFILE_DOMAIN;
+    memcpy(out, SIGN_PROFILE_DOMAIN, o); /* with its NUL */
+    crypto_hash_sha256(out + o, (const unsigned char *)json, len);
+    o += 32;
+    for (int i = 7; i >= 0; i--)
+        out[o++] = (uint8_t)((uint64_t)len >> (8 * i));
+}
+
+int sign_profile(const uint8_t sk[SIGN_SK_LEN], const char *json, size_t len,
+                 uint8_t sig[SIGN_SIG_LEN])
+{
+    uint8_t m[SIGN_PROFILE_MSG];
+    s_profile_msg(json, len, m);
+    return crypto_sign_detached(sig, NULL, m, sizeof m, sk) == 0 ? 0 : -EINVAL;
+}
+
+/* One checker for images (json NULL) and profiles. */
+static int s_trust(const uint8_t (*keys)[SIGN_PK_LEN], size_t n, const uint8_t *signer,
+                   size_t signer_len, const uint8_t *sig, size_t sig_len, const uint8_t sha[32],
+                   uint64_t size, const char *name, const char *json, size_t len,
+                   const char **reason);
+
+int sign_trust_verify_profile(const uint8_t (*keys)[SIGN_PK_LEN], size_t n, const uint8_t *signer,
+                              size_t signer_len, const uint8_t *sig, size_t sig_len,
+                              const char *json, size_t len, const char **reason)
+{
+    return s_trust(keys, n, signer, signer_len, sig, sig_len, NULL, 0, NULL, json ? json : "", len,
+                   reason);
+}
+
 int sign_trust_verify(const uint8_t (*keys)[SIGN_PK_LEN], size_t n, const uint8_t *signer,
                       size_t signer_len, const uint8_t *sig, size_t sig_len, const uint8_t sha[32],
                       uint64_t size, const char *name, const char **reason)
 {
+    return s_trust(keys, n, signer, signer_len, sig, sig_len, sha, size, name, NULL, 0, reason);
+}
+
+static int s_trust(const uint8_t (*keys)[SIGN_PK_LEN], size_t n, const uint8_t *signer,
+                   size_t signer_len, const uint8_t *sig, size_t sig_len, const uint8_t sha[32],
+                   uint64_t size, const char *name, const char *json, size_t len,
+                   const char **reason)
+{
+    uint8_t pm[SIGN_PROFILE_MSG];
+    if (json != NULL)
+        s_profile_msg(json, len, pm);
     const char *why = "bad_signature";
     if (sig == NULL || sig_len == 0) {
         why = "unsigned";
@@ -93,7 +139,8 @@ int sign_trust_verify(const uint8_t (*keys)[SIGN_PK_LEN], size_t n, const uint8_
             if (signer_len != 0 && sodium_memcmp(keys[i], signer, SIGN_PK_LEN) != 0)
                 continue;
             known = 1;
-            if (sign_image_verify(keys[i], sig, sha, size, name) == 0) {
+            if (json != NULL ? crypto_sign_verify_detached(sig, pm, sizeof pm, keys[i]) == 0
+                             : sign_image_verify(keys[i], sig, sha, size, name) == 0) {
                 if (reason)
                     *reason = "ok";
                 return 0;

@@ -1,4 +1,4 @@
-/* sign.h: operator signatures on firmware images (Ed25519 through libsodium's
+/* sign.h: operator signatures on firmware images and vendor profiles (Ed25519 through libsodium's
  * crypto_sign_detached / crypto_sign_verify_detached).
  *
  * What is signed, per file: "firmfleet-image-v1" NUL || sha256 (32 bytes) ||
@@ -41,6 +41,18 @@ int sign_image(const uint8_t sk[SIGN_SK_LEN], const uint8_t sha[32], uint64_t si
 /* 0 when sig is pk's signature over the image, else -EBADMSG. */
 int sign_image_verify(const uint8_t pk[SIGN_PK_LEN], const uint8_t sig[SIGN_SIG_LEN],
                       const uint8_t sha[32], uint64_t size, const char *name);
+
+/* Profiles (vendor profile JSON, `profile add --sign-key`): what is signed
+ * is "firmfleet-profile-v1" NUL || sha256 of the JSON text (32 bytes) ||
+ * its length (8 bytes, big-endian): the text byte for byte, as added. A
+ * profile signature never verifies as an image signature nor the reverse
+ * (the domain strings differ). */
+int sign_profile(const uint8_t sk[SIGN_SK_LEN], const char *json, size_t len,
+                 uint8_t sig[SIGN_SIG_LEN]);
+/* Like sign_trust_verify, for a profile's JSON text. */
+int sign_trust_verify_profile(const uint8_t (*keys)[SIGN_PK_LEN], size_t n, const uint8_t *signer,
+                              size_t signer_len, const uint8_t *sig, size_t sig_len,
+                              const char *json, size_t len, const char **reason);
 
 /* The public half of a secret key. */
 void sign_sk_to_pk(const uint8_t sk[SIGN_SK_LEN], uint8_t pk[SIGN_PK_LEN]);

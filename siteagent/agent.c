@@ -4,7 +4,10 @@
  *
  * Invariants: see agent.h. The state directory is locked (flock on
  * STATEDIR/agent.lock) so two agents never share one journal; the lock dies
- * with the process, also on kill -9.
+ * with the process, also on kill -9. With an enrollment credential the
+ * agent's own CURVE key pair lives in STATEDIR/agent.key (mode 0600), made
+ * here and never sent; the credential's key is used only until the
+ * controller confirmed the registration (agent_key_*).
  */
 #include "agent.h"
 
@@ -132,11 +135,179 @@ int agent_cred_load(const char *path, struct agent_cred *out, char *err, size_t 
             snprintf(err, errlen, "field \"secret_key\" is not a Z85 CURVE key");
         else
             rc = 0;
+        json_t *en = json_object_get(root, "enrollment"), *ex = json_object_get(root, "expires_ms");
+        if (rc == 0 && en != NULL && !json_is_boolean(en)) {
+            snprintf(err, errlen, "field \"enrollment\" must be true or false");
+            rc = -EINVAL;
+        } else if (rc == 0 && json_is_true(en) &&
+                   (!json_is_integer(ex) || json_integer_value(ex) <= 0)) {
+            snprintf(err, errlen, "field \"expires_ms\" missing or not a positive integer");
+            rc = -EINVAL;
+        } else if (rc == 0 && json_is_true(en)) {
+            out->enrollment = 1;
+            out->expires_ms = json_integer_value(ex);
+        }
     }
     json_decref(root);
     if (rc < 0)
         memset(out, 0, sizeof *out);
     return rc;
+}
+
+/* ---- the agent's own key (enrollment credentials) ---- */
+
+/* STATEDIR/agent.key: {"public_key", "secret_key", "registered"}, mode 0600.
+ * The secret half is made here and never leaves the box. */
+static int s_key_path(const char *state_dir, char *path, size_t n)
+{
+    return snprintf(path, n, "%s/agent.key", state_dir) >= (int)n ? -ENAMETOOLONG : 0;
+}
+
+/* 1 read (pub, sec, *registered filled), 0 no file, <0 unreadable/bad. */
+static int s_key_read(const char *state_dir, char pub[41], char sec[41], int *registered)
+{
+    char path[PATH_MAX];
+    if (s_key_path(state_dir, path, sizeof path) < 0)
+        return -ENAMETOOLONG;
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = util_read_file(path, 4096, &buf, &len);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    json_t *root = json_loadb(buf, len, 0, NULL);
+    memset(buf, 0, len);
+    free(buf);
+    json_t *p = json_object_get(root, "public_key"), *k = json_object_get(root, "secret_key");
+    rc = -EINVAL;
+    if (json_is_string(p) && json_is_string(k) && zmqx_key_check(json_string_value(p)) == 0 &&
+        zmqx_key_check(json_string_value(k)) == 0) {
+        memcpy(pub, json_string_value(p), 41);
+        memcpy(sec, json_string_value(k), 41);
+        *registered = json_is_true(json_object_get(root, "registered"));
+        rc = 1;
+    }
+    if (k != NULL && json_is_string(k))
+        explicit_bzero((char *)(uintptr_t)json_string_value(k), 40);
+    json_decref(root);
+    return rc;
+}
+
+static int s_key_write(const char *state_dir, const char *pub, const char *sec, int registered)
+{
+    char path[PATH_MAX], text[256];
+    if (s_key_path(state_dir, path, sizeof path) < 0)
+        return -ENAMETOOLONG;
+    int n = snprintf(text, sizeof text,
+                     "{\"public_key\": \"%s\", \"secret_key\": \"%s\", \"registered\": %s}\n", pub,
+                     sec, registered ? "true" : "false");
+    int rc = util_write_file_atomic(path, text, (size_t)n, 0600);
+    explicit_bzero(text, sizeof text);
+    return rc;
+}
+
+int agent_key_registered(const char *state_dir)
+{
+    char pub[41], sec[41];
+    int reg = 0;
+    int rc = s_key_read(state_dir, pub, sec, &reg);
+    explicit_bzero(sec, sizeof sec);
+    return rc == 1 && reg;
+}
+
+/* At start (state directory locked): which key the uplink uses. */
+static int s_key_setup(struct agent *a)
+{
+    if (!a->cred.enrollment)
+        return 0;
+    int reg = 0;
+    int rc = s_key_read(a->state_dir, a->own_pub, a->own_sec, &reg);
+    if (rc < 0) {
+        log_error("agent.key", "statedir=%s error=\"%s\"", a->state_dir,
+                  rc == -EINVAL ? "agent.key is not a key file" : strerror(-rc));
+        return rc;
+    }
+    if (rc == 0) {
+        if (zmq_curve_keypair(a->own_pub, a->own_sec) < 0)
+            return -EIO;
+        if ((rc = s_key_write(a->state_dir, a->own_pub, a->own_sec, 0)) < 0) {
+            log_error("agent.key", "statedir=%s error=\"cannot write agent.key: %s\"", a->state_dir,
+                      strerror(-rc));
+            return rc;
+        }
+        log_info("agent.key_created", "public_key=%s", a->own_pub);
+    }
+    if (reg) {
+        memcpy(a->cred.public_key, a->own_pub, 41);
+        memcpy(a->cred.secret_key, a->own_sec, 41);
+        a->key_state = 0;
+        log_info("agent.key", "public_key=%s source=statedir", a->own_pub);
+    } else {
+        a->key_state = 1;
+        log_info("agent.enrolling", "enrollment_key=%s public_key=%s expires_ms=%lld",
+                 a->cred.public_key, a->own_pub, (long long)a->cred.expires_ms);
+    }
+    return 0;
+}
+
+const char *agent_key_to_register(const struct agent *a)
+{
+    return a->key_state == 1 ? a->own_pub : NULL;
+}
+
+int agent_key_welcome(struct agent *a)
+{
+    if (a->key_state == 0)
+        return 0;
+    int was = a->key_state;
+    /* state 1: the enrollment key is in cred, the own one in own_*; state 2
+     * (agent_key_refused swapped them): the own key is in cred */
+    if (was == 1) {
+        memcpy(a->cred.public_key, a->own_pub, 41);
+        memcpy(a->cred.secret_key, a->own_sec, 41);
+    }
+    int rc = s_key_write(a->state_dir, a->cred.public_key, a->cred.secret_key, 1);
+    if (rc < 0)
+        log_error("agent.key", "statedir=%s error=\"cannot mark agent.key registered: %s\"",
+                  a->state_dir, strerror(-rc));
+    memcpy(a->own_pub, a->cred.public_key, 41);
+    memcpy(a->own_sec, a->cred.secret_key, 41);
+    a->key_state = 0;
+    log_info("agent.enrolled", "public_key=%s reason=\"%s\"", a->own_pub,
+             was == 1 ? "registered; the enrollment credential is used up" : "own key admitted");
+    return was == 1;
+}
+
+void agent_key_refused(struct agent *a)
+{
+    if (a->key_state == 1) {
+        log_error("agent.enroll_refused",
+                  "reason=\"the controller refused the enrollment credential: it expired, was "
+                  "already used (by another agent?) or the agent was revoked; trying this "
+                  "agent's own key\" expires_ms=%lld",
+                  (long long)a->cred.expires_ms);
+        a->key_state = 2;
+        char pub[41], sec[41];
+        memcpy(pub, a->cred.public_key, 41);
+        memcpy(sec, a->cred.secret_key, 41);
+        memcpy(a->cred.public_key, a->own_pub, 41);
+        memcpy(a->cred.secret_key, a->own_sec, 41);
+        /* keep the enrollment key for the way back */
+        memcpy(a->own_pub, pub, 41);
+        memcpy(a->own_sec, sec, 41);
+        explicit_bzero(sec, sizeof sec);
+    } else if (a->key_state == 2) {
+        char pub[41], sec[41];
+        memcpy(pub, a->cred.public_key, 41);
+        memcpy(sec, a->cred.secret_key, 41);
+        memcpy(a->cred.public_key, a->own_pub, 41);
+        memcpy(a->cred.secret_key, a->own_sec, 41);
+        memcpy(a->own_pub, pub, 41);
+        memcpy(a->own_sec, sec, 41);
+        explicit_bzero(sec, sizeof sec);
+        a->key_state = 1;
+    }
 }
 
 /* ---- loop turn, signals, synthetic events ---- */
@@ -643,6 +814,11 @@ int agent_new(const struct agent_opts *opts, const struct agent_cred *cred, stru
         return rc;
     }
     if ((rc = s_lock_state(a)) < 0) {
+        free(a);
+        return rc;
+    }
+    if ((rc = s_key_setup(a)) < 0) {
+        close(a->lock_fd);
         free(a);
         return rc;
     }

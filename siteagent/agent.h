@@ -61,6 +61,12 @@ struct agent_cred {
     char server_key[41]; /* Z85 */
     char public_key[41];
     char secret_key[41];
+    /* "enrollment": true: a single-use key, admitted until expires_ms (wall
+     * clock). The agent then makes its own key pair (STATEDIR/agent.key,
+     * mode 0600), registers the public half and never uses this key again.
+     * Without it (older credentials) the key is the agent's own. */
+    int enrollment;
+    int64_t expires_ms;
 };
 
 struct agent_opts {
@@ -115,12 +121,31 @@ struct agent {
     size_t n_trust_keys;
     int stopping;
     int exit_code;
+    /* The agent's own CURVE key (enrollment credentials only): key_state 0
+     * in use (cred holds it) or none needed; 1 registering (cred holds the
+     * enrollment key, own_pub goes in Hello); 2 trying the own key before
+     * the controller confirmed it (a registration whose Welcome was lost). */
+    int key_state;
+    char own_pub[41], own_sec[41];
 };
 
 /* Reads and validates a credential file. On error returns -EINVAL (or
  * -errno) and writes one line (no newline) into err. Warns (log) when the file
  * is readable by group or others. */
 int agent_cred_load(const char *path, struct agent_cred *out, char *err, size_t errlen);
+
+/* 1 when state_dir holds the agent's own registered key (STATEDIR/agent.key
+ * marked registered), else 0. */
+int agent_key_registered(const char *state_dir);
+/* The public key to register in Hello (key_state 1), else NULL. */
+const char *agent_key_to_register(const struct agent *a);
+/* A Welcome arrived: the key in use is confirmed. 1 when that was the
+ * enrollment key and the uplink must reconnect with the agent's own key
+ * (now in cred), else 0. */
+int agent_key_welcome(struct agent *a);
+/* The handshake was refused (ZAP): while the registration is unconfirmed,
+ * alternate between the enrollment key and the own key. */
+void agent_key_refused(struct agent *a);
 
 /* Creates the state directory layout, takes its lock, opens the journal,
  * starts the uplink. 0 or a negative code (logged); *out is NULL then. */

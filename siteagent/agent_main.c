@@ -13,9 +13,11 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -258,6 +260,23 @@ int main(int argc, char **argv)
     char err[256];
     if (agent_cred_load(cred_path, &cred, err, sizeof err) < 0) {
         fprintf(stderr, "firmfleet-agent: %s: %s\n", cred_path, err);
+        return 2;
+    }
+    char keypath[PATH_MAX];
+    snprintf(keypath, sizeof keypath, "%s/agent.key", ao.state_dir);
+    if (cred.enrollment && (uint64_t)cred.expires_ms < util_now_ms() && access(keypath, F_OK) < 0) {
+        /* never used, too late now: the controller would refuse it */
+        time_t t = (time_t)(cred.expires_ms / 1000);
+        struct tm tm;
+        char when[64] = "?";
+        if (gmtime_r(&t, &tm) != NULL)
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        log_error("agent.enroll_expired", "cred=%s expired=%s", cred_path, when);
+        fprintf(stderr,
+                "firmfleet-agent: %s: the enrollment credential expired at %s without being "
+                "used; enroll the agent again (firmfleet agent enroll --force)\n",
+                cred_path, when);
+        memset(&cred, 0, sizeof cred);
         return 2;
     }
     struct agent *a = NULL;

@@ -33,8 +33,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "imgcache.h"
 #include "log.h"
+#include "sign.h"
 #include "sipnotify.h"
 #include "util.h"
 #include "window.h"
@@ -96,6 +98,10 @@ struct prov {
     const char *tz; /* SiteConfig.tz (borrowed from the configuration) */
     int tz_bad_logged;
     uint64_t restarts;
+    /* sha256 of the profile texts refused at the last configuration, so
+     * that each refusal is reported once, not at every push */
+    uint8_t (*refused)[HASH_LEN];
+    size_t n_refused;
 };
 
 static uint64_t s_key(const uint8_t mac[6])
@@ -213,10 +219,72 @@ static void s_profiles_free(struct prov *p)
     p->n_prof = 0;
 }
 
+/* With trusted keys (the agent's pinned --trust-key, else the controller's
+ * SiteConfig.trusted_keys, as for images) a profile counts only when one of
+ * them signed its JSON text (lib/sign.h). 0 ok (or no keys: signing off),
+ * -EPERM refused with *why. */
+static int s_profile_trusted(const struct prov *p, const Firmfleet__SiteConfig *sc,
+                             const Firmfleet__Profile *pr, const char *json, const char **why)
+{
+    uint8_t keys[SIGN_MAX_KEYS][SIGN_PK_LEN];
+    size_t n = 0;
+    const struct agent *a = p->a;
+    if (a->n_trust_keys > 0) {
+        memcpy(keys, a->trust_keys, a->n_trust_keys * SIGN_PK_LEN);
+        n = a->n_trust_keys;
+    } else {
+        for (size_t i = 0; i < sc->n_trusted_keys && n < SIGN_MAX_KEYS; i++)
+            if (sc->trusted_keys[i].len == SIGN_PK_LEN)
+                memcpy(keys[n++], sc->trusted_keys[i].data, SIGN_PK_LEN);
+    }
+    if (n == 0)
+        return 0;
+    return sign_trust_verify_profile((const uint8_t(*)[SIGN_PK_LEN])keys, n, pr->signer.data,
+                                     pr->signer.len, pr->signature.data, pr->signature.len, json,
+                                     strlen(json), why);
+}
+
+/* Reports a refused profile (event profile.refused) unless it was refused
+ * at the previous configuration already; records it in *next. */
+static void s_profile_refused(struct prov *p, const Firmfleet__Profile *pr, const char *json,
+                              const char *why, int kept, uint8_t (*next)[HASH_LEN], size_t *n_next)
+{
+    uint8_t sha[HASH_LEN];
+    hash_ctx_t *h = hash_new();
+    if (h == NULL)
+        return;
+    hash_update(h, json, strlen(json));
+    hash_final(h, sha);
+    hash_destroy(&h);
+    int seen = 0;
+    for (size_t i = 0; i < p->n_refused && !seen; i++)
+        seen = memcmp(p->refused[i], sha, HASH_LEN) == 0;
+    if (next != NULL)
+        memcpy(next[(*n_next)++], sha, HASH_LEN);
+    char qn[160], id[SIGN_ID_HEX + 1] = "-", detail[400];
+    if (pr->signer.len == SIGN_PK_LEN)
+        sign_key_id(pr->signer.data, id);
+    log_quote(pr->name ? pr->name : "", qn, sizeof qn);
+    snprintf(detail, sizeof detail, "profile=%s reason=%s signer=%s kept_previous=%d", qn, why, id,
+             kept);
+    if (seen) {
+        log_debug("profile.refused", "%s", detail);
+        return;
+    }
+    log_warn("profile.refused", "%s", detail);
+    agent_emit_event(p->a, "profile.refused", "", detail);
+}
+
 static void s_on_config(void *self, const Firmfleet__SiteConfig *sc)
 {
     struct prov *p = self;
-    s_profiles_free(p);
+    /* the previous profiles: a refused one keeps serving as it was */
+    struct pprof *old = p->prof;
+    size_t n_old = p->n_prof;
+    p->prof = NULL;
+    p->n_prof = 0;
+    uint8_t(*refused)[HASH_LEN] = NULL;
+    size_t n_refused = 0;
     size_t n = sc->n_profiles < PROV_PROFILES_MAX ? sc->n_profiles : PROV_PROFILES_MAX;
     if (sc->n_profiles > n)
         log_warn("prov.profiles", "n=%zu max=%d reason=\"too many profiles; ignoring the rest\"",
@@ -235,9 +303,33 @@ static void s_on_config(void *self, const Firmfleet__SiteConfig *sc)
                      log_quote(err, q, sizeof q));
             continue;
         }
+        const char *why = NULL;
+        if (s_profile_trusted(p, sc, pr, json, &why) < 0) {
+            /* unsigned or tampered: the one we had of that name stays */
+            int kept = 0;
+            for (size_t k = 0; k < n_old; k++) {
+                if (old[k].p == NULL || strcmp(old[k].name, profile_name(pp)) != 0)
+                    continue;
+                p->prof[p->n_prof++] = old[k];
+                old[k].p = NULL;
+                kept = 1;
+                break;
+            }
+            if (refused == NULL)
+                refused = calloc(n, sizeof *refused);
+            s_profile_refused(p, pr, json, why ? why : "bad_signature", kept, refused, &n_refused);
+            profile_free(pp);
+            continue;
+        }
         snprintf(p->prof[p->n_prof].name, sizeof p->prof[p->n_prof].name, "%s", profile_name(pp));
         p->prof[p->n_prof++].p = pp;
     }
+    for (size_t k = 0; k < n_old; k++)
+        profile_free(old[k].p);
+    free(old);
+    free(p->refused);
+    p->refused = refused;
+    p->n_refused = refused ? n_refused : 0;
     if (p->n_prof > 1)
         qsort(p->prof, p->n_prof, sizeof *p->prof, s_prof_cmp);
     free(p->refs);
@@ -1063,6 +1155,8 @@ static void s_free(struct prov *p)
         p->b[b] = NULL;
     }
     s_profiles_free(p);
+    free(p->refused);
+    p->refused = NULL;
     free(p->refs);
     free(p);
 }

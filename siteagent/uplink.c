@@ -11,8 +11,24 @@
  * ZMQ_IMMEDIATE the send simply fails while no connection is up).
  *
  * Sequence state lives in the journal (acked, last_seq, last_applied); the
- * uplink adds only send_next (next outbox seq to put on the wire) and the
- * time of the last ack progress, for the 3 s rewind.
+ * uplink adds only send_next (next outbox seq to put on the wire), the time
+ * of the last ack progress, for the 3 s rewind, and the window.
+ *
+ * The window (rows in flight) is delay-based, because a thousand agents
+ * flooding one controller with UPLINK_WINDOW rows each queue 2 million
+ * events there (500 MiB of its memory; 40 s of work at 50,000/s): acks
+ * then take longer than the rewind, agents send their windows again and
+ * much of what crosses the link is duplicates (tests/bench/fleet.sh).
+ * One row at a
+ * time is timed from send to ack: under UPLINK_RTT_MS / 2 the window
+ * doubles (up to UPLINK_WINDOW), over UPLINK_RTT_MS it halves (down to
+ * UPLINK_WINDOW_MIN), and a rewind halves it too. It starts at the minimum
+ * after every Welcome, so agents coming back together after a controller
+ * restart do not all send a full window at once. Alone on a link, an agent
+ * reaches the full window in log2(2000/16) = 7 round trips. The same
+ * samples smooth into srtt (1/8 per sample, as TCP), and a rewind waits at
+ * least 4 srtt: a controller that is slow, not deaf, is not sent the
+ * window again.
  */
 #include "uplink.h"
 
@@ -34,6 +50,8 @@
 #define UPLINK_SEND_BATCH 256
 #define UPLINK_SNDHWM 2500
 #define UPLINK_HANDSHAKE_FAILURES 10
+#define UPLINK_WINDOW_MIN 16 /* the delay-based window's floor and start */
+#define UPLINK_RTT_MS 1000   /* send to ack: above it the window halves */
 
 struct uplink {
     struct agent *a;
@@ -58,10 +76,17 @@ struct uplink {
     uint64_t progress_ms;   /* last ack progress or rewind */
     uint64_t resend_ms;     /* the stall that makes a rewind now (backs off) */
     uint64_t bytes_unacked; /* payload bytes sent since then (see UPLINK_WINDOW_BYTES) */
+    uint64_t window;        /* rows in flight allowed now (delay-based, see above) */
+    uint64_t probe_seq;     /* the row being timed; 0 none */
+    uint64_t probe_ms;      /* when it was sent */
+    uint64_t srtt_ms;       /* smoothed send-to-ack time; 0 none yet */
     uint64_t heartbeat_ms;
 };
 
 static void s_pump(uplink_t *up);
+static void s_retry_later(uplink_t *up);
+static void s_disconnect(uplink_t *up);
+static void s_on_retry(uv_timer_t *t);
 
 static uint64_t s_min(uint64_t a, uint64_t b)
 {
@@ -103,6 +128,7 @@ static void s_send_hello(uplink_t *up)
     Firmfleet__Hello h = FIRMFLEET__HELLO__INIT;
     h.site = a->cred.site;
     h.version = version;
+    h.public_key = (char *)(uintptr_t)agent_key_to_register(a); /* enrollment only */
     ProtobufCBinaryData *cached = NULL;
     size_t n = 0;
     if (a->img != NULL && imgcache_cached_list(a->img, &cached, &n) == 0) {
@@ -188,6 +214,10 @@ static int s_send_row(void *arg, uint64_t seq, int body, const uint8_t *payload,
     }
     up->send_next = seq + 1;
     up->bytes_unacked += len;
+    if (up->probe_seq == 0) {
+        up->probe_seq = seq;
+        up->probe_ms = util_mono_ms();
+    }
     return 0;
 }
 
@@ -205,9 +235,10 @@ static void s_pump(uplink_t *up)
         if (up->send_next > top)
             return;
         uint64_t inflight = up->send_next - 1 - acked;
-        if (inflight >= UPLINK_WINDOW)
+        uint64_t window = up->window < UPLINK_WINDOW_MIN ? UPLINK_WINDOW_MIN : up->window;
+        if (inflight >= window)
             return;
-        int max = (int)s_min(UPLINK_WINDOW - inflight, UPLINK_SEND_BATCH);
+        int max = (int)s_min(window - inflight, UPLINK_SEND_BATCH);
         struct pump_ctx pc = {up, 0};
         int n = journal_iter_rows(j, up->send_next, top, max, s_send_row, &pc);
         if (n <= 0 || pc.err != 0) {
@@ -259,6 +290,16 @@ static void s_on_ack(uplink_t *up, uint64_t ack)
     up->progress_ms = util_mono_ms();
     up->resend_ms = UPLINK_RESEND_MS;
     up->bytes_unacked = 0;
+    if (up->probe_seq != 0 && ack >= up->probe_seq) {
+        uint64_t rtt = up->progress_ms - up->probe_ms;
+        uint64_t w = up->window < UPLINK_WINDOW_MIN ? UPLINK_WINDOW_MIN : up->window;
+        if (rtt <= UPLINK_RTT_MS / 2)
+            up->window = s_min(w * 2, UPLINK_WINDOW);
+        else if (rtt > UPLINK_RTT_MS)
+            up->window = w / 2 < UPLINK_WINDOW_MIN ? UPLINK_WINDOW_MIN : w / 2;
+        up->probe_seq = 0;
+        up->srtt_ms = up->srtt_ms ? (up->srtt_ms * 7 + rtt) / 8 : rtt;
+    }
     s_pump(up);
 }
 
@@ -278,6 +319,12 @@ static void s_on_welcome(uplink_t *up, const Firmfleet__Welcome *w)
     struct agent *a = up->a;
     journal_t *j = a->jr;
     uint64_t lr = w->last_received;
+    if (agent_key_welcome(a)) {
+        /* registered: from now on only the agent's own key, at once */
+        s_disconnect(up);
+        uv_timer_start(&up->retry_timer, s_on_retry, 0, 0);
+        return;
+    }
     if (lr > journal_last_seq(j)) {
         /* The controller holds seqs we never wrote: our state was lost or
          * replaced. Renumber what we have after its last so nothing new is
@@ -301,6 +348,8 @@ static void s_on_welcome(uplink_t *up, const Firmfleet__Welcome *w)
     up->progress_ms = util_mono_ms();
     up->resend_ms = UPLINK_RESEND_MS;
     up->bytes_unacked = 0;
+    up->window = UPLINK_WINDOW_MIN;
+    up->probe_seq = 0;
     uint64_t hb = w->heartbeat_ms ? w->heartbeat_ms : ZMQX_HEARTBEAT_MS;
     up->heartbeat_ms = hb < 100 ? 100 : hb > 600000 ? 600000 : hb;
     up->online = 1;
@@ -498,6 +547,7 @@ static void s_on_monitor_event(uplink_t *up, unsigned event, unsigned value)
     case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
         log_error("uplink.refused", "endpoint=%s reason=\"not admitted\" zap_status=%u",
                   a->cred.endpoint, value);
+        agent_key_refused(a);
         s_retry_later(up);
         break;
     case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
@@ -633,8 +683,11 @@ static void s_on_tick(uv_timer_t *t)
     }
     journal_t *j = up->a->jr;
     uint64_t acked = journal_acked(j);
+    uint64_t stall = up->resend_ms ? up->resend_ms : UPLINK_RESEND_MS;
+    if (stall < 4 * up->srtt_ms)
+        stall = s_min(4 * up->srtt_ms, UPLINK_RESEND_MAX_MS);
     if (journal_committed_seq(j) > acked && up->send_next > acked + 1 &&
-        now - up->progress_ms >= (up->resend_ms ? up->resend_ms : UPLINK_RESEND_MS)) {
+        now - up->progress_ms >= stall) {
         log_info("uplink.resend", "from=%" PRIu64 " to=%" PRIu64 " after_ms=%" PRIu64, acked + 1,
                  up->send_next - 1, now - up->progress_ms);
         up->send_next = acked + 1;
@@ -643,6 +696,8 @@ static void s_on_tick(uv_timer_t *t)
         if (up->resend_ms > UPLINK_RESEND_MAX_MS)
             up->resend_ms = UPLINK_RESEND_MAX_MS;
         up->bytes_unacked = 0;
+        up->window = up->window / 2 < UPLINK_WINDOW_MIN ? UPLINK_WINDOW_MIN : up->window / 2;
+        up->probe_seq = 0;
         s_pump(up);
     }
 }
@@ -663,6 +718,7 @@ int uplink_new(struct agent *a, uplink_t **out)
     up->a = a;
     up->was_empty = journal_acked(a->jr) == journal_committed_seq(a->jr);
     up->heartbeat_ms = ZMQX_HEARTBEAT_MS;
+    up->window = UPLINK_WINDOW_MIN;
     uv_timer_init(&a->loop, &up->hb_timer);
     uv_timer_init(&a->loop, &up->tick_timer);
     uv_timer_init(&a->loop, &up->retry_timer);

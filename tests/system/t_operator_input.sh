@@ -66,7 +66,7 @@ check_eq "firmware show by id" "9.4.2SR3" "$(ff firmware show "$(jq .id <<<"$fw"
 
 check "agent enroll" ff agent enroll --site berlin --out "$T/berlin.cred"
 check_eq "credential mode 0600" "600" "$(stat -c %a "$T/berlin.cred")"
-check_eq "credential fields" "agent endpoint public_key secret_key server_public_key site version" \
+check_eq "credential fields" "agent endpoint enrollment expires_ms public_key secret_key server_public_key site version" \
   "$(jq -r 'keys | join(" ")' "$T/berlin.cred")"
 check_eq "controller key in credential" "$(cat "$CTL_DIR/curve.pub")" "$(jq -r .server_public_key "$T/berlin.cred")"
 ff agent enroll --site paris --name paris-1 --out "$T/paris.cred" --json >"$T/enroll.json"
@@ -137,6 +137,9 @@ printf 'mac,model\n00:1b:54:aa:bb:42,X\n' >"$T/bad6.csv"
 bad 1 "CSV without a site column" ff device import "$T/bad6.csv"
 bad 1 "CSV file missing" ff device import "$T/nope.csv"
 bad 1 "agent enroll over an existing file" ff agent enroll --site berlin --name berlin-2 --out "$T/berlin.cred"
+bad 1 "agent enroll with a bad --ttl" ff agent enroll --site berlin --name berlin-3 --out "$T/b3.cred" --ttl 1w
+bad 1 "agent enroll with --ttl 0" ff agent enroll --site berlin --name berlin-3 --out "$T/b3.cred" --ttl 0
+bad 1 "profile add with a missing --sign-key file" ff profile add "$(dirname "$0")/../../profiles/yealink.json" --sign-key "$T/none.key"
 bad 1 "revoking twice" ff agent revoke paris-2
 bad 1 "unknown agent" ff agent show nobody
 bad 1 "event list with a malformed MAC" ff event list --mac zz

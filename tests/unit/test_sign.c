@@ -1,7 +1,8 @@
 /* test_sign.c: image signatures (lib/sign.h): sign/verify round trip, every
  * bound field (sha256, size, name) changes the outcome, trust-set verdicts
  * and their reasons, key file parsing (comments, blanks, damage), and that a
- * secret key file whose public half does not match its seed is refused. */
+ * secret key file whose public half does not match its seed is refused;
+ * profile signatures over the JSON text. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -107,6 +108,60 @@ static void test_trust(void **state)
     assert_string_equal(why, "untrusted_key");
 }
 
+/* Profiles: the JSON text byte for byte; an image signature is no profile
+ * signature (domain separation) and the reasons match the images'. */
+static void test_profile(void **state)
+{
+    (void)state;
+    uint8_t pk[SIGN_PK_LEN], sk[SIGN_SK_LEN], sig[SIGN_SIG_LEN];
+    uint8_t keys[2][SIGN_PK_LEN], skb[SIGN_SK_LEN];
+    assert_int_equal(sign_keypair(pk, sk), 0);
+    assert_int_equal(sign_keypair(keys[1], skb), 0);
+    memcpy(keys[0], pk, SIGN_PK_LEN);
+    static const char json[] = "{\"name\": \"yealink\", \"recognise\": [\"prefix:yealink\"]}";
+    size_t n = strlen(json);
+    const char *why = NULL;
+    assert_int_equal(sign_profile(sk, json, n, sig), 0);
+    assert_int_equal(sign_trust_verify_profile((const uint8_t(*)[SIGN_PK_LEN])keys, 2, pk,
+                                               SIGN_PK_LEN, sig, SIGN_SIG_LEN, json, n, &why),
+                     0);
+    assert_string_equal(why, "ok");
+    /* one byte more or changed: bad_signature */
+    char t[sizeof json + 1];
+    memcpy(t, json, sizeof json);
+    t[10] = 'Y';
+    assert_int_equal(sign_trust_verify_profile((const uint8_t(*)[SIGN_PK_LEN])keys, 2, pk,
+                                               SIGN_PK_LEN, sig, SIGN_SIG_LEN, t, n, &why),
+                     -EPERM);
+    assert_string_equal(why, "bad_signature");
+    memcpy(t, json, sizeof json);
+    strcat(t, " ");
+    assert_int_equal(sign_trust_verify_profile((const uint8_t(*)[SIGN_PK_LEN])keys, 2, pk,
+                                               SIGN_PK_LEN, sig, SIGN_SIG_LEN, t, n + 1, &why),
+                     -EPERM);
+    /* unsigned, untrusted signer, malformed */
+    assert_int_equal(sign_trust_verify_profile((const uint8_t(*)[SIGN_PK_LEN])keys, 2, NULL, 0,
+                                               NULL, 0, json, n, &why),
+                     -EPERM);
+    assert_string_equal(why, "unsigned");
+    assert_int_equal(sign_trust_verify_profile((const uint8_t(*)[SIGN_PK_LEN])keys + 1, 1, pk,
+                                               SIGN_PK_LEN, sig, SIGN_SIG_LEN, json, n, &why),
+                     -EPERM);
+    assert_string_equal(why, "untrusted_key");
+    assert_int_equal(sign_trust_verify_profile((const uint8_t(*)[SIGN_PK_LEN])keys, 2, pk,
+                                               SIGN_PK_LEN, sig, 10, json, n, &why),
+                     -EPERM);
+    assert_string_equal(why, "malformed");
+    /* an image signature over the same bytes' hash is not a profile one */
+    uint8_t isig[SIGN_SIG_LEN];
+    assert_int_equal(sign_image(sk, s_sha, n, "", isig), 0);
+    assert_int_equal(sign_trust_verify_profile((const uint8_t(*)[SIGN_PK_LEN])keys, 2, pk,
+                                               SIGN_PK_LEN, isig, SIGN_SIG_LEN, json, n, &why),
+                     -EPERM);
+    sign_wipe(sk, sizeof sk);
+    sign_wipe(skb, sizeof skb);
+}
+
 static void test_parse(void **state)
 {
     (void)state;
@@ -176,9 +231,8 @@ static void test_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_trust),
-        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_trust),
+        cmocka_unit_test(test_profile),    cmocka_unit_test(test_parse),
         cmocka_unit_test(test_files),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -487,6 +487,80 @@ static void test_firmware(void **state)
     free(before);
 }
 
+/* ---- enrollment ---- */
+
+/* A single-use key: admitted while pending, dead once the agent registered
+ * its own key, refused once expired; a client with no key of its own keeps
+ * the enrollment key; refusals are audited at most once a minute. */
+static void test_enrollment(void **state)
+{
+    struct fx *fx = *state;
+    s_add_berlin(fx);
+    const char *ek = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    const char *own = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
+    const char *ek2 = "0123456789abcdefghijABCDEFGHIJ.-:+=^!/*?";
+    const char *ek3 = "abcdefghij0123456789ABCDEFGHIJ.-:+=^!/*?";
+    int64_t id = 0, id2 = 0, id3 = 0;
+    struct store_zap_info zi;
+    assert_int_equal(
+        store_agent_enroll_until(fx->st, "u", "b1", "berlin", ek, 10000, &id, fx->err, 512), 0);
+    assert_int_equal(store_agent_zap(fx->st, ek, 5000, &zi), STORE_ZAP_ENROLL);
+    assert_int_equal(zi.id, id);
+    assert_int_equal(store_agent_zap(fx->st, ek, 10001, &zi), STORE_ZAP_EXPIRED);
+    assert_int_equal(store_agent_zap(fx->st, own, 5000, &zi), STORE_ZAP_UNKNOWN);
+    json_t *a = NULL;
+    assert_int_equal(store_agent_show(fx->st, "b1", &a, fx->err, 512), 0);
+    assert_string_equal(json_string_value(json_object_get(a, "enrollment")), "expired");
+    assert_int_equal(json_integer_value(json_object_get(a, "enroll_expires_ms")), 10000);
+    json_decref(a);
+    /* registration: the own key is in, the enrollment key is dead */
+    assert_int_equal(store_agent_register(fx->st, id, ek, ek, 6000, fx->err, 512), -EINVAL);
+    assert_int_equal(store_agent_register(fx->st, id, ek, own, 6000, fx->err, 512), 0);
+    assert_int_equal(store_agent_zap(fx->st, own, 7000, &zi), STORE_ZAP_OK);
+    assert_int_equal(store_agent_zap(fx->st, ek, 7000, &zi), STORE_ZAP_USED);
+    assert_int_equal(zi.used_ms, 6000);
+    assert_int_equal(store_agent_key_is(fx->st, id, own), 1);
+    assert_int_equal(store_agent_key_is(fx->st, id, ek), 0);
+    /* a second registration with the same enrollment key fails */
+    assert_int_equal(store_agent_register(fx->st, id, ek, ek2, 6500, fx->err, 512), -EALREADY);
+    assert_string_equal(fx->err, "enrollment credential already used");
+    assert_int_equal(store_agent_show(fx->st, "b1", &a, fx->err, 512), 0);
+    assert_string_equal(json_string_value(json_object_get(a, "enrollment")), "used");
+    assert_string_equal(json_string_value(json_object_get(a, "public_key")), own);
+    assert_int_equal(json_integer_value(json_object_get(a, "enroll_used_ms")), 6000);
+    json_decref(a);
+    /* refusals are audited once a minute per agent */
+    size_t rows = s_audit_rows(fx);
+    assert_int_equal(store_agent_enroll_refused(fx->st, id, 100000, "reuse"), 1);
+    assert_int_equal(store_agent_enroll_refused(fx->st, id, 130000, "reuse"), 0);
+    assert_int_equal(store_agent_enroll_refused(fx->st, id, 160000, "reuse"), 1);
+    assert_int_equal(s_audit_rows(fx), rows + 2);
+    /* an older client keeps its enrollment key */
+    assert_int_equal(
+        store_agent_enroll_until(fx->st, "u", "b2", "berlin", ek2, 10000, &id2, fx->err, 512), 0);
+    assert_int_equal(store_agent_register(fx->st, id2, ek2, NULL, 6000, fx->err, 512), 0);
+    assert_int_equal(store_agent_zap(fx->st, ek2, 20000, &zi), STORE_ZAP_OK);
+    assert_int_equal(store_agent_key_is(fx->st, id2, ek2), 1);
+    /* a long-term key (no expiry) is not an enrollment key */
+    assert_int_equal(store_agent_enroll(fx->st, "u", "b3", "berlin", ek3, &id3, fx->err, 512), 0);
+    assert_int_equal(store_agent_zap(fx->st, ek3, 99999999, &zi), STORE_ZAP_OK);
+    assert_int_equal(store_agent_register(fx->st, id3, ek3, ek2, 6000, fx->err, 512), -EALREADY);
+    assert_int_equal(store_agent_show(fx->st, "b3", &a, fx->err, 512), 0);
+    assert_string_equal(json_string_value(json_object_get(a, "enrollment")), "long-term");
+    json_decref(a);
+    /* a key another agent holds cannot be registered */
+    const char *ek4 = "ABCDEFGHIJabcdefghij0123456789.-:+=^!/*?";
+    int64_t id4 = 0;
+    assert_int_equal(
+        store_agent_enroll_until(fx->st, "u", "b4", "berlin", ek4, 10000, &id4, fx->err, 512), 0);
+    assert_int_equal(store_agent_register(fx->st, id4, ek4, own, 6000, fx->err, 512), -EEXIST);
+    assert_int_equal(store_agent_zap(fx->st, ek4, 7000, &zi), STORE_ZAP_ENROLL);
+    /* revoked: refused whichever key */
+    assert_int_equal(store_agent_revoke(fx->st, "u", "b1", NULL, fx->err, 512), 0);
+    assert_int_equal(store_agent_zap(fx->st, own, 7000, &zi), STORE_ZAP_REVOKED);
+    assert_int_equal(store_agent_zap(fx->st, ek, 7000, &zi), STORE_ZAP_REVOKED);
+}
+
 /* ---- agents ---- */
 
 static void test_agents(void **state)
@@ -1459,6 +1533,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_device_bad_input_changes_nothing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_device_import_all_or_nothing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_firmware, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_enrollment, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_agents, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_events, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_inside_caller_transaction, s_setup, s_teardown),
