@@ -888,6 +888,24 @@ int64_t store_rollout_count_state(store_t *st, int64_t rollout_id, int state)
     return n;
 }
 
+int store_rollout_in_flight(store_t *st, int64_t rollout_id, int64_t max_wave)
+{
+    /* IN (each unfinished state), not NOT IN TERMINAL: one seek per state
+     * into rollout_devices_queue (rollout_id, state, wave, ...) */
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT EXISTS (SELECT 1 FROM rollout_devices"
+                                            " WHERE rollout_id = ?1 AND state IN ('pending',"
+                                            " 'assigned', 'waiting_window', 'offered',"
+                                            " 'downloading', 'installed', 'verifying')"
+                                            " AND (?2 = 0 OR wave <= ?2))");
+    if (q == NULL)
+        return -EIO;
+    sqlite3_bind_int64(q, 1, rollout_id);
+    sqlite3_bind_int64(q, 2, max_wave);
+    int rc = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) != 0 : -EIO;
+    sql_release(st->cache, q);
+    return rc;
+}
+
 int store_rollout_counts(store_t *st, int64_t rollout_id, int64_t max_wave,
                          int64_t counts[STORE_RDEV_N])
 {

@@ -150,6 +150,11 @@ int store_rollout_watermark(store_t *st, int64_t id);
 /* Bumps the generation of every site the rollout targets, ids into site_ids. */
 int store_rollout_bump_sites(store_t *st, int64_t id, json_t *site_ids);
 
+/* 1 when a device of rollout_id in a wave <= max_wave (0: any) is in a
+ * state that is not terminal, 0 when none, -EIO. O(log n) per state, where
+ * store_rollout_counts reads every row: the engine asks this every turn. */
+int store_rollout_in_flight(store_t *st, int64_t rollout_id, int64_t max_wave);
+
 /* One device of a rollout, with what the inventory knows of it. */
 struct store_rdev {
     int64_t device_id, site_id, wave, entered_at, updated_at;

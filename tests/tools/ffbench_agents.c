@@ -22,8 +22,13 @@
  *     on a gap; the ack (Heartbeat with Envelope.ack = last_applied) leaves
  *     after the batch is handled, i.e. after our (instant) "commit";
  *   - events carry seq = 1.. contiguous per agent and are sent in order
- *     while fewer than --window (UPLINK_WINDOW, 2000) are unacked; when
- *     acks stall for 3 s (UPLINK_RESEND_MS) we rewind to acked+1;
+ *     while fewer than the window are unacked; the window is the real
+ *     agent's delay-based one (siteagent/uplink.c): it starts at 16 after
+ *     each Welcome, one event at a time is timed from send to ack, under
+ *     500 ms the window doubles up to --window (UPLINK_WINDOW, 2000), over
+ *     1 s it halves; when acks stall for 3 s (UPLINK_RESEND_MS, doubling
+ *     per stall up to 60 s; at least 4 smoothed round trips) we rewind to
+ *     acked+1 and halve the window;
  *   - a Heartbeat every heartbeat_ms the Welcome gave.
  * Nothing is journaled on disk: the "journal" is a counter per agent (the
  * body of event seq is a pure function of seq, except assignment.applied
@@ -32,7 +37,8 @@
  * Events are made ("journaled") at --rate R per second over all agents
  * (round robin, online or not, like devices that keep booting while the
  * uplink is down), 0 = none, -1 = as fast as the window allows (each
- * agent's journal kept exactly --window ahead of its ack).
+ * agent's journal kept twice its current window, at most --window, ahead
+ * of its ack).
  *
  * Control (lines written to FIFO): "rate R", "window N", "dump PATH" (one
  * line per agent: name top acked last_applied assignments), "quit".
@@ -61,6 +67,9 @@
 #define HELLO_RETRY_MS 5000
 #define STATUS_MS 250
 #define SNDHWM 2500
+#define RESEND_MAX_MS 60000 /* UPLINK_RESEND_MAX_MS */
+#define WINDOW_MIN 16       /* siteagent/uplink.c UPLINK_WINDOW_MIN */
+#define RTT_MS 1000         /* siteagent/uplink.c UPLINK_RTT_MS */
 
 struct special {
     uint64_t seq;
@@ -81,6 +90,10 @@ struct sim {
     uint64_t send_next;    /* next seq to put on the wire */
     uint64_t last_applied; /* highest controller seq applied */
     uint64_t progress_ms, hello_ms, hb_sent_ms, hb_ms;
+    uint64_t resend_ms;           /* the stall that makes a rewind now (backs off) */
+    uint64_t win;                 /* events in flight allowed now (delay-based) */
+    uint64_t probe_seq, probe_ms; /* the event being timed, when it was sent */
+    uint64_t srtt_ms;             /* smoothed send-to-ack time; 0 none yet */
     uint64_t assignments;
     struct special *sp; /* assignment.applied events not yet acked, by seq */
     size_t sp_head, sp_n, sp_cap;
@@ -90,6 +103,7 @@ struct stats {
     uint64_t hellos, welcomes, handshakes, disconnects, refused, auth_failed;
     uint64_t events_sent, rewinds, behind, rebase, bad_ack, gaps, dups;
     uint64_t assignments, site_configs, journaled_in, cancels;
+    uint64_t rtt_sum, rtt_n;                 /* timed events, send to ack */
     uint64_t all_online_at, last_welcome_at; /* wall clock ms */
     int was_all_online;
 };
@@ -295,10 +309,14 @@ static void s_pump(struct sim *a, uint64_t window, const char *kind, struct stat
         return;
     if (a->send_next <= a->acked)
         a->send_next = a->acked + 1;
-    for (int n = 0; n < 512 && a->send_next <= a->top && a->send_next - 1 - a->acked < window;
-         n++) {
+    uint64_t w = a->win < WINDOW_MIN ? WINDOW_MIN : a->win > window ? window : a->win;
+    for (int n = 0; n < 512 && a->send_next <= a->top && a->send_next - 1 - a->acked < w; n++) {
         if (s_send_event(a, a->send_next, kind) < 0)
             return;
+        if (a->probe_seq == 0) {
+            a->probe_seq = a->send_next;
+            a->probe_ms = util_mono_ms();
+        }
         a->send_next++;
         st->events_sent++;
     }
@@ -306,7 +324,7 @@ static void s_pump(struct sim *a, uint64_t window, const char *kind, struct stat
 
 /* ---- receiving ---- */
 
-static void s_on_ack(struct sim *a, uint64_t ack, struct stats *st)
+static void s_on_ack(struct sim *a, uint64_t ack, uint64_t window, struct stats *st)
 {
     if (ack <= a->acked)
         return;
@@ -316,6 +334,19 @@ static void s_on_ack(struct sim *a, uint64_t ack, struct stats *st)
     }
     a->acked = ack;
     a->progress_ms = util_mono_ms();
+    a->resend_ms = RESEND_MS;
+    if (a->probe_seq != 0 && ack >= a->probe_seq) {
+        uint64_t rtt = a->progress_ms - a->probe_ms;
+        uint64_t w = a->win < WINDOW_MIN ? WINDOW_MIN : a->win;
+        if (rtt <= RTT_MS / 2)
+            a->win = w * 2 > window ? window : w * 2;
+        else if (rtt > RTT_MS)
+            a->win = w / 2 < WINDOW_MIN ? WINDOW_MIN : w / 2;
+        a->probe_seq = 0;
+        a->srtt_ms = a->srtt_ms ? (a->srtt_ms * 7 + rtt) / 8 : rtt;
+        st->rtt_sum += rtt;
+        st->rtt_n++;
+    }
     s_special_trim(a);
 }
 
@@ -364,6 +395,9 @@ static void s_on_welcome(struct sim *a, const Firmfleet__Welcome *w, struct stat
     }
     a->send_next = a->acked + 1;
     a->progress_ms = util_mono_ms();
+    a->resend_ms = RESEND_MS;
+    a->win = WINDOW_MIN;
+    a->probe_seq = 0;
     a->hb_ms = w->heartbeat_ms < 100 ? 100 : w->heartbeat_ms > 600000 ? 600000 : w->heartbeat_ms;
     a->online = 1;
     a->connected = 1;
@@ -372,7 +406,7 @@ static void s_on_welcome(struct sim *a, const Firmfleet__Welcome *w, struct stat
     st->last_welcome_at = util_now_ms();
 }
 
-static void s_on_readable(struct sim *a, int applied_events, struct stats *st)
+static void s_on_readable(struct sim *a, int applied_events, uint64_t window, struct stats *st)
 {
     for (int i = 0; i < RECV_BATCH; i++) {
         zmq_msg_t m;
@@ -395,7 +429,7 @@ static void s_on_readable(struct sim *a, int applied_events, struct stats *st)
         }
         if (env == NULL)
             continue;
-        s_on_ack(a, env->ack, st);
+        s_on_ack(a, env->ack, window, st);
         if (env->seq > 0) {
             s_on_journaled(a, env, applied_events, st);
         } else if (env->body_case == FIRMFLEET__ENVELOPE__BODY_WELCOME) {
@@ -472,8 +506,9 @@ static void s_dump(struct sim *agents, int n, const char *path)
 static void s_status(struct sim *agents, int n, const struct stats *st, const char *path,
                      int64_t rate, uint64_t window)
 {
-    uint64_t top = 0, acked = 0, online = 0, connected = 0, applied = 0;
+    uint64_t top = 0, acked = 0, online = 0, connected = 0, applied = 0, win = 0;
     for (int i = 0; i < n; i++) {
+        win += agents[i].online ? agents[i].win : 0;
         top += agents[i].top;
         acked += agents[i].acked;
         online += agents[i].online != 0;
@@ -490,16 +525,16 @@ static void s_status(struct sim *agents, int n, const struct stats *st, const ch
             "\nall_online_at=%" PRIu64 "\nlast_welcome_at=%" PRIu64 "\nrate=%" PRId64
             "\nwindow=%" PRIu64 "\nevents_top=%" PRIu64 "\nevents_acked=%" PRIu64
             "\nevents_sent=%" PRIu64 "\nrewinds=%" PRIu64 "\nbehind=%" PRIu64 "\nrebase=%" PRIu64
-            "\nbad_ack=%" PRIu64 "\nhellos=%" PRIu64 "\nwelcomes=%" PRIu64
-            "\nhandshakes=%" PRIu64 "\ndisconnects=%" PRIu64 "\nrefused=%" PRIu64
-            "\nauth_failed=%" PRIu64 "\nassignments=%" PRIu64 "\nsite_configs=%" PRIu64
-            "\ncancels=%" PRIu64 "\njournaled_in=%" PRIu64 "\napplied_seq=%" PRIu64
-            "\ndups=%" PRIu64 "\ngaps=%" PRIu64 "\n",
+            "\nbad_ack=%" PRIu64 "\nhellos=%" PRIu64 "\nwelcomes=%" PRIu64 "\nhandshakes=%" PRIu64
+            "\ndisconnects=%" PRIu64 "\nrefused=%" PRIu64 "\nauth_failed=%" PRIu64
+            "\nassignments=%" PRIu64 "\nsite_configs=%" PRIu64 "\ncancels=%" PRIu64
+            "\njournaled_in=%" PRIu64 "\napplied_seq=%" PRIu64 "\ndups=%" PRIu64 "\ngaps=%" PRIu64
+            "\nwindows=%" PRIu64 "\nrtt_n=%" PRIu64 "\nrtt_sum_ms=%" PRIu64 "\n",
             util_now_ms(), n, online, connected, st->all_online_at, st->last_welcome_at, rate,
             window, top, acked, st->events_sent, st->rewinds, st->behind, st->rebase, st->bad_ack,
-            st->hellos, st->welcomes, st->handshakes, st->disconnects, st->refused,
-            st->auth_failed, st->assignments, st->site_configs, st->cancels, st->journaled_in,
-            applied, st->dups, st->gaps);
+            st->hellos, st->welcomes, st->handshakes, st->disconnects, st->refused, st->auth_failed,
+            st->assignments, st->site_configs, st->cancels, st->journaled_in, applied, st->dups,
+            st->gaps, win, st->rtt_n, st->rtt_sum);
     if (fclose(f) == 0)
         rename(tmp, path);
 }
@@ -520,8 +555,7 @@ static int s_control(int fd, char *buf, size_t *len, size_t cap, int64_t *rate, 
         int64_t v;
         if (strncmp(line, "rate ", 5) == 0 && util_parse_i64(line + 5, -1, 10000000, &v) == 0)
             *rate = v;
-        else if (strncmp(line, "window ", 7) == 0 &&
-                 util_parse_i64(line + 7, 1, 1000000, &v) == 0)
+        else if (strncmp(line, "window ", 7) == 0 && util_parse_i64(line + 7, 1, 1000000, &v) == 0)
             *window = (uint64_t)v;
         else if (strncmp(line, "dump ", 5) == 0)
             s_dump(agents, n, line + 5);
@@ -645,9 +679,8 @@ int main(int argc, char **argv)
     int rr = 0;
     while (!s_stop) {
         for (int i = 0; i < n; i++) {
-            items[2 * i] = (zmq_pollitem_t){agents[i].sock, 0,
-                                            ZMQ_POLLIN | (agents[i].want_write ? ZMQ_POLLOUT : 0),
-                                            0};
+            items[2 * i] = (zmq_pollitem_t){
+                agents[i].sock, 0, ZMQ_POLLIN | (agents[i].want_write ? ZMQ_POLLOUT : 0), 0};
             items[2 * i + 1] = (zmq_pollitem_t){agents[i].mon, 0, ZMQ_POLLIN, 0};
         }
         items[2 * n] = (zmq_pollitem_t){NULL, cfd, ZMQ_POLLIN, 0};
@@ -661,7 +694,7 @@ int main(int argc, char **argv)
                 if (items[2 * i + 1].revents & ZMQ_POLLIN)
                     s_on_monitor(a, &st);
                 if (items[2 * i].revents & ZMQ_POLLIN)
-                    s_on_readable(a, applied_events, &st);
+                    s_on_readable(a, applied_events, window, &st);
                 if (items[2 * i].revents & ZMQ_POLLOUT)
                     a->want_write = 0;
             }
@@ -669,6 +702,10 @@ int main(int argc, char **argv)
                 s_control(cfd, cbuf, &clen, sizeof cbuf, &rate, &window, agents, n))
                 break;
         }
+        /* again: the reads above stamp progress_ms, hb_sent_ms, hello_ms,
+         * and a `now` older than those made every `now - stamp` below
+         * wrap around (a rewind and a heartbeat at once) */
+        now = util_mono_ms();
         /* make events: a token bucket over all agents, or fill every window */
         if (rate > 0) {
             tokens += (double)rate * (double)(now - last_gen) / 1000.0;
@@ -683,9 +720,14 @@ int main(int argc, char **argv)
                 tokens -= 1.0;
             }
         } else if (rate < 0) {
-            for (int i = 0; i < n; i++)
-                if (agents[i].online && agents[i].top < agents[i].acked + window)
-                    agents[i].top = agents[i].acked + window;
+            /* twice the window in use: enough to fill it at every ack,
+             * and little left to drain when the run stops */
+            for (int i = 0; i < n; i++) {
+                uint64_t w = agents[i].win < WINDOW_MIN ? WINDOW_MIN : agents[i].win;
+                w = 2 * w < window ? 2 * w : window;
+                if (agents[i].online && agents[i].top < agents[i].acked + w)
+                    agents[i].top = agents[i].acked + w;
+            }
         } else {
             tokens = 0;
         }
@@ -699,10 +741,17 @@ int main(int argc, char **argv)
                     s_send_hello(a, &st);
                 continue;
             }
-            if (a->top > a->acked && a->send_next > a->acked + 1 &&
-                now - a->progress_ms >= RESEND_MS) {
+            uint64_t stall = a->resend_ms ? a->resend_ms : RESEND_MS;
+            if (stall < 4 * a->srtt_ms)
+                stall = 4 * a->srtt_ms < RESEND_MAX_MS ? 4 * a->srtt_ms : RESEND_MAX_MS;
+            if (a->top > a->acked && a->send_next > a->acked + 1 && now - a->progress_ms >= stall) {
                 a->send_next = a->acked + 1; /* acks stalled: resend from the last one */
                 a->progress_ms = now;
+                a->resend_ms = a->resend_ms ? a->resend_ms * 2 : RESEND_MS * 2;
+                if (a->resend_ms > RESEND_MAX_MS)
+                    a->resend_ms = RESEND_MAX_MS;
+                a->win = a->win / 2 < WINDOW_MIN ? WINDOW_MIN : a->win / 2;
+                a->probe_seq = 0;
                 st.rewinds++;
             }
             if (a->need_ack && s_send_hb(a) == 0)
