@@ -168,7 +168,8 @@ $(B)/fuzz/fuzz_profile: tests/fuzz/fuzz_profile.c lib/profile.c lib/dhcpopt.c li
 	clang $(FUZZ_FLAGS) $^ -ljansson -o $@
 # the canonicaliser and the credential reader live in the agent: link its modules
 $(B)/fuzz/fuzz_path $(B)/fuzz/fuzz_config: $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(filter-out siteagent/agent_main.c,$(wildcard siteagent/*.c)) \
-                     $(wildcard lib/*.c) $(wildcard proto/*.c) $(wildcard db/*.c) $(GEN_C)
+                     $(wildcard lib/*.c) $(wildcard proto/*.c) $(wildcard db/*.c) $(GEN_C) \
+                     $(wildcard controller/ctl_*.c) controller/imgstore.c
 	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz
 	clang $(FUZZ_FLAGS) $^ $(LIBS) -o $@
 fuzz: $(FUZZ_BINS)

@@ -7,6 +7,8 @@
  *     three CURVE keys exactly 40 Z85 characters, an enrollment credential
  *     has a positive expiry, and loading the same bytes again gives the same
  *     result (no hidden state);
+ *   - admin_keys: a key is found only when the file lists it, and the name
+ *     given back is a NUL-terminated string within its buffer;
  *   - keys: parsing is deterministic (same bytes, same key).
  * A refused file must come with an error text.
  *
@@ -24,6 +26,8 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "ctl.h"
+#include "ctl_admin.h"
 #include "log.h"
 #include "sign.h"
 
@@ -64,6 +68,52 @@ static void s_cred(const uint8_t *data, size_t size)
     close(fd);
 }
 
+static char s_dir[64];
+
+static void s_cleanup(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/admin_keys", s_dir);
+    unlink(path);
+    rmdir(s_dir);
+}
+
+/* admin_keys in a private directory (removed at exit): looked up with a key
+ * it may list (the first 40 bytes of the file) and one it cannot (not Z85). */
+static void s_admin_keys(const uint8_t *data, size_t size)
+{
+    static struct ctl ctl;
+    if (s_dir[0] == '\0') {
+        snprintf(s_dir, sizeof s_dir, "/tmp/fuzz-admin-keys.XXXXXX");
+        if (mkdtemp(s_dir) == NULL) {
+            s_dir[0] = '\0';
+            return;
+        }
+        snprintf(ctl.datadir, sizeof ctl.datadir, "%s", s_dir);
+        atexit(s_cleanup);
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/admin_keys", s_dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return;
+    size_t w = fwrite(data, 1, size, f);
+    if (fclose(f) != 0 || w != size)
+        return;
+    char key[41] = "";
+    if (size >= 40) {
+        memcpy(key, data, 40);
+        key[40] = '\0';
+    }
+    char name[64];
+    memset(name, 'x', sizeof name);
+    if (ctl_admin_key_lookup(&ctl, key, name, sizeof name) == 1) {
+        assert(memchr(name, '\0', sizeof name) != NULL);
+        assert(memmem(data, size, key, 40) != NULL); /* only a key the file holds */
+    }
+    assert(ctl_admin_key_lookup(&ctl, "not a key", name, sizeof name) != 1);
+}
+
 static void s_keys(int secret, const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
@@ -91,15 +141,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 1 || size > 65536)
         return 0;
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
     case 0:
         s_cred(data + 1, size - 1);
         break;
     case 1:
         s_keys(0, data + 1, size - 1);
         break;
-    default:
+    case 2:
         s_keys(1, data + 1, size - 1);
+        break;
+    default:
+        s_admin_keys(data + 1, size - 1);
         break;
     }
     return 0;
