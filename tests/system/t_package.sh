@@ -102,7 +102,7 @@ done
 # group exist, 2: they do not); deb-systemd-helper was-enabled says yes.
 SHIMS=$T/shims
 mkdir -p "$SHIMS"
-for c in addgroup adduser install deb-systemd-helper deb-systemd-invoke systemctl; do
+for c in addgroup adduser install deb-systemd-helper deb-systemd-invoke systemctl rm rmdir; do
   printf '#!/bin/sh\necho "%s $*" >>"$SHIM_LOG"\n' "$c" >"$SHIMS/$c"
 done
 printf '#!/bin/sh\necho "getent $*" >>"$SHIM_LOG"\nexit "$EXISTS"\n' >"$SHIMS/getent"
@@ -129,13 +129,17 @@ for p in firmfleet-controller firmfleet-agent; do
   check_fails "$p postinst is idempotent: no second adduser/addgroup" logged '^add(user|group) '
   check "$p prerm remove exits 0" mscript "$p" prerm 0 remove
   check "$p postrm remove exits 0" mscript "$p" postrm 0 remove
+  check_fails "$p postrm remove deletes nothing" logged '^(rm|rmdir) '
   check "$p postrm purge exits 0" mscript "$p" postrm 0 purge
-  check_fails "$p postrm purge deletes nothing" grep -qE '\brm\b|deluser|delgroup' "$T/control-$p/postrm"
+  check_fails "$p postrm never deletes the user or group" grep -qE 'deluser|delgroup' "$T/control-$p/postrm"
 done
 mscript firmfleet-controller postinst 2 configure ""
 check "controller postinst enables firmfleetd.service" logged '^deb-systemd-helper enable firmfleetd.service$'
 mscript firmfleet-controller postrm 0 remove
 check "controller postrm remove masks (disables) firmfleetd.service" logged '^deb-systemd-helper mask firmfleetd.service$'
+mscript firmfleet-controller postrm 0 purge
+check "controller postrm purge deletes /var/lib/firmfleet" logged '^rm -rf /var/lib/firmfleet$'
+check "controller postrm purge forgets the unit's state" logged '^deb-systemd-helper purge firmfleetd.service$'
 
 # ---- systemd units ----
 if command -v systemd-analyze >/dev/null; then
