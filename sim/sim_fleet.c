@@ -972,6 +972,16 @@ static int s_dhcp_open(struct sim_fleet *f, char *err, size_t errlen)
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
+    /* This one socket stands for every device's own NIC: the default
+     * 208 KiB holds ~90 broadcast replies, so a power-on burst of hundreds
+     * of OFFERs and ACKs would be dropped here, in the simulator, and show
+     * as retransmissions no real phone would need. 8 MiB (FORCE as root,
+     * else up to rmem_max/wmem_max). */
+    int buf = 8 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
     if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, f->cfg.iface, (socklen_t)strlen(f->cfg.iface)) <
         0) {
         int e = -errno;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh BUILDDIR [dhcp|tftp|http|mem|fleet|all]...: the side-by-side benchmark
+# run.sh BUILDDIR [dhcp|tftp|http|mem|fleet|site|all]...: the side-by-side benchmark
 # (`make bench`); FF_BENCH_ONLY=AREA (e.g. fleet) runs that area alone.
 # Installs the peers (deploy/deps.sh bench; not for fleet alone), runs each area's
 # script, prints one table per area and writes tests/bench/results.md: the
@@ -14,13 +14,14 @@ BUILD=${1:-build}
 shift || true
 AREAS=("$@"); [ ${#AREAS[@]} -eq 0 ] && AREAS=(all)
 [ -n "${FF_BENCH_ONLY:-}" ] && AREAS=($FF_BENCH_ONLY)
-[ "${AREAS[0]}" = all ] && AREAS=(dhcp tftp http mem fleet)
+[ "${AREAS[0]}" = all ] && AREAS=(dhcp tftp http mem fleet site)
 for a in "${AREAS[@]}"; do
-  case $a in dhcp|tftp|http|mem|fleet) ;; *) echo "usage: run.sh BUILDDIR [dhcp|tftp|http|mem|fleet|all]..." >&2; exit 2 ;; esac
+  case $a in dhcp|tftp|http|mem|fleet|site) ;; *) echo "usage: run.sh BUILDDIR [dhcp|tftp|http|mem|fleet|site|all]..." >&2; exit 2 ;; esac
 done
 # the fleet area (controller at 1,000 sites) has no peers to install
 PEERS=0
-for a in "${AREAS[@]}"; do [ "$a" = fleet ] || PEERS=1; done
+# nor has the site area (one site at full load: firmfleet-sim against one agent)
+for a in "${AREAS[@]}"; do [ "$a" = fleet ] || [ "$a" = site ] || PEERS=1; done
 [ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces, cgroups, package installs)" >&2; exit 1; }
 cd "$REPO" || exit 1
 [ -d "$BUILD" ] || { echo "bench: no build directory $BUILD (run 'make bench')" >&2; exit 1; }
@@ -61,10 +62,10 @@ DIRTY=""; [ -n "$(git -C "$REPO" status --porcelain -- siteagent controller lib 
   && DIRTY=" + uncommitted changes in the working tree"
 FFVER=$("$BUILD/firmfleet-agent" --version 2>/dev/null | head -1)
 
-# hard limits per area: together under 21 minutes (typical total: 12-15)
-declare -A LIMIT=([dhcp]=360 [tftp]=240 [http]=170 [mem]=120 [fleet]=420)
+# hard limits per area: together under 27 minutes (typical total: 15-18)
+declare -A LIMIT=([dhcp]=360 [tftp]=240 [http]=170 [mem]=120 [fleet]=420 [site]=360)
 declare -A SCRIPT=([dhcp]=bench_dhcp.sh [tftp]=bench_tftp.sh [http]=bench_http.sh [mem]=bench_mem.sh
-                   [fleet]=fleet.sh)
+                   [fleet]=fleet.sh [site]=site.sh)
 T0=$SECONDS
 for a in "${AREAS[@]}"; do
   echo "bench: $a (at most ${LIMIT[$a]} s)"
@@ -135,7 +136,8 @@ notes() { awk -F'\t' '$1 == "N" { print "- " $2 }' "$1"; }
 versions() { cat "$W"/*.tsv | awk -F'\t' '$1 == "V" && !seen[$2]++ { print "- " $3 }'; }
 
 declare -A TITLE=([dhcp]="DHCP (DORA)" [tftp]="TFTP" [http]="HTTP" [mem]="Memory"
-                  [fleet]="Controller at 1,000 sites (fleet.sh)")
+                  [fleet]="Controller at 1,000 sites (fleet.sh)"
+                  [site]="One site at full load (site.sh)")
 {
   echo "# firmfleet side-by-side benchmark"
   echo
@@ -170,6 +172,12 @@ declare -A TITLE=([dhcp]="DHCP (DORA)" [tftp]="TFTP" [http]="HTTP" [mem]="Memory
       # no peers: fleet.sh writes its own table, each figure beside its goal
       echo "The controller alone (firmfleetd, loopback), 1,000 simulated agents in one process"
       echo "(tests/tools/ffbench_agents.c). CPU is the controller's utime+stime; RSS its VmHWM."
+      echo
+      awk -F'\t' '$1 == "T" { print $2 }' "$W/$a.tsv"
+    elif [ "$a" = site ]; then
+      # no peers: site.sh writes its own table
+      echo "One firmfleetd and one firmfleet-agent (DHCP, TFTP, HTTP) in one namespace, firmfleet-sim"
+      echo "playing every phone of the site in another, all powered on at once. CPU: utime+stime; RSS: VmHWM."
       echo
       awk -F'\t' '$1 == "T" { print $2 }' "$W/$a.tsv"
     else
