@@ -71,6 +71,7 @@ struct pdev {
     window_t *win;             /* as->window parsed; NULL = any time (or bad) */
     int win_bad;
     uint32_t ip_be; /* last address seen in a request */
+    int restart_due; /* offered, but the NOTIFY table was full: send on a later tick */
 };
 
 struct pprof {
@@ -98,6 +99,7 @@ struct prov {
     const char *tz; /* SiteConfig.tz (borrowed from the configuration) */
     int tz_bad_logged;
     uint64_t restarts;
+    uint64_t restarts_deferred; /* offers whose NOTIFY waited for a free slot */
     /* sha256 of the profile texts refused at the last configuration, so
      * that each refusal is reported once, not at every push */
     uint8_t (*refused)[HASH_LEN];
@@ -551,6 +553,17 @@ static void s_restart_send(struct prov *p, struct pdev *d, const struct sipn_req
     int rc = sipn_send(p->sip, rq);
     char ips[16];
     s_ip_str(rq->ip_be, ips);
+    if (rc == -ENOSPC) {
+        /* SIPN_MAX_PENDING NOTIFYs in flight (a rollout reaching hundreds
+         * of phones at once): not a failure, the next ticks send it */
+        if (!d->restart_due)
+            p->restarts_deferred++;
+        d->restart_due = 1;
+        log_debug("prov.restart_deferred", "mac=%s ip=%s pending=%zu", d->j.mac, ips,
+                  sipn_pending(p->sip));
+        return;
+    }
+    d->restart_due = 0;
     if (rc < 0) {
         /* reported like a failed NOTIFY, so the controller sees it */
         char reason[96];
@@ -627,6 +640,12 @@ static void s_evaluate(struct prov *p, struct pdev *d, int64_t now_ms)
             if (s_transition(p, d, U_OFFERED, "", can ? "restart=sent" : "restart=none") == 0 &&
                 can)
                 s_restart_send(p, d, &rq);
+        } else if (d->restart_due) {
+            struct sipn_req rq;
+            if (s_restart_prep(p, d, &rq))
+                s_restart_send(p, d, &rq);
+            else
+                d->restart_due = 0;
         }
         return;
     }
@@ -1228,6 +1247,11 @@ int prov_device_get(struct agent *a, const uint8_t mac[6], struct journal_device
 uint64_t prov_restarts_sent(const struct agent *a)
 {
     return a->prov ? a->prov->restarts : 0;
+}
+
+uint64_t prov_restarts_deferred(const struct agent *a)
+{
+    return a->prov ? a->prov->restarts_deferred : 0;
 }
 
 _Static_assert(PROV_STATES == U__N, "provision.h PROV_STATES out of step");

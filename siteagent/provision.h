@@ -104,6 +104,9 @@ int prov_device_get(struct agent *a, const uint8_t mac[6], struct journal_device
 void prov_tick(struct agent *a);
 /* SIP NOTIFYs sent so far (tests). */
 uint64_t prov_restarts_sent(const struct agent *a);
+/* Offers whose NOTIFY had to wait for a free slot (SIPN_MAX_PENDING in
+ * flight); each is sent on a later tick (tests). */
+uint64_t prov_restarts_deferred(const struct agent *a);
 
 /* For /metrics (walks every device: O(devices), at scrape time only).
  * Upgrade states are 0..PROV_STATES-1; prov_state_name(i) is "none" for 0,
