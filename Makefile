@@ -204,12 +204,14 @@ format:
 UNITDIR ?= /lib/systemd/system
 install: all
 	install -d $(DESTDIR)/usr/sbin $(DESTDIR)/usr/bin $(DESTDIR)/usr/share/man/man1 $(DESTDIR)/usr/share/man/man8 \
+	  $(DESTDIR)/usr/share/man/man5 \
 	  $(DESTDIR)/usr/share/firmfleet/profiles $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/default
 	install -m 0755 $(B)/firmfleetd $(B)/firmfleet-agent $(DESTDIR)/usr/sbin/
 	install -m 0755 $(B)/firmfleet $(B)/firmfleet-sim $(DESTDIR)/usr/bin/
 	install -m 0644 man/*.1 $(DESTDIR)/usr/share/man/man1/
 	install -m 0644 man/*.8 $(DESTDIR)/usr/share/man/man8/
-	install -m 0644 profiles/*.json $(DESTDIR)/usr/share/firmfleet/profiles/
+	install -m 0644 man/*.5 $(DESTDIR)/usr/share/man/man5/
+	install -m 0644 profiles/*.json profiles/README.md $(DESTDIR)/usr/share/firmfleet/profiles/
 	install -m 0644 deploy/systemd/firmfleetd.service 'deploy/systemd/firmfleet-agent@.service' $(DESTDIR)$(UNITDIR)/
 	@for f in firmfleetd firmfleet-agent; do \
 	  [ -e $(DESTDIR)/etc/default/$$f ] || install -m 0644 deploy/systemd/$$f.default $(DESTDIR)/etc/default/$$f; \

@@ -41,6 +41,7 @@ FALLBACK_DEPENDS="libc6, libcsv3, libhttp-parser2.9, libjansson4, libprotobuf-c1
 
 CONTROLLER_FILES="usr/sbin/firmfleetd usr/bin/firmfleet usr/bin/firmfleet-sim
 usr/share/man/man8/firmfleetd.8 usr/share/man/man1/firmfleet.1 usr/share/man/man1/firmfleet-sim.1
+usr/share/man/man5/firmfleet-files.5
 usr/share/firmfleet lib/systemd/system/firmfleetd.service etc/default/firmfleetd"
 AGENT_FILES="usr/sbin/firmfleet-agent usr/share/man/man8/firmfleet-agent.8
 lib/systemd/system/firmfleet-agent@.service etc/default/firmfleet-agent"
