@@ -144,7 +144,7 @@ FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -Ilib -Iproto -Idb -Isit
 FUZZ_BINS = $(B)/fuzz/fuzz_dhcp $(B)/fuzz/fuzz_tftp_pkt $(B)/fuzz/fuzz_http_req \
             $(B)/fuzz/fuzz_window $(B)/fuzz/fuzz_envelope $(B)/fuzz/fuzz_csv \
             $(if $(wildcard lib/profile.c),$(B)/fuzz/fuzz_profile) $(B)/fuzz/fuzz_path \
-            $(B)/fuzz/fuzz_config
+            $(B)/fuzz/fuzz_config $(B)/fuzz/fuzz_template
 $(B)/fuzz/fuzz_dhcp: tests/fuzz/fuzz_dhcp.c siteagent/dhcp_pkt.c siteagent/dhcp_class.c $(GEN_C)
 	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz
 	clang $(FUZZ_FLAGS) $^ -lprotobuf-c -o $@
@@ -166,8 +166,8 @@ $(B)/fuzz/fuzz_csv: tests/fuzz/fuzz_csv.c controller/cli_csv.c lib/dhcpopt.c lib
 $(B)/fuzz/fuzz_profile: tests/fuzz/fuzz_profile.c lib/profile.c lib/dhcpopt.c lib/util.c
 	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz
 	clang $(FUZZ_FLAGS) $^ -ljansson -o $@
-# the canonicaliser and the credential reader live in the agent: link its modules
-$(B)/fuzz/fuzz_path $(B)/fuzz/fuzz_config: $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(filter-out siteagent/agent_main.c,$(wildcard siteagent/*.c)) \
+# the canonicaliser, templates and the credential reader live in the agent: link its modules
+$(B)/fuzz/fuzz_path $(B)/fuzz/fuzz_config $(B)/fuzz/fuzz_template: $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(filter-out siteagent/agent_main.c,$(wildcard siteagent/*.c)) \
                      $(wildcard lib/*.c) $(wildcard proto/*.c) $(wildcard db/*.c) $(GEN_C) \
                      $(wildcard controller/ctl_*.c) controller/imgstore.c
 	@mkdir -p $(dir $@) && sh deploy/deps.sh fuzz

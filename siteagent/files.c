@@ -254,6 +254,8 @@ static int s_render(const ProtobufCBinaryData *body, const uint8_t mac[6],
         out->p = np;
         out->cap = want;
     }
+    if (body->len == 0)
+        return 0; /* an empty template (its data may be NULL: no pointer arithmetic) */
     const uint8_t *p = body->data, *end = body->data + body->len;
     while (p < end) {
         const uint8_t *brace = memchr(p, '{', (size_t)(end - p));
