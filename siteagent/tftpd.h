@@ -35,9 +35,16 @@
 #define TFTPD_WINDOW_BYTES (1u << 20)
 
 /* Bytes read (or netascii-encoded) ahead per transfer, or the window if it
- * is larger: 8 KiB saves most preads in lock-step, and a hundred
+ * is larger, where a file is not sent from its mapping (netascii, a file
+ * mmap refused): 8 KiB saves most preads in lock-step, and a hundred
  * transfers' buffers still fit in L2 (see the top of tftpd.c). */
 #define TFTPD_READAHEAD (8u << 10)
+
+/* A file sent from its mapping counts in RSS as far as it was sent; of a
+ * file larger than this, the mapped pages are dropped (kept in page cache)
+ * each time this much has been sent from it, so RSS stays bounded by about
+ * this per file being served, whatever the image size. */
+#define TFTPD_MAP_RESIDENT_MAX (8u << 20)
 
 /* Transfers at once, in total and per client address (each holds a socket
  * and a buffer); beyond them a request gets "server busy" and the device

@@ -7,7 +7,7 @@
 # every path-traversal form we could think of, a broadcast request with
 # broadcast ACKs (Aironet recovery), a stranger's packets (error 5),
 # duplicate ACKs (no Sorcerer's Apprentice), a lost block in a window, a
-# missing file in the log, events at the controller, and service to others
+# file cut short while it is sent, a missing file in the log, events at the controller, and service to others
 # while a hostile client sends junk.
 source "$(dirname "$0")/lib.sh"
 
@@ -104,6 +104,22 @@ check_eq "duplicate ACKs are never answered (no Sorcerer's Apprentice)" "dupdata
 t0=$SECONDS
 in_cli "$TFTPC" get -p 1000 -o blksize=1468 "$SRV_IP" slow.bin "$OUT/slow.bin" >/dev/null
 check "a slow client (1 ms per ACK, $((SECONDS - t0)) s): byte-exact" same "$ROOT/slow.bin" "$OUT/slow.bin"
+# a file cut short while it is sent (an operator's cp over it truncates it
+# in place): that transfer fails with a read error, the agent lives on (the
+# bytes go out of a shared mapping: no SIGBUS), the next transfer gets the
+# new file
+cp "$ROOT/img4.bin" "$ROOT/shrink.bin"
+in_cli "$TFTPC" get -p 1000 -o blksize=1468 "$SRV_IP" shrink.bin "$OUT/shrink.bin" >"$T/shrink.txt" 2>&1 &
+SHRINK=$!
+sleep 1
+head -c 100K /dev/urandom >"$ROOT/shrink.bin"
+wait $SHRINK
+check_fails "a file cut short under a transfer: that copy is not the old file" same "$ROOT/img4.bin" "$OUT/shrink.bin"
+check "agent still running after a file shrank under a transfer" kill -0 "${PIDS[br]}"
+check "the transfer ended as a read error" \
+  wait_until 5 grep -q 'msg=tftp.failed .*file=shrink.bin .*read error' "$T/br.log"
+in_cli curl -s "tftp://$SRV_IP/shrink.bin" --tftp-blksize 1468 -o "$OUT/shrink2.bin"
+check "the next transfer gets the new, shorter file" same "$ROOT/shrink.bin" "$OUT/shrink2.bin"
 r=$(in_cli "$TFTPC" get -T "$SRV_IP" small.bin "$OUT/small.tid")
 check_eq "a stranger's packet gets error 5" "tid_error=5" "$(grep -o 'tid_error=[0-9]*' <<<"$r")"
 check "and the transfer goes on, byte-exact" same "$ROOT/small.bin" "$OUT/small.tid"
