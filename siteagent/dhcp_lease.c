@@ -57,7 +57,9 @@ void dhcp_map_free(struct dhcp_map *m)
 
 void dhcp_map_clear(struct dhcp_map *m)
 {
-    if (m->keys != NULL)
+    /* an empty map is all zeros already (no tombstones): not touching it
+     * keeps a large, never-filled map (dhcpd's 1 MiB seen set) off RSS */
+    if (m->keys != NULL && m->n > 0)
         memset(m->keys, 0, ((size_t)m->mask + 1) * sizeof *m->keys);
     m->n = 0;
 }
