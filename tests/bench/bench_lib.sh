@@ -75,6 +75,16 @@ tree_stat() {
     /^VmRSS:/ { r += $2 } /^VmHWM:/ { h += $2 }
     END { printf "%d %d %d %d\n", s, r, h, c }'
 }
+# tree_pss ROOTPID: "PSS_KB PSS_ANON_KB PSS_FILE_KB" summed over ROOTPID and its
+# descendants (smaps_rollup: a page shared by N processes counts 1/N in PSS;
+# RssFile is mostly shared-library pages)
+tree_pss() {
+  local p files=()
+  for p in $(tree_pids "$1"); do files+=("/proc/$p/smaps_rollup"); done
+  [ ${#files[@]} -gt 0 ] || { echo "0 0 0"; return; }
+  cat "${files[@]}" 2>/dev/null | awk '/^Pss:/ { p += $2 } /^Pss_Anon:/ { a += $2 } /^Pss_File:/ { f += $2 }
+    END { printf "%d %d %d\n", p, a, f }'
+}
 cpu_ticks() { tree_stat "$1" | awk '{print $1}'; }
 rss_kb()    { tree_stat "$1" | awk '{print $2}'; }
 hwm_kb()    { tree_stat "$1" | awk '{print $3}'; }

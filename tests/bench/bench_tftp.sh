@@ -10,12 +10,21 @@
 # Figures: aggregate MB/s (wall clock, clients share the 2 cores) and server
 # CPU seconds per GB. Every transfer's size is checked; one client in ten
 # keeps its copy, compared byte for byte with the original.
+# For working on a server (not used by run.sh): BENCH_TFTP_SERVERS="atftpd
+# firmfleet" and BENCH_TFTP_CASES="small" pick servers and cases;
+# BENCH_TFTP_PROFILE=perf|strace records the server during each case's
+# rounds (perf record -g, or strace -c -f) into $T/SERVER-CASE.{perf,strace}
+# (use with KEEP_BENCH_TMP=1; strace slows the server, so its figures then
+# mean nothing).
 AREA=tftp
 source "$(dirname "$0")/bench_lib.sh"
 
 BIG_N=${BENCH_TFTP_BIG_N:-100}
 SMALL_N=${BENCH_TFTP_SMALL_N:-50} SMALL_REP=${BENCH_TFTP_SMALL_REP:-10}
 WIN_N=${BENCH_TFTP_WIN_N:-20}
+SERVERS=${BENCH_TFTP_SERVERS:-tftpd-hpa atftpd dnsmasq firmfleet}
+CASES=${BENCH_TFTP_CASES:-big small window}
+PROFILE=${BENCH_TFTP_PROFILE:-}
 FETCH=$BENCH_HOME/fetch.sh
 
 bench_lab_up 198.18.112 24 || { bnote "could not make the lab"; exit 1; }
@@ -88,7 +97,13 @@ run_once() {
 run_case() {
   local s=$1 test=$2 kind=$3 file=$4 size=$5 n=$6 p=$7 rep=$8
   local i line failed bad checked bytes wall cpu tf=0 tb=0 tc=0
-  local mbs=() cgb=() ck=()
+  local mbs=() cgb=() ck=() prof=""
+  case " $CASES " in *" $test "*) ;; *) return ;; esac
+  case $PROFILE in
+    perf) perf record -q -g -o "$T/$s-$test.perf" -p "${SRV[$s]}" >/dev/null 2>&1 & prof=$! ;;
+    strace) strace -c -f -o "$T/$s-$test.strace" -p "${SRV[$s]}" >/dev/null 2>&1 & prof=$! ;;
+  esac
+  [ -n "$prof" ] && sleep 1
   for i in $(seq 1 "$REPS"); do
     srv_alive "$s" || break
     line=$(run_once "$s" "$kind" "$file" "$size" "$n" "$p" "$rep")
@@ -101,6 +116,7 @@ run_case() {
       ck+=("$(calc "$cpu * 1000 / ($bytes / $size)")")
     fi
   done
+  if [ -n "$prof" ]; then kill -INT "$prof" 2>/dev/null; wait "$prof" 2>/dev/null; fi
   res "$test" "failed transfers" "$s" "$((tf * rep))" "of $((REPS * n * rep))" check
   res "$test" "sampled copies not byte-exact" "$s" "$tb" "of $tc" check
   if [ "$tb" -gt 0 ] || [ ${#mbs[@]} -eq 0 ]; then
@@ -119,7 +135,7 @@ ver curl "curl $(pkgver curl)"
 ver atftp "atftp $(pkgver atftp)"
 mnote "TFTP: big = $BIG_N concurrent x 4 MiB, curl --tftp-blksize 1468; small = $SMALL_N concurrent clients x $SMALL_REP sequential 32 KiB transfers, blksize 512, lock-step; window = $WIN_N concurrent x 4 MiB with atftp --option 'blksize 1468' --option 'windowsize 16' (RFC 7440: atftpd and ours only). $REPS rounds per case, medians; MB/s = bytes delivered / wall clock; every size checked, one copy in ten compared byte for byte."
 
-for s in tftpd-hpa atftpd dnsmasq firmfleet; do
+for s in $SERVERS; do
   bnote "$s: starting"
   if ! server_start "$s"; then skip "$s" "$FF_REASON"; server_stop "$s"; continue; fi
   run_case "$s" big tftp1468 big.bin "$BIG_SIZE" "$BIG_N" "$BIG_N" 1
