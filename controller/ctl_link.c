@@ -4,9 +4,11 @@
  *   - who an agent is comes from the ZAP User-Id of its connection (the agent
  *     id in decimal), set only for enrolled, unrevoked CURVE keys;
  *   - an agent event is applied only when its seq is exactly last+1, inside
- *     the loop turn's transaction; acks (Envelope.ack) leave only after that
- *     transaction committed, so an acked event is on disk; the agent's
- *     last_in_seq is written once per turn, just before that commit (s_flush);
+ *     the loop turn's transaction (an EventBatch is applied event by event
+ *     under the same rule; the Welcome tells agents batches are taken);
+ *     acks (Envelope.ack) leave only after that transaction committed, so
+ *     an acked event is on disk; the agent's last_in_seq is written once per
+ *     turn, just before that commit (s_flush);
  *   - outbox rows (controller->agent, journaled) are sent in seq order after
  *     the agent's Hello and resent from the last ack when acks stall;
  *   - image chunks are sent only as credited by the agent's ImageRequest;
@@ -384,6 +386,32 @@ static void s_on_event(ctl_link_t *link, struct peer *p, uint64_t seq,
     rollout_on_event(link->ctl, p->site_id, ev, util_now_ms());
 }
 
+/* An EventBatch: its events numbered seq, seq+1, ..., each applied as a
+ * single DeviceEvent would be. Duplicates at its head are skipped (a resend
+ * that overlaps what was applied), a gap drops it whole (the agent rewinds),
+ * and an event that could not be stored ends it: the rest would be a gap. */
+static void s_on_batch(ctl_link_t *link, struct peer *p, uint64_t seq,
+                       const Firmfleet__EventBatch *b)
+{
+    size_t first = 0;
+    int rc = wire_batch_first(seq, b->n_events, p->pending_in, &first);
+    if (rc == -EINVAL) {
+        log_warn("link.bad_batch", "agent=%s seq=%" PRIu64 " events=%zu max=%d", p->name, seq,
+                 b->n_events, WIRE_BATCH_MAX);
+        return;
+    }
+    if (rc == -ERANGE) {
+        log_debug("link.event_gap", "agent=%s seq=%" PRIu64 " events=%zu expected=%" PRIu64,
+                  p->name, seq, b->n_events, p->pending_in + 1);
+        return;
+    }
+    for (size_t i = first; rc == 1 && i < b->n_events; i++) {
+        s_on_event(link, p, seq + i, b->events[i]);
+        if (p->pending_in != seq + i)
+            break; /* not stored (logged): the agent resends from here */
+    }
+}
+
 /* 1 when a journaled message with this seq is the next one to apply (and a
  * transaction is open for it); 0 for a duplicate, a gap or no transaction. */
 static int s_next_seq(ctl_link_t *link, struct peer *p, uint64_t seq, const char *what)
@@ -583,6 +611,7 @@ static void s_flush(ctl_link_t *link)
             Firmfleet__Welcome w = FIRMFLEET__WELCOME__INIT;
             w.last_received = p->last_in;
             w.heartbeat_ms = (uint64_t)link->ctl->heartbeat_ms;
+            w.event_batches = 1; /* s_on_batch */
             env.body_case = FIRMFLEET__ENVELOPE__BODY_WELCOME;
             env.welcome = &w;
             s_send(link, p, &env);
@@ -737,6 +766,10 @@ void ctl_link_on_router(ctl_link_t *link)
         case FIRMFLEET__ENVELOPE__BODY_EVENT:
             s_touch(link, p); /* first: s_on_event relies on it (last_in_seq) */
             s_on_event(link, p, env->seq, env->event);
+            break;
+        case FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH:
+            s_touch(link, p); /* first, as for a single event */
+            s_on_batch(link, p, env->seq, env->event_batch);
             break;
         case FIRMFLEET__ENVELOPE__BODY_BACKUP:
             s_on_backup(link, p, env->seq, env->backup);

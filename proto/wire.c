@@ -78,6 +78,20 @@ void wire_free(wire_env_t *env)
         firmfleet__envelope__free_unpacked(env, NULL);
 }
 
+int wire_batch_first(uint64_t seq, size_t n, uint64_t last, size_t *first)
+{
+    *first = 0;
+    if (seq == 0 || n == 0 || n > WIRE_BATCH_MAX || seq > UINT64_MAX - (n - 1))
+        return -EINVAL;
+    uint64_t end = seq + (n - 1); /* the batch's last seq */
+    if (end <= last)
+        return 0;
+    if (seq > last + 1) /* last < end: no wrap */
+        return -ERANGE;
+    *first = (size_t)(last + 1 - seq);
+    return 1;
+}
+
 const char *wire_body_name(const wire_env_t *env)
 {
     switch (env->body_case) {
@@ -92,6 +106,7 @@ const char *wire_body_name(const wire_env_t *env)
     case FIRMFLEET__ENVELOPE__BODY_IMAGE_CHUNK: return "image_chunk";
     case FIRMFLEET__ENVELOPE__BODY_BACKUP: return "backup";
     case FIRMFLEET__ENVELOPE__BODY_REFUSED: return "refused";
+    case FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH: return "event_batch";
     default: return "unknown";
     }
 }

@@ -17,6 +17,9 @@
 #define WIRE_CHUNK (256u << 10)        /* image chunk payload */
 #define WIRE_CREDITS 16u               /* chunks in flight per image request */
 #define WIRE_ADMIN_CHUNK (1u << 20)    /* admin upload chunk */
+/* EventBatch: the most events a receiver takes in one; a larger batch is
+ * dropped and logged like any bad frame (senders use 64, siteagent/uplink.c) */
+#define WIRE_BATCH_MAX 256
 
 typedef Firmfleet__Envelope wire_env_t;
 
@@ -32,6 +35,14 @@ void wire_free(wire_env_t *env);
 
 /* Packs env into a malloc'd buffer (caller frees). NULL on ENOMEM. */
 uint8_t *wire_pack(const wire_env_t *env, size_t *len_out);
+
+/* The seq rule for an EventBatch of n events numbered seq .. seq+n-1, at a
+ * receiver that has applied everything up to last: 1 with *first the index
+ * of event last+1 (the events before it are duplicates: a partly duplicate
+ * batch applies only its new tail); 0 when all are duplicates; -ERANGE when
+ * the batch starts beyond last+1 (a gap: none applies, the sender rewinds);
+ * -EINVAL when seq is 0, n is 0 or above WIRE_BATCH_MAX, or seq+n-1 wraps. */
+int wire_batch_first(uint64_t seq, size_t n, uint64_t last, size_t *first);
 
 /* Names of body cases, for logs. */
 const char *wire_body_name(const wire_env_t *env);

@@ -29,6 +29,14 @@
  * samples smooth into srtt (1/8 per sample, as TCP), and a rewind waits at
  * least 4 srtt: a controller that is slow, not deaf, is not sent the
  * window again.
+ *
+ * Consecutive committed event rows leave as one EventBatch (up to
+ * UPLINK_BATCH_EVENTS / UPLINK_BATCH_BYTES) when the Welcome said the
+ * controller takes them: sent alone, each event cost both ends a ZeroMQ
+ * message, a CURVE box, an unpack and (controller) a peer look-up. Nothing
+ * waits to fill a batch. The window, the probe and the rewind stay per
+ * seq: a batch of n counts as n rows in flight. A backup row ends a batch
+ * and goes alone.
  */
 #include "uplink.h"
 
@@ -50,8 +58,10 @@
 #define UPLINK_SEND_BATCH 256
 #define UPLINK_SNDHWM 2500
 #define UPLINK_HANDSHAKE_FAILURES 10
-#define UPLINK_WINDOW_MIN 16 /* the delay-based window's floor and start */
-#define UPLINK_RTT_MS 1000   /* send to ack: above it the window halves */
+#define UPLINK_WINDOW_MIN 16           /* the delay-based window's floor and start */
+#define UPLINK_RTT_MS 1000             /* send to ack: above it the window halves */
+#define UPLINK_BATCH_EVENTS 64         /* events per EventBatch (<= WIRE_BATCH_MAX) */
+#define UPLINK_BATCH_BYTES (64u << 10) /* and their payload bytes */
 
 struct uplink {
     struct agent *a;
@@ -71,6 +81,7 @@ struct uplink {
     int hello_pending;      /* Hello met a full pipe: resend when writable */
     int handshake_failures; /* consecutive HANDSHAKE_FAILED_NO_DETAIL */
     int was_empty;          /* outbox empty at the last turn (for uplink.drained) */
+    int batches;            /* the Welcome said the controller takes EventBatch */
     uint64_t hello_ms;      /* last Hello attempt */
     uint64_t send_next;     /* next outbox seq to send */
     uint64_t progress_ms;   /* last ack progress or rewind */
@@ -160,24 +171,86 @@ static int s_send_ack(uplink_t *up)
     return s_send(up, &env);
 }
 
+/* Consecutive event rows gathered into one EventBatch (when the Welcome
+ * said the controller takes them), up to UPLINK_BATCH_EVENTS events or
+ * UPLINK_BATCH_BYTES of payload: one ZeroMQ message, one CURVE box and one
+ * unpack at the controller for up to 64 events. Nothing waits to fill a
+ * batch: s_pump sends what is committed now, so a lone event leaves alone,
+ * as a plain Envelope.event. */
 struct pump_ctx {
     uplink_t *up;
     int err;
+    uint64_t first; /* seq of ev[0] */
+    size_t n;       /* events gathered, not yet sent */
+    size_t bytes;   /* their payload bytes */
+    Firmfleet__DeviceEvent *ev[UPLINK_BATCH_EVENTS];
 };
 
-/* One outbox row as the Envelope body it was journaled as. A row that does
- * not unpack is sent as an agent.journal_corrupt event in its place, so the
- * seq stays contiguous and the controller does not wait forever. */
+static void s_batch_clear(struct pump_ctx *pc)
+{
+    for (size_t i = 0; i < pc->n; i++)
+        firmfleet__device_event__free_unpacked(pc->ev[i], NULL);
+    pc->n = 0;
+    pc->bytes = 0;
+}
+
+/* The window's bookkeeping for rows first .. first+n-1, just sent. */
+static void s_sent(uplink_t *up, uint64_t first, size_t n, size_t bytes)
+{
+    up->send_next = first + n;
+    up->bytes_unacked += bytes;
+    if (up->probe_seq == 0) {
+        up->probe_seq = first;
+        up->probe_ms = util_mono_ms();
+    }
+}
+
+/* Sends the gathered events: one Envelope.event, or an EventBatch with
+ * Envelope.seq = the first one's seq. 0 when sent (or nothing to send);
+ * <0 with pc->err set when not: the rows stay in the journal and go again
+ * from send_next. The gathered events are freed either way. */
+static int s_batch_flush(struct pump_ctx *pc)
+{
+    if (pc->n == 0)
+        return 0;
+    wire_env_t env = FIRMFLEET__ENVELOPE__INIT;
+    Firmfleet__EventBatch b = FIRMFLEET__EVENT_BATCH__INIT;
+    env.seq = pc->first;
+    if (pc->n == 1) {
+        env.body_case = FIRMFLEET__ENVELOPE__BODY_EVENT;
+        env.event = pc->ev[0];
+    } else {
+        b.events = pc->ev;
+        b.n_events = pc->n;
+        env.body_case = FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH;
+        env.event_batch = &b;
+    }
+    int rc = s_send(pc->up, &env);
+    if (rc == 0)
+        s_sent(pc->up, pc->first, pc->n, pc->bytes);
+    else
+        pc->err = rc;
+    s_batch_clear(pc);
+    return rc;
+}
+
+/* One outbox row as the Envelope body it was journaled as; event rows are
+ * gathered (see pump_ctx), anything else goes alone, after what was
+ * gathered. A row that does not unpack is sent as an agent.journal_corrupt
+ * event in its place, so the seq stays contiguous and the controller does
+ * not wait forever. */
 static int s_send_row(void *arg, uint64_t seq, int body, const uint8_t *payload, size_t len)
 {
     struct pump_ctx *pc = arg;
     uplink_t *up = pc->up;
-    if (seq != up->send_next) {
-        log_error("uplink.journal_hole", "expected=%" PRIu64 " got=%" PRIu64, up->send_next, seq);
+    uint64_t expect = pc->n ? pc->first + pc->n : up->send_next;
+    if (seq != expect) {
+        log_error("uplink.journal_hole", "expected=%" PRIu64 " got=%" PRIu64, expect, seq);
         pc->err = -EPROTO;
         return 1;
     }
-    if (up->bytes_unacked >= UPLINK_WINDOW_BYTES && seq > journal_acked(up->a->jr) + 1) {
+    if (up->bytes_unacked + pc->bytes >= UPLINK_WINDOW_BYTES &&
+        seq > journal_acked(up->a->jr) + 1) {
         pc->err = -ENOBUFS; /* an ack (or the rewind) resumes */
         return 1;
     }
@@ -187,6 +260,26 @@ static int s_send_row(void *arg, uint64_t seq, int body, const uint8_t *payload,
         bu = firmfleet__backup_upload__unpack(NULL, len, payload);
     else if (body == JOURNAL_BODY_EVENT)
         ev = firmfleet__device_event__unpack(NULL, len, payload);
+    size_t max = up->batches ? UPLINK_BATCH_EVENTS : 1;
+    if (ev != NULL) {
+        if (pc->n > 0 && (pc->n >= max || pc->bytes + len > UPLINK_BATCH_BYTES) &&
+            s_batch_flush(pc) < 0) {
+            firmfleet__device_event__free_unpacked(ev, NULL);
+            return 1;
+        }
+        if (pc->n == 0)
+            pc->first = seq;
+        pc->ev[pc->n++] = ev;
+        pc->bytes += len;
+        if (pc->n >= max && s_batch_flush(pc) < 0)
+            return 1;
+        return 0;
+    }
+    if (s_batch_flush(pc) < 0) {
+        if (bu)
+            firmfleet__backup_upload__free_unpacked(bu, NULL);
+        return 1;
+    }
     Firmfleet__DeviceEvent placeholder = FIRMFLEET__DEVICE_EVENT__INIT;
     char kind[] = "agent.journal_corrupt";
     wire_env_t env = FIRMFLEET__ENVELOPE__INIT;
@@ -195,29 +288,20 @@ static int s_send_row(void *arg, uint64_t seq, int body, const uint8_t *payload,
         env.body_case = FIRMFLEET__ENVELOPE__BODY_BACKUP;
         env.backup = bu;
     } else {
-        if (ev == NULL) {
-            log_error("uplink.bad_row", "seq=%" PRIu64 " body=%d", seq, body);
-            placeholder.time_ms = util_now_ms();
-            placeholder.kind = kind;
-        }
+        log_error("uplink.bad_row", "seq=%" PRIu64 " body=%d", seq, body);
+        placeholder.time_ms = util_now_ms();
+        placeholder.kind = kind;
         env.body_case = FIRMFLEET__ENVELOPE__BODY_EVENT;
-        env.event = ev ? ev : &placeholder;
+        env.event = &placeholder;
     }
     int rc = s_send(up, &env);
-    if (ev)
-        firmfleet__device_event__free_unpacked(ev, NULL);
     if (bu)
         firmfleet__backup_upload__free_unpacked(bu, NULL);
     if (rc < 0) {
         pc->err = rc;
         return 1;
     }
-    up->send_next = seq + 1;
-    up->bytes_unacked += len;
-    if (up->probe_seq == 0) {
-        up->probe_seq = seq;
-        up->probe_ms = util_mono_ms();
-    }
+    s_sent(up, seq, 1, len);
     return 0;
 }
 
@@ -239,8 +323,11 @@ static void s_pump(uplink_t *up)
         if (inflight >= window)
             return;
         int max = (int)s_min(window - inflight, UPLINK_SEND_BATCH);
-        struct pump_ctx pc = {up, 0};
+        struct pump_ctx pc = {.up = up};
         int n = journal_iter_rows(j, up->send_next, top, max, s_send_row, &pc);
+        /* rows gathered before the end or a stop (window bytes, a journal
+         * hole) are valid: send them; a failed send already dropped its own */
+        s_batch_flush(&pc);
         if (n <= 0 || pc.err != 0) {
             if (n == 0)
                 log_error("uplink.journal_hole", "expected=%" PRIu64 " top=%" PRIu64, up->send_next,
@@ -350,6 +437,7 @@ static void s_on_welcome(uplink_t *up, const Firmfleet__Welcome *w)
     up->bytes_unacked = 0;
     up->window = UPLINK_WINDOW_MIN;
     up->probe_seq = 0;
+    up->batches = w->event_batches != 0;
     uint64_t hb = w->heartbeat_ms ? w->heartbeat_ms : ZMQX_HEARTBEAT_MS;
     up->heartbeat_ms = hb < 100 ? 100 : hb > 600000 ? 600000 : hb;
     up->online = 1;

@@ -29,6 +29,9 @@
  *     1 s it halves; when acks stall for 3 s (UPLINK_RESEND_MS, doubling
  *     per stall up to 60 s; at least 4 smoothed round trips) we rewind to
  *     acked+1 and halve the window;
+ *   - when the Welcome set event_batches, consecutive events leave as one
+ *     EventBatch of up to 64 (64 KiB), as the real agent sends them; one
+ *     event alone, or to a controller without the flag, as Envelope.event;
  *   - a Heartbeat every heartbeat_ms the Welcome gave.
  * Nothing is journaled on disk: the "journal" is a counter per agent (the
  * body of event seq is a pure function of seq, except assignment.applied
@@ -67,9 +70,11 @@
 #define HELLO_RETRY_MS 5000
 #define STATUS_MS 250
 #define SNDHWM 2500
-#define RESEND_MAX_MS 60000 /* UPLINK_RESEND_MAX_MS */
-#define WINDOW_MIN 16       /* siteagent/uplink.c UPLINK_WINDOW_MIN */
-#define RTT_MS 1000         /* siteagent/uplink.c UPLINK_RTT_MS */
+#define RESEND_MAX_MS 60000     /* UPLINK_RESEND_MAX_MS */
+#define WINDOW_MIN 16           /* siteagent/uplink.c UPLINK_WINDOW_MIN */
+#define RTT_MS 1000             /* siteagent/uplink.c UPLINK_RTT_MS */
+#define BATCH_EVENTS 64         /* siteagent/uplink.c UPLINK_BATCH_EVENTS */
+#define BATCH_BYTES (64u << 10) /* siteagent/uplink.c UPLINK_BATCH_BYTES */
 
 struct special {
     uint64_t seq;
@@ -85,6 +90,7 @@ struct sim {
     char server_key[41], public_key[41], secret_key[41];
     void *sock, *mon;
     int connected, online, want_write, need_ack;
+    int batches;           /* the Welcome said the controller takes EventBatch */
     uint64_t top;          /* highest event seq "journaled" */
     uint64_t acked;        /* highest seq the controller acked */
     uint64_t send_next;    /* next seq to put on the wire */
@@ -101,7 +107,7 @@ struct sim {
 
 struct stats {
     uint64_t hellos, welcomes, handshakes, disconnects, refused, auth_failed;
-    uint64_t events_sent, rewinds, behind, rebase, bad_ack, gaps, dups;
+    uint64_t events_sent, frames_sent, rewinds, behind, rebase, bad_ack, gaps, dups;
     uint64_t assignments, site_configs, journaled_in, cancels;
     uint64_t rtt_sum, rtt_n;                 /* timed events, send to ack */
     uint64_t all_online_at, last_welcome_at; /* wall clock ms */
@@ -275,34 +281,74 @@ static int s_send_hb(struct sim *a)
     return rc;
 }
 
-static int s_send_event(struct sim *a, uint64_t seq, const char *kind)
+/* One event's storage while it is packed. */
+struct ev_buf {
+    Firmfleet__DeviceEvent ev;
+    char mac[18];
+    char detail[160];
+};
+
+/* Event seq as the "journal" holds it (a pure function of seq, or the
+ * assignment.applied event kept for it). */
+static void s_make_event(const struct sim *a, uint64_t seq, const char *kind, struct ev_buf *b)
 {
-    char mac[18], detail[160];
-    char k[] = "assignment.applied";
-    Firmfleet__DeviceEvent ev = FIRMFLEET__DEVICE_EVENT__INIT;
+    static const char k[] = "assignment.applied";
+    Firmfleet__DeviceEvent init = FIRMFLEET__DEVICE_EVENT__INIT;
+    b->ev = init;
     const struct special *sp = s_special(a, seq);
     if (sp != NULL) {
-        ev.kind = k;
-        snprintf(mac, sizeof mac, "%s", sp->mac);
-        snprintf(detail, sizeof detail, "%s", sp->detail);
+        b->ev.kind = (char *)(uintptr_t)k;
+        snprintf(b->mac, sizeof b->mac, "%s", sp->mac);
+        snprintf(b->detail, sizeof b->detail, "%s", sp->detail);
     } else {
-        ev.kind = (char *)(uintptr_t)kind;
-        s_mac(a, seq % 100 + 1, mac);
-        snprintf(detail, sizeof detail,
+        b->ev.kind = (char *)(uintptr_t)kind;
+        s_mac(a, seq % 100 + 1, b->mac);
+        snprintf(b->detail, sizeof b->detail,
                  "file=SEP0200%04x%04x.cnf.xml bytes=%" PRIu64 " ms=%" PRIu64 " blksize=1468",
                  a->idx & 0xffff, (unsigned)(seq & 0xffff), 2048 + seq % 4096, seq % 97);
     }
-    ev.time_ms = util_now_ms();
-    ev.mac = mac;
-    ev.detail = detail;
-    wire_env_t env = FIRMFLEET__ENVELOPE__INIT;
-    env.seq = seq;
-    env.body_case = FIRMFLEET__ENVELOPE__BODY_EVENT;
-    env.event = &ev;
-    return s_send(a, &env);
+    b->ev.time_ms = util_now_ms();
+    b->ev.mac = b->mac;
+    b->ev.detail = b->detail;
 }
 
-/* Sends journaled events from send_next while the window allows. */
+/* Sends events seq .. seq+k-1 (at most BATCH_EVENTS, and fewer when their
+ * packed size passes BATCH_BYTES) as the real agent does: one
+ * Envelope.event for one, an EventBatch for more. Returns how many were
+ * sent (0 when the pipe is full). */
+static size_t s_send_events(struct sim *a, uint64_t seq, size_t k, const char *kind)
+{
+    struct ev_buf bufs[BATCH_EVENTS];
+    Firmfleet__DeviceEvent *evs[BATCH_EVENTS];
+    size_t n = 0, bytes = 0;
+    if (k > BATCH_EVENTS)
+        k = BATCH_EVENTS;
+    while (n < k) {
+        s_make_event(a, seq + n, kind, &bufs[n]);
+        size_t len = firmfleet__device_event__get_packed_size(&bufs[n].ev);
+        if (n > 0 && bytes + len > BATCH_BYTES)
+            break;
+        evs[n] = &bufs[n].ev;
+        bytes += len;
+        n++;
+    }
+    wire_env_t env = FIRMFLEET__ENVELOPE__INIT;
+    Firmfleet__EventBatch b = FIRMFLEET__EVENT_BATCH__INIT;
+    env.seq = seq;
+    if (n == 1) {
+        env.body_case = FIRMFLEET__ENVELOPE__BODY_EVENT;
+        env.event = evs[0];
+    } else {
+        b.events = evs;
+        b.n_events = n;
+        env.body_case = FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH;
+        env.event_batch = &b;
+    }
+    return s_send(a, &env) == 0 ? n : 0;
+}
+
+/* Sends journaled events from send_next while the window allows, in
+ * batches when the Welcome said the controller takes them. */
 static void s_pump(struct sim *a, uint64_t window, const char *kind, struct stats *st)
 {
     if (!a->online)
@@ -310,15 +356,23 @@ static void s_pump(struct sim *a, uint64_t window, const char *kind, struct stat
     if (a->send_next <= a->acked)
         a->send_next = a->acked + 1;
     uint64_t w = a->win < WINDOW_MIN ? WINDOW_MIN : a->win > window ? window : a->win;
-    for (int n = 0; n < 512 && a->send_next <= a->top && a->send_next - 1 - a->acked < w; n++) {
-        if (s_send_event(a, a->send_next, kind) < 0)
+    for (int n = 0; n < 512 && a->send_next <= a->top && a->send_next - 1 - a->acked < w;) {
+        uint64_t room = w - (a->send_next - 1 - a->acked);
+        uint64_t avail = a->top - a->send_next + 1;
+        uint64_t k = a->batches ? BATCH_EVENTS : 1;
+        k = k < room ? k : room;
+        k = k < avail ? k : avail;
+        size_t sent = s_send_events(a, a->send_next, (size_t)k, kind);
+        if (sent == 0)
             return;
         if (a->probe_seq == 0) {
             a->probe_seq = a->send_next;
             a->probe_ms = util_mono_ms();
         }
-        a->send_next++;
-        st->events_sent++;
+        a->send_next += sent;
+        st->events_sent += sent;
+        st->frames_sent++;
+        n += (int)sent;
     }
 }
 
@@ -398,6 +452,7 @@ static void s_on_welcome(struct sim *a, const Firmfleet__Welcome *w, struct stat
     a->resend_ms = RESEND_MS;
     a->win = WINDOW_MIN;
     a->probe_seq = 0;
+    a->batches = w->event_batches != 0;
     a->hb_ms = w->heartbeat_ms < 100 ? 100 : w->heartbeat_ms > 600000 ? 600000 : w->heartbeat_ms;
     a->online = 1;
     a->connected = 1;
@@ -524,17 +579,18 @@ static void s_status(struct sim *agents, int n, const struct stats *st, const ch
             "now=%" PRIu64 "\nagents=%d\nonline=%" PRIu64 "\nconnected=%" PRIu64
             "\nall_online_at=%" PRIu64 "\nlast_welcome_at=%" PRIu64 "\nrate=%" PRId64
             "\nwindow=%" PRIu64 "\nevents_top=%" PRIu64 "\nevents_acked=%" PRIu64
-            "\nevents_sent=%" PRIu64 "\nrewinds=%" PRIu64 "\nbehind=%" PRIu64 "\nrebase=%" PRIu64
-            "\nbad_ack=%" PRIu64 "\nhellos=%" PRIu64 "\nwelcomes=%" PRIu64 "\nhandshakes=%" PRIu64
-            "\ndisconnects=%" PRIu64 "\nrefused=%" PRIu64 "\nauth_failed=%" PRIu64
-            "\nassignments=%" PRIu64 "\nsite_configs=%" PRIu64 "\ncancels=%" PRIu64
-            "\njournaled_in=%" PRIu64 "\napplied_seq=%" PRIu64 "\ndups=%" PRIu64 "\ngaps=%" PRIu64
-            "\nwindows=%" PRIu64 "\nrtt_n=%" PRIu64 "\nrtt_sum_ms=%" PRIu64 "\n",
+            "\nevents_sent=%" PRIu64 "\nframes_sent=%" PRIu64 "\nrewinds=%" PRIu64
+            "\nbehind=%" PRIu64 "\nrebase=%" PRIu64 "\nbad_ack=%" PRIu64 "\nhellos=%" PRIu64
+            "\nwelcomes=%" PRIu64 "\nhandshakes=%" PRIu64 "\ndisconnects=%" PRIu64
+            "\nrefused=%" PRIu64 "\nauth_failed=%" PRIu64 "\nassignments=%" PRIu64
+            "\nsite_configs=%" PRIu64 "\ncancels=%" PRIu64 "\njournaled_in=%" PRIu64
+            "\napplied_seq=%" PRIu64 "\ndups=%" PRIu64 "\ngaps=%" PRIu64 "\nwindows=%" PRIu64
+            "\nrtt_n=%" PRIu64 "\nrtt_sum_ms=%" PRIu64 "\n",
             util_now_ms(), n, online, connected, st->all_online_at, st->last_welcome_at, rate,
-            window, top, acked, st->events_sent, st->rewinds, st->behind, st->rebase, st->bad_ack,
-            st->hellos, st->welcomes, st->handshakes, st->disconnects, st->refused, st->auth_failed,
-            st->assignments, st->site_configs, st->cancels, st->journaled_in, applied, st->dups,
-            st->gaps, win, st->rtt_n, st->rtt_sum);
+            window, top, acked, st->events_sent, st->frames_sent, st->rewinds, st->behind,
+            st->rebase, st->bad_ack, st->hellos, st->welcomes, st->handshakes, st->disconnects,
+            st->refused, st->auth_failed, st->assignments, st->site_configs, st->cancels,
+            st->journaled_in, applied, st->dups, st->gaps, win, st->rtt_n, st->rtt_sum);
     if (fclose(f) == 0)
         rename(tmp, path);
 }

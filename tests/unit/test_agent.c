@@ -2,6 +2,8 @@
  * CURVE ROUTER on loopback and drives the agent's loop in the same thread
  * (uv_run NOWAIT between socket reads), so every step is deterministic:
  *   - Hello/Welcome, events sent only after their commit, acks, 3 s resend;
+ *   - events committed together leave as EventBatches only when the
+ *     Welcome said so, bounded by the window, resent from the last ack;
  *   - journaled controller messages: apply last+1, re-ack duplicates, drop
  *     gaps, skip invalid ones; garbage frames do not hurt;
  *   - image pull under credits with bad chunks interleaved, a corrupt image,
@@ -160,8 +162,9 @@ static void s_send_raw(struct fx *f, const void *data, size_t len, int more)
         zmq_send(f->router, "x", 1, 0);
 }
 
-/* Hello in, Welcome out, until the agent is online. */
-static void s_online(struct fx *f, uint64_t last_received)
+/* Hello in, Welcome out (saying whether EventBatch is taken), until the
+ * agent is online. */
+static void s_online_batches(struct fx *f, uint64_t last_received, int batches)
 {
     wire_env_t *h = s_recv(f, FIRMFLEET__ENVELOPE__BODY_HELLO, 5000);
     assert_non_null(h);
@@ -171,6 +174,7 @@ static void s_online(struct fx *f, uint64_t last_received)
     Firmfleet__Welcome w = FIRMFLEET__WELCOME__INIT;
     w.last_received = last_received;
     w.heartbeat_ms = 5000;
+    w.event_batches = batches != 0;
     wire_env_t env = FIRMFLEET__ENVELOPE__INIT;
     env.body_case = FIRMFLEET__ENVELOPE__BODY_WELCOME;
     env.welcome = &w;
@@ -178,6 +182,12 @@ static void s_online(struct fx *f, uint64_t last_received)
     for (int i = 0; i < 1000 && !uplink_online(f->a->up); i++)
         s_turn(f);
     assert_true(uplink_online(f->a->up));
+}
+
+/* An older controller: its Welcome has no event_batches. */
+static void s_online(struct fx *f, uint64_t last_received)
+{
+    s_online_batches(f, last_received, 0);
 }
 
 /* The next ack heartbeat's ack value. */
@@ -240,6 +250,111 @@ static void test_events_out(void **state)
     assert_int_equal(e->seq, 2);
     assert_true(util_mono_ms() - t0 >= 2000);
     wire_free(e);
+}
+
+static void s_ack(struct fx *f, uint64_t ack)
+{
+    Firmfleet__Heartbeat hb = FIRMFLEET__HEARTBEAT__INIT;
+    wire_env_t env = FIRMFLEET__ENVELOPE__INIT;
+    env.ack = ack;
+    env.body_case = FIRMFLEET__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    s_send(f, &env);
+}
+
+/* Events committed together leave as EventBatches when the Welcome said
+ * so: Envelope.seq is the first event's, the events follow in order, the
+ * window bounds a batch (16 at first), an ack lets the next batch go, and
+ * a rewind resends from the last ack as a batch again. */
+static void test_event_batches(void **state)
+{
+    struct fx *f = *state;
+    s_online_batches(f, 0, 1);
+    enum { N = 100 };
+    char detail[32];
+    /* one loop turn: all N in one commit */
+    for (int i = 1; i <= N; i++) {
+        snprintf(detail, sizeof detail, "i=%d", i);
+        assert_int_equal(agent_emit_event(f->a, "test.batch", "", detail), 0);
+    }
+    wire_env_t *e = s_recv(f, FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH, 3000);
+    assert_non_null(e);
+    assert_int_equal(e->seq, 1);
+    assert_int_equal(e->event_batch->n_events, 16); /* UPLINK_WINDOW_MIN */
+    for (size_t i = 0; i < e->event_batch->n_events; i++) {
+        snprintf(detail, sizeof detail, "i=%zu", i + 1);
+        assert_string_equal(e->event_batch->events[i]->kind, "test.batch");
+        assert_string_equal(e->event_batch->events[i]->detail, detail);
+    }
+    wire_free(e);
+    /* nothing more until an ack: the window is full */
+    e = s_recv(f, FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH, 200);
+    assert_null(e);
+    s_ack(f, 16); /* quick: the window doubles to 32 */
+    e = s_recv(f, FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH, 3000);
+    assert_non_null(e);
+    assert_int_equal(e->seq, 17);
+    assert_int_equal(e->event_batch->n_events, 32);
+    assert_string_equal(e->event_batch->events[0]->detail, "i=17");
+    wire_free(e);
+    /* no ack: after the 3 s stall it rewinds to 17, again as one batch
+     * (the halved window: 16) */
+    e = s_recv(f, FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH, 6000);
+    assert_non_null(e);
+    assert_int_equal(e->seq, 17);
+    assert_int_equal(e->event_batch->n_events, 16);
+    wire_free(e);
+    /* the acks drain it all, in batches, contiguous */
+    uint64_t next = 33;
+    s_ack(f, 32);
+    for (int k = 0; k < 20 && journal_acked(f->a->jr) < N; k++) {
+        e = s_recv(f, FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH, 3000);
+        if (e == NULL)
+            e = s_recv(f, FIRMFLEET__ENVELOPE__BODY_EVENT, 100); /* a last one alone */
+        assert_non_null(e);
+        size_t n = e->body_case == FIRMFLEET__ENVELOPE__BODY_EVENT ? 1 : e->event_batch->n_events;
+        if (e->seq < next) { /* a resend overlapping what we saw */
+            assert_true(e->seq + n - 1 >= next - 1);
+        } else {
+            assert_int_equal(e->seq, next);
+        }
+        next = e->seq + n;
+        s_ack(f, next - 1);
+        wire_free(e);
+        for (int i = 0; i < 500 && journal_acked(f->a->jr) < next - 1; i++)
+            s_turn(f);
+    }
+    assert_int_equal(journal_acked(f->a->jr), N);
+}
+
+/* A backup row ends a batch and goes alone, under its own seq. */
+static void test_batch_backup(void **state)
+{
+    struct fx *f = *state;
+    s_online_batches(f, 0, 1);
+    uint8_t data[100] = {1}, sha[32] = {0};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(agent_emit_event(f->a, "test.before", "", ""), 0);
+    assert_int_equal(
+        agent_emit_backup(f->a, "00:04:f2:aa:bb:01", "cfg.xml", data, sizeof data, sha), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(agent_emit_event(f->a, "test.after", "", ""), 0);
+    int want[] = {FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH, FIRMFLEET__ENVELOPE__BODY_BACKUP,
+                  FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH};
+    uint64_t seqs[] = {1, 4, 5};
+    for (int k = 0; k < 3; k++) {
+        wire_env_t *e = s_recv(f, want[k], 3000); /* skips others: order counts */
+        assert_non_null(e);
+        assert_int_equal(e->seq, seqs[k]);
+        if (want[k] == FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH) {
+            assert_int_equal(e->event_batch->n_events, 3);
+            assert_string_equal(e->event_batch->events[0]->kind,
+                                k == 0 ? "test.before" : "test.after");
+        } else {
+            assert_string_equal(e->backup->name, "cfg.xml");
+        }
+        wire_free(e);
+    }
 }
 
 static wire_env_t s_asg_env(Firmfleet__Assignment *as, uint64_t seq, char *mac)
@@ -522,6 +637,8 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_events_out, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_event_batches, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_backup, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_journaled_in, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_image_pull, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_refused, s_setup, s_teardown),

@@ -1,7 +1,9 @@
 /* test_wire.c: framing of the controller link. Every body packs and unpacks
- * to the same message; truncated frames, garbage, an unknown body, a frame
- * without a body and an oversize frame are all rejected (NULL) without a
- * crash; a real DEALER/ROUTER pair over inproc carries an Envelope. */
+ * to the same message (an EventBatch too); truncated frames, garbage, an
+ * unknown body, a frame without a body and an oversize frame are all
+ * rejected (NULL) without a crash; a real DEALER/ROUTER pair over inproc
+ * carries an Envelope; the seq rule for a batch (in order, duplicate,
+ * partial overlap, gap, invalid). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,6 +91,8 @@ static void test_bodies(void **state)
     env.body_case = FIRMFLEET__ENVELOPE__BODY_WELCOME;
     env.welcome = &w;
     s_round_trip(&env);
+    w.event_batches = 1;
+    s_round_trip(&env);
 
     Firmfleet__Heartbeat hb = FIRMFLEET__HEARTBEAT__INIT;
     hb.now_ms = 1700000000000ull;
@@ -143,6 +147,38 @@ static void test_bodies(void **state)
     env.event = &ev;
     s_round_trip(&env);
 
+    /* an EventBatch: each event survives, in order */
+    Firmfleet__DeviceEvent evs[3];
+    Firmfleet__DeviceEvent *evp[3];
+    for (int i = 0; i < 3; i++) {
+        Firmfleet__DeviceEvent init = FIRMFLEET__DEVICE_EVENT__INIT;
+        evs[i] = init;
+        evs[i].time_ms = 100 + (uint64_t)i;
+        evs[i].kind = s_s5;
+        evs[i].mac = s_s3;
+        evs[i].detail = i == 1 ? s_s6 : s_s2;
+        evp[i] = &evs[i];
+    }
+    Firmfleet__EventBatch eb = FIRMFLEET__EVENT_BATCH__INIT;
+    eb.events = evp;
+    eb.n_events = 3;
+    env.body_case = FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH;
+    env.event_batch = &eb;
+    s_round_trip(&env);
+    size_t blen = 0;
+    uint8_t *bbuf = wire_pack(&env, &blen);
+    assert_non_null(bbuf);
+    wire_env_t *bback = wire_unpack(bbuf, blen);
+    assert_non_null(bback);
+    assert_string_equal(wire_body_name(bback), "event_batch");
+    assert_int_equal(bback->event_batch->n_events, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bback->event_batch->events[i]->time_ms, 100 + i);
+        assert_string_equal(bback->event_batch->events[i]->detail, i == 1 ? s_s6 : s_s2);
+    }
+    wire_free(bback);
+    free(bbuf);
+
     Firmfleet__ImageRequest rq = FIRMFLEET__IMAGE_REQUEST__INIT;
     rq.sha256.data = s_sha;
     rq.sha256.len = 32;
@@ -177,6 +213,43 @@ static void test_bodies(void **state)
     env.body_case = FIRMFLEET__ENVELOPE__BODY_REFUSED;
     env.refused = &rf;
     s_round_trip(&env);
+}
+
+/* The seq rule for a batch (controller/ctl_link.c s_on_batch applies from
+ * the index it returns): in order, duplicate, partial overlap, gap, and
+ * batches that are not valid at all. */
+static void test_batch_seq(void **state)
+{
+    (void)state;
+    size_t first = 99;
+    /* exactly the next: all of it */
+    assert_int_equal(wire_batch_first(11, 5, 10, &first), 1);
+    assert_int_equal(first, 0);
+    assert_int_equal(wire_batch_first(1, 1, 0, &first), 1);
+    assert_int_equal(first, 0);
+    /* a whole duplicate: nothing, so the ack answers */
+    assert_int_equal(wire_batch_first(11, 5, 15, &first), 0);
+    assert_int_equal(wire_batch_first(11, 5, 40, &first), 0);
+    assert_int_equal(wire_batch_first(1, 1, 1, &first), 0);
+    /* a partial overlap (a resend from an older ack): only the new tail */
+    assert_int_equal(wire_batch_first(11, 5, 12, &first), 1);
+    assert_int_equal(first, 2); /* seq 13 */
+    assert_int_equal(wire_batch_first(11, 5, 14, &first), 1);
+    assert_int_equal(first, 4); /* seq 15 alone */
+    assert_int_equal(wire_batch_first(1, WIRE_BATCH_MAX, WIRE_BATCH_MAX - 1, &first), 1);
+    assert_int_equal(first, WIRE_BATCH_MAX - 1);
+    /* a gap: nothing of it, the sender rewinds */
+    assert_int_equal(wire_batch_first(12, 5, 10, &first), -ERANGE);
+    assert_int_equal(wire_batch_first(UINT64_MAX - 3, 2, 0, &first), -ERANGE);
+    /* not a batch: seq 0, empty, too many, wrapping */
+    assert_int_equal(wire_batch_first(0, 5, 0, &first), -EINVAL);
+    assert_int_equal(wire_batch_first(1, 0, 0, &first), -EINVAL);
+    assert_int_equal(wire_batch_first(1, WIRE_BATCH_MAX + 1, 0, &first), -EINVAL);
+    assert_int_equal(wire_batch_first(UINT64_MAX, 2, UINT64_MAX - 1, &first), -EINVAL);
+    /* the top of the seq space: no wrap in the arithmetic */
+    assert_int_equal(wire_batch_first(UINT64_MAX - 1, 2, UINT64_MAX - 2, &first), 1);
+    assert_int_equal(first, 0);
+    assert_int_equal(wire_batch_first(UINT64_MAX - 1, 2, UINT64_MAX, &first), 0);
 }
 
 static void test_empty_and_no_body(void **state)
@@ -311,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_bodies),       cmocka_unit_test(test_empty_and_no_body),
         cmocka_unit_test(test_unknown_body), cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_oversize),     cmocka_unit_test(test_socket_pair),
+        cmocka_unit_test(test_batch_seq),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
