@@ -58,9 +58,88 @@ int wire_send(void *sock, const void *rid, size_t rid_len, const wire_env_t *env
     return s_send_buf(sock, buf, len, flags);
 }
 
+/* ---- a look at the bytes before protobuf-c allocates ---- */
+
+static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (unsigned sh = 0; sh < 64 && *p < end; sh += 7) {
+        uint8_t b = *(*p)++;
+        r |= (uint64_t)(b & 0x7f) << sh;
+        if (!(b & 0x80)) {
+            *v = r;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Steps over one field's value of wire type wt. 0, or -1 malformed. */
+static int s_skip(const uint8_t **p, const uint8_t *end, unsigned wt, const uint8_t **val,
+                  size_t *vlen)
+{
+    uint64_t v;
+    size_t n;
+    switch (wt) {
+    case 0:
+        return s_varint(p, end, &v);
+    case 1:
+        n = 8;
+        break;
+    case 5:
+        n = 4;
+        break;
+    case 2:
+        if (s_varint(p, end, &v) < 0 || v > (uint64_t)(end - *p))
+            return -1;
+        n = (size_t)v;
+        break;
+    default:
+        return -1;
+    }
+    if (n > (size_t)(end - *p))
+        return -1;
+    *val = *p;
+    *vlen = n;
+    *p += n;
+    return 0;
+}
+
+/* How many entries of field `inner` the length-delimited top-level field
+ * `outer` holds, over all its occurrences (protobuf merges them). A frame
+ * that does not walk counts 0: protobuf-c refuses it anyway. */
+static size_t s_count(const uint8_t *d, size_t len, unsigned outer, unsigned inner)
+{
+    const uint8_t *p = d, *end = d + len;
+    size_t count = 0;
+    while (p < end) {
+        uint64_t key;
+        const uint8_t *val = NULL;
+        size_t vlen = 0;
+        if (s_varint(&p, end, &key) < 0 || s_skip(&p, end, (unsigned)(key & 7), &val, &vlen) < 0)
+            return 0;
+        if ((key >> 3) != outer || (key & 7) != 2)
+            continue;
+        const uint8_t *q = val, *qe = val + vlen;
+        while (q < qe) {
+            uint64_t k2;
+            const uint8_t *v2;
+            size_t l2;
+            if (s_varint(&q, qe, &k2) < 0 || s_skip(&q, qe, (unsigned)(k2 & 7), &v2, &l2) < 0)
+                return 0;
+            count += (k2 >> 3) == inner;
+        }
+    }
+    return count;
+}
+
 wire_env_t *wire_unpack(const void *data, size_t len)
 {
     if (len > WIRE_MAX_MSG)
+        return NULL;
+    /* an EventBatch of millions of empty events would be millions of
+     * allocations before the batch bound refuses it: count first */
+    if (s_count(data, len, FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH, 1) > WIRE_BATCH_MAX)
         return NULL;
     wire_env_t *env = firmfleet__envelope__unpack(NULL, len, data);
     if (env == NULL)

@@ -29,7 +29,9 @@ typedef Firmfleet__Envelope wire_env_t;
 int wire_send(void *sock, const void *rid, size_t rid_len, const wire_env_t *env, int flags);
 
 /* Unpacks one frame. NULL when it is larger than WIRE_MAX_MSG, does not parse,
- * or has no body. Free with wire_free(). */
+ * has no body, or holds an EventBatch of more than WIRE_BATCH_MAX events
+ * (counted on the bytes, before protobuf-c allocates one struct per event).
+ * Free with wire_free(). */
 wire_env_t *wire_unpack(const void *data, size_t len);
 void wire_free(wire_env_t *env);
 

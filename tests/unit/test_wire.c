@@ -252,6 +252,41 @@ static void test_batch_seq(void **state)
     assert_int_equal(wire_batch_first(UINT64_MAX - 1, 2, UINT64_MAX, &first), 0);
 }
 
+/* A batch larger than WIRE_BATCH_MAX is refused on its bytes, before
+ * protobuf-c makes one struct per event: the largest allowed unpacks; a
+ * second body occurrence pushing the count past it (the two merge) does
+ * not. */
+static void test_batch_bound_before_unpack(void **state)
+{
+    (void)state;
+    /* key 21, wire type 2 (0xaa 0x01), then the EventBatch: n x (key 1 wt 2,
+     * length 0) = n x "0a 00" */
+    uint8_t buf[16 + 2 * WIRE_BATCH_MAX];
+    size_t o = 0;
+    buf[o++] = 0x08; /* seq = 1 */
+    buf[o++] = 0x01;
+    buf[o++] = 0xaa;
+    buf[o++] = 0x01;
+    size_t n = WIRE_BATCH_MAX, body = 2 * n;
+    buf[o++] = (uint8_t)(0x80 | (body & 0x7f));
+    buf[o++] = (uint8_t)(body >> 7);
+    for (size_t i = 0; i < n; i++) {
+        buf[o++] = 0x0a;
+        buf[o++] = 0x00;
+    }
+    wire_env_t *env = wire_unpack(buf, o);
+    assert_non_null(env);
+    assert_int_equal(env->event_batch->n_events, WIRE_BATCH_MAX);
+    wire_free(env);
+    /* a second occurrence with one more event: WIRE_BATCH_MAX + 1 in all */
+    buf[o++] = 0xaa;
+    buf[o++] = 0x01;
+    buf[o++] = 0x02;
+    buf[o++] = 0x0a;
+    buf[o++] = 0x00;
+    assert_null(wire_unpack(buf, o));
+}
+
 static void test_empty_and_no_body(void **state)
 {
     (void)state;
@@ -384,7 +419,7 @@ int main(void)
         cmocka_unit_test(test_bodies),       cmocka_unit_test(test_empty_and_no_body),
         cmocka_unit_test(test_unknown_body), cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_oversize),     cmocka_unit_test(test_socket_pair),
-        cmocka_unit_test(test_batch_seq),
+        cmocka_unit_test(test_batch_seq),    cmocka_unit_test(test_batch_bound_before_unpack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
