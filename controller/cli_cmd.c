@@ -698,6 +698,24 @@ static int s_agent_enroll(struct run *r)
 
 /* ---- key generate ---- */
 
+/* Writes a key pair's files: the secret text (mode 0600, wiped from memory
+ * afterwards) and the public one (0644); when the public file fails the
+ * secret one is removed again. 0, or 1 after s_fail. */
+static int s_write_key_files(struct run *r, const char *kpath, char *ktext, size_t kcap, int kn,
+                             const char *ppath, const char *ptext, int pn, int force)
+{
+    int rc = s_write_private(kpath, ktext, (size_t)kn, force);
+    explicit_bzero(ktext, kcap);
+    if (rc < 0)
+        return s_fail(r, "%s: %s", kpath, strerror(-rc));
+    rc = util_write_file_atomic(ppath, ptext, (size_t)pn, 0644);
+    if (rc < 0) {
+        unlink(kpath);
+        return s_fail(r, "%s: %s", ppath, strerror(-rc));
+    }
+    return 0;
+}
+
 /* key generate --out NAME: NAME.key (secret, 0600, refused if either file
  * exists unless --force) and NAME.pub. Nothing goes to the controller. */
 static int s_key_generate_curve(struct run *r, const char *out, const char *kpath,
@@ -745,15 +763,9 @@ static int s_key_generate(struct run *r)
     sign_wipe(sk, sizeof sk);
     int pn =
         snprintf(ptext, sizeof ptext, "# firmfleet image signing public key %s\n%s\n", id, pkhex);
-    int rc = s_write_private(kpath, ktext, (size_t)kn, force);
-    sign_wipe(ktext, sizeof ktext);
-    if (rc < 0)
-        return s_fail(r, "%s: %s", kpath, strerror(-rc));
-    rc = util_write_file_atomic(ppath, ptext, (size_t)pn, 0644);
-    if (rc < 0) {
-        unlink(kpath);
-        return s_fail(r, "%s: %s", ppath, strerror(-rc));
-    }
+    int rc = s_write_key_files(r, kpath, ktext, sizeof ktext, kn, ppath, ptext, pn, force);
+    if (rc != 0)
+        return rc;
     if (a->json) {
         json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "public_key", pkhex, "key", kpath,
                                 "pub", ppath);
@@ -787,15 +799,9 @@ static int s_key_generate_curve(struct run *r, const char *out, const char *kpat
                       name, sec);
     int pn = snprintf(ptext, sizeof ptext, "%s %s\n", pub, name);
     explicit_bzero(sec, sizeof sec);
-    int rc = s_write_private(kpath, ktext, (size_t)kn, force);
-    explicit_bzero(ktext, sizeof ktext);
-    if (rc < 0)
-        return s_fail(r, "%s: %s", kpath, strerror(-rc));
-    rc = util_write_file_atomic(ppath, ptext, (size_t)pn, 0644);
-    if (rc < 0) {
-        unlink(kpath);
-        return s_fail(r, "%s: %s", ppath, strerror(-rc));
-    }
+    int rc = s_write_key_files(r, kpath, ktext, sizeof ktext, kn, ppath, ptext, pn, force);
+    if (rc != 0)
+        return rc;
     if (r->a->json) {
         json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "name", name, "public_key", pub, "key",
                                 kpath, "pub", ppath);

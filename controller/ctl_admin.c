@@ -797,11 +797,17 @@ static int h_event_list(struct call *c)
 
 /* ---- audit ---- */
 
+/* --limit N into *limit, which holds the default. 0, or -EINVAL (c->err). */
+static int s_opt_limit(struct call *c, int64_t *limit)
+{
+    const char *v = s_opt(c->req, "limit");
+    return v != NULL && s_parse_u64(c, "limit", v, limit) < 0 ? -EINVAL : 0;
+}
+
 static int h_audit_list(struct call *c)
 {
     int64_t limit = 100;
-    const char *v = s_opt(c->req, "limit");
-    if (v != NULL && s_parse_u64(c, "limit", v, &limit) < 0)
+    if (s_opt_limit(c, &limit) < 0)
         return -EINVAL;
     return store_audit_find(c->ctl->st, s_opt(c->req, "by"), s_opt(c->req, "action"), limit,
                             &c->out, c->err, sizeof c->err);
@@ -812,8 +818,7 @@ static int h_audit_list(struct call *c)
 static int h_backup_list(struct call *c)
 {
     int64_t limit = 0;
-    const char *v = s_opt(c->req, "limit");
-    if (v != NULL && s_parse_u64(c, "limit", v, &limit) < 0)
+    if (s_opt_limit(c, &limit) < 0)
         return -EINVAL;
     return store_backup_list(c->ctl->st, s_opt(c->req, "mac"), s_opt(c->req, "site"), limit,
                              &c->out, c->err, sizeof c->err);

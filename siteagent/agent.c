@@ -279,6 +279,19 @@ int agent_key_welcome(struct agent *a)
     return was == 1;
 }
 
+/* Exchanges the key pair in cred with the one in own_pub/own_sec. */
+static void s_key_swap(struct agent *a)
+{
+    char pub[41], sec[41];
+    memcpy(pub, a->cred.public_key, 41);
+    memcpy(sec, a->cred.secret_key, 41);
+    memcpy(a->cred.public_key, a->own_pub, 41);
+    memcpy(a->cred.secret_key, a->own_sec, 41);
+    memcpy(a->own_pub, pub, 41);
+    memcpy(a->own_sec, sec, 41);
+    explicit_bzero(sec, sizeof sec);
+}
+
 void agent_key_refused(struct agent *a)
 {
     if (a->key_state == 1) {
@@ -288,24 +301,9 @@ void agent_key_refused(struct agent *a)
                   "agent's own key\" expires_ms=%lld",
                   (long long)a->cred.expires_ms);
         a->key_state = 2;
-        char pub[41], sec[41];
-        memcpy(pub, a->cred.public_key, 41);
-        memcpy(sec, a->cred.secret_key, 41);
-        memcpy(a->cred.public_key, a->own_pub, 41);
-        memcpy(a->cred.secret_key, a->own_sec, 41);
-        /* keep the enrollment key for the way back */
-        memcpy(a->own_pub, pub, 41);
-        memcpy(a->own_sec, sec, 41);
-        explicit_bzero(sec, sizeof sec);
+        s_key_swap(a); /* own key in cred; the enrollment key kept for the way back */
     } else if (a->key_state == 2) {
-        char pub[41], sec[41];
-        memcpy(pub, a->cred.public_key, 41);
-        memcpy(sec, a->cred.secret_key, 41);
-        memcpy(a->cred.public_key, a->own_pub, 41);
-        memcpy(a->cred.secret_key, a->own_sec, 41);
-        memcpy(a->own_pub, pub, 41);
-        memcpy(a->own_sec, sec, 41);
-        explicit_bzero(sec, sizeof sec);
+        s_key_swap(a);
         a->key_state = 1;
     }
 }
