@@ -87,8 +87,9 @@ check "agent online" wait_until 30 agent_online branch
 config_in() { grep -q 'msg=dhcp.config .*subnets=2 classes=7 devices=2' "$T/branch.log"; }
 check "agent has the DHCP configuration" wait_until 20 config_in
 
-# the client script prints what it got; with CONFIGURE=1 it also sets the
-# address and default route (so a release can be sent unicast)
+# the client script prints what it got, then end=EVENT once done (a client
+# in the background is read only after that); with CONFIGURE=1 it also sets
+# the address and default route (so a release can be sent unicast)
 cat >"$T/env.sh" <<'EOF'
 #!/bin/sh
 echo "event=$1"
@@ -99,6 +100,7 @@ if [ -n "$CONFIGURE" ]; then
     deconfig) ip addr flush dev "$interface" ;;
   esac
 fi
+echo "end=$1"
 EOF
 chmod +x "$T/env.sh"
 
@@ -264,7 +266,8 @@ ip -n "$CL2_NS" link set dev "$CL2_IF" address 00:00:0c:00:02:01
 CONFIGURE=1 ip netns exec "$CL2_NS" busybox udhcpc -i "$CL2_IF" -f -V "" \
   -x "0x3c:$(hex "$C7940")" -s "$T/env.sh" -p "$T/x1.pid" >"$T/x1" 2>&1 &
 X1=$!
-check "relayed client bound" wait_until 40 grep -q '^event=bound' "$T/x1"
+# end=bound: the script has written everything (event=bound comes first)
+check "relayed client bound" wait_until 40 grep -q '^end=bound' "$T/x1"
 check_eq "relayed: the relay's subnet (by --relay)" 198.18.2.50 "$(val "$T/x1" ip)"
 check_eq "relayed: router of that subnet" 198.18.2.1 "$(val "$T/x1" router)"
 check_eq "relayed: server id is the address the relay talks to" 198.18.3.1 "$(val "$T/x1" serverid)"
