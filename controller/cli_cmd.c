@@ -172,18 +172,25 @@ static void s_name_default(const struct cli_args *a, json_t *doc)
 }
 
 /* Commands that map one-to-one onto an admin request. */
+/* Sends b and prints the answer (JSON or the human table). 0 or 1. */
+static int s_call_print(struct run *r, struct reqb *b)
+{
+    json_t *doc = NULL;
+    int rc = s_call(r, b, &doc);
+    if (rc == 0)
+        rc = s_output(r, doc);
+    json_decref(doc);
+    return rc;
+}
+
 /* Sends b with data (malloc'd, freed here) as its blob and prints the
  * answer: the common end of the commands that upload one document. */
 static int s_call_blob(struct run *r, struct reqb *b, char *data, size_t len)
 {
     b->req.blob.data = (uint8_t *)data;
     b->req.blob.len = len;
-    json_t *doc = NULL;
-    int rc = s_call(r, b, &doc);
+    int rc = s_call_print(r, b);
     free(data);
-    if (rc == 0)
-        rc = s_output(r, doc);
-    json_decref(doc);
     return rc;
 }
 
@@ -1492,12 +1499,8 @@ static int s_rollout_create(struct run *r)
     for (int i = 0; i < a->nopts; i++)
         s_req_opt(&b, a->opts[i].name,
                   strcmp(a->opts[i].name, "devices") == 0 ? macs : a->opts[i].value);
-    json_t *doc = NULL;
-    int rc = s_call(r, &b, &doc);
+    int rc = s_call_print(r, &b);
     free(macs);
-    if (rc == 0)
-        rc = s_output(r, doc);
-    json_decref(doc);
     return rc;
 }
 
@@ -1510,12 +1513,7 @@ static int s_rollout_status(struct run *r)
     s_req_arg(&b, r->a->args[0]);
     if (cli_args_opt(r->a, "devices") != NULL)
         s_req_opt(&b, "devices", "1");
-    json_t *doc = NULL;
-    int rc = s_call(r, &b, &doc);
-    if (rc == 0)
-        rc = s_output(r, doc);
-    json_decref(doc);
-    return rc;
+    return s_call_print(r, &b);
 }
 
 /* rollout watch: one status request per poll; a connection that broke is

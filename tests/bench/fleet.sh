@@ -28,10 +28,6 @@
 # Assignment, which the controller follows per event).
 AREA=fleet
 source "$(dirname "$0")/bench_lib.sh"
-# our scratch directory is /tmp/bench-fleet-*, not bench_lib's
-rm -rf "$T"
-T=$(mktemp -d /tmp/bench-fleet-XXXXXX)
-CTL_DIR=$T/ctl
 
 SITES=${FLEET_SITES:-1000}
 PER_SITE=${FLEET_DEVICES:-100}

@@ -25,9 +25,6 @@
 #     shared: compare CPU per device, not wall-clock, across runs).
 AREA=site
 source "$(dirname "$0")/bench_lib.sh"
-rm -rf "$T"
-T=$(mktemp -d /tmp/bench-site-XXXXXX)
-CTL_DIR=$T/ctl
 
 N=${SITE_DEVICES:-500}
 MIB=${SITE_IMAGE_MIB:-4}
