@@ -69,7 +69,7 @@ if [ "${1:-}" = bench ]; then
   exit 0
 fi
 PKGS="build-essential pkg-config clang-format
-libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev sqlite3
+libzmq3-dev cmake dpkg-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev sqlite3
 libuv1-dev libsodium-dev libjansson-dev libcsv-dev libcmocka-dev
 jq tzdata procps iproute2 psmisc util-linux
 busybox isc-dhcp-client tftp-hpa atftp curl libhttp-parser-dev
@@ -78,19 +78,25 @@ missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
-echo "deps: installing$missing"
-if [ "$(id -u)" != 0 ]; then echo "deps: need root to install:$missing" >&2; exit 1; fi
-# isc-dhcp-relay and tcpdump are tools for the tests: their packages must not
-# start a service on this machine (policy-rc.d answers 101 during the install).
-POLICY=/usr/sbin/policy-rc.d
-own_policy=0
-if [ ! -e "$POLICY" ]; then
-  printf '#!/bin/sh\n# firmfleet deps.sh: no service starts during this install\nexit 101\n' >"$POLICY"
-  chmod 0755 "$POLICY"
-  own_policy=1
+if [ -n "$missing" ]; then
+  echo "deps: installing$missing"
+  if [ "$(id -u)" != 0 ]; then echo "deps: need root to install:$missing" >&2; exit 1; fi
+  # isc-dhcp-relay and tcpdump are tools for the tests: their packages must not
+  # start a service on this machine (policy-rc.d answers 101 during the install).
+  POLICY=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$POLICY" ]; then
+    printf '#!/bin/sh\n# firmfleet deps.sh: no service starts during this install\nexit 101\n' >"$POLICY"
+    chmod 0755 "$POLICY"
+    own_policy=1
+  fi
+  trap '[ "$own_policy" = 1 ] && rm -f "$POLICY"' EXIT
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing
 fi
-trap '[ "$own_policy" = 1 ] && rm -f "$POLICY"' EXIT
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends $missing
+# the agent's libzmq without OpenPGM, NORM and Kerberos (see zmq-slim.sh);
+# FF_ZMQ_SLIM=0 links Debian's shared libzmq instead (make ZMQ_SLIM=0)
+if [ "${FF_ZMQ_SLIM:-1}" != 0 ]; then
+  sh "$(dirname "$0")/zmq-slim.sh"
+fi

@@ -41,10 +41,20 @@ for d in "$CTL_DEB" "$AGT_DEB"; do
   dep=$(field "$d" Depends)
   note "$p Depends: $dep"
   miss=""
-  for lib in libc6 libzmq5 libprotobuf-c1 libsqlite3-0 libsodium23 libjansson4 adduser; do
+  libs="libc6 libprotobuf-c1 libsqlite3-0 libsodium23 libjansson4 adduser"
+  # the agent links its own static libzmq (deploy/zmq-slim.sh) unless built
+  # with ZMQ_SLIM=0; then, and always for the controller, Debian's libzmq5
+  zmq_shared=1
+  [ "$p" = firmfleet-agent ] && ! readelf -d "$B/firmfleet-agent" | grep -q 'libzmq\.so' && zmq_shared=0
+  [ "$zmq_shared" = 1 ] && libs="$libs libzmq5"
+  for lib in $libs; do
     [[ ", $dep," == *", $lib "* || ", $dep," == *", $lib,"* ]] || miss="$miss $lib"
   done
   check_eq "$p: Depends names the runtime libraries and adduser" "" "$miss"
+  if [ "$zmq_shared" = 0 ]; then
+    [[ ", $dep," == *", libzmq5"* ]] && zdep=yes || zdep=no
+    check_eq "$p: no libzmq5 in Depends (libzmq is linked in)" no "$zdep"
+  fi
   check_fails "$p: Depends has no -dev package" grep -q -- '-dev\b' <<<"$dep"
   check "$p: Installed-Size set" test "$(field "$d" Installed-Size)" -gt 0
   check "$p: every file owned by root:root" \
