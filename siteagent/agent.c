@@ -310,15 +310,13 @@ void agent_key_refused(struct agent *a)
 
 /* ---- loop turn, signals, synthetic events ---- */
 
-static journal_t *s_tx(struct agent *a);
-
 journal_t *agent_tx(struct agent *a)
 {
     a->tx_urgent = 1;
-    return s_tx(a);
+    return agent_tx_paced(a);
 }
 
-static journal_t *s_tx(struct agent *a)
+journal_t *agent_tx_paced(struct agent *a)
 {
     if (a->jr == NULL)
         return NULL;
@@ -416,7 +414,7 @@ static void s_set_config(struct agent *a, const uint8_t *buf, size_t len)
 
 int agent_emit_event(struct agent *a, const char *kind, const char *mac, const char *detail)
 {
-    journal_t *j = s_tx(a); /* not urgent: see agent.h */
+    journal_t *j = agent_tx_paced(a); /* not urgent: see agent.h */
     if (j == NULL)
         return -EIO;
     /* protobuf-c wants char *; copies keep const strings const */

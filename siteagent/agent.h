@@ -164,6 +164,14 @@ void agent_stop(struct agent *a, int exit_code);
  * an ack to the controller wait for that). */
 journal_t *agent_tx(struct agent *a);
 
+/* The same transaction for a write that may wait for the paced commit
+ * (AGENT_COMMIT_PACE_MS) like an event: one whose loss in a crash costs a
+ * resend, never a fact. The uplink records the controller's acks through it:
+ * an ack lost with the process makes the agent resend events the controller
+ * already holds, which it drops by seq, and its Welcome carries the true
+ * position anyway. NULL as agent_tx. */
+journal_t *agent_tx_paced(struct agent *a);
+
 /* For after_commit callbacks: 0 when this turn's transaction committed (or
  * there was none), 1 when the commit failed and was rolled back, so nothing
  * written in this turn may be announced (a DHCP ACK must not leave). */

@@ -371,7 +371,9 @@ static void s_on_ack(uplink_t *up, uint64_t ack)
                  journal_committed_seq(j));
         return;
     }
-    journal_t *tx = agent_tx(up->a);
+    /* paced, not urgent: a lost ack costs a resend (agent.h); an urgent
+     * commit per ack was an fdatasync for every reply of a busy controller */
+    journal_t *tx = agent_tx_paced(up->a);
     if (tx == NULL || journal_ack(tx, ack) < 0)
         return;
     up->progress_ms = util_mono_ms();
