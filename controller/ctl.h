@@ -29,6 +29,7 @@ struct ctl {
     char admin_endpoint[PATH_MAX];
     char pub[41], sec[41];   /* controller CURVE keypair, Z85 */
     int heartbeat_ms;
+    int64_t event_retention_s; /* events older than this are pruned; 0 keeps all */
     int admin_curve;         /* the admin endpoint is tcp: CURVE, DATADIR/admin_keys */
 };
 

@@ -46,6 +46,10 @@
 
 #define DEFAULT_PROFILES "/usr/share/firmfleet/profiles"
 #define ROLLOUT_TICK_MS 1000
+#define EVENT_RETENTION_DEFAULT_S (90LL * 86400)
+#define EVENT_RETENTION_MAX_S (3650LL * 86400)
+#define EVENT_PRUNE_MS 60000
+#define EVENT_PRUNE_MAX 10000
 
 static volatile sig_atomic_t s_stop;
 
@@ -61,7 +65,8 @@ static void s_usage(FILE *f)
             "usage: firmfleetd [-d DATADIR] [--listen ENDPOINT] [--public-endpoint ENDPOINT]\n"
             "                  [--admin ENDPOINT] [--heartbeat-ms N] [--profiles DIR]\n"
             "                  [--log-level LEVEL] [--metrics ADDR:PORT] [--user NAME]\n"
-            "                  [--trust-key FILE.pub]... [--version] [--help]\n"
+            "                  [--trust-key FILE.pub]... [--event-retention DURATION]\n"
+            "                  [--version] [--help]\n"
             "  -d, --data-dir DIR      data directory (default /var/lib/firmfleet)\n"
             "  -l, --listen EP         where agents connect (default tcp://*:7600)\n"
             "  -p, --public-endpoint EP  endpoint written into agent credentials\n"
@@ -76,7 +81,9 @@ static void s_usage(FILE *f)
             "      --metrics ADDR:PORT serve Prometheus metrics at http://ADDR:PORT/metrics\n"
             "      --user NAME         after binding, hand DATADIR to NAME and run as NAME\n"
             "      --trust-key FILE    operator public key (firmfleet key generate) agents\n"
-            "                          require on every image (repeatable)\n");
+            "                          require on every image (repeatable)\n"
+            "      --event-retention D delete events older than D (90d, 12h, 30m, 45s;\n"
+            "                          0 keeps them all; default 90d)\n");
 }
 
 static int s_bind_sockets(struct ctl *ctl)
@@ -164,6 +171,32 @@ static void s_default_public(struct ctl *ctl)
     snprintf(ctl->public_endpoint, sizeof ctl->public_endpoint, "tcp://%s%s", host, port);
 }
 
+/* Event retention: every EVENT_PRUNE_MS (a quarter of the retention when
+ * that is shorter), one delete of at most EVENT_PRUNE_MAX of the oldest
+ * rows that are due, and the next one at once while a full batch came back,
+ * so a backlog (a first start with years of events) drains in bounded steps
+ * between I/O instead of one long transaction. Returns ms until the next. */
+static uint64_t s_prune_events(struct ctl *ctl)
+{
+    uint64_t every = (uint64_t)ctl->event_retention_s * 1000 / 4;
+    if (every > EVENT_PRUNE_MS)
+        every = EVENT_PRUNE_MS;
+    if (every < 250)
+        every = 250;
+    uint64_t now = util_now_ms(), keep = (uint64_t)ctl->event_retention_s * 1000;
+    if (now <= keep)
+        return every;
+    int n = store_event_prune(ctl->st, now - keep, EVENT_PRUNE_MAX);
+    if (n < 0) {
+        log_error("ctl.events_prune_failed", "error=%d", n);
+        return every;
+    }
+    if (n > 0)
+        log_info("ctl.events_pruned", "rows=%d retention_s=%lld", n,
+                 (long long)ctl->event_retention_s);
+    return n == EVENT_PRUNE_MAX ? 0 : every;
+}
+
 static double s_secs(void)
 {
     struct timespec ts;
@@ -180,7 +213,7 @@ static void s_run(struct ctl *ctl, ctl_metrics_t *m)
         {ctl->admin, 0, ZMQ_POLLIN, 0},
     };
     int wait_ms = 0;
-    uint64_t next_tick = 0;
+    uint64_t next_tick = 0, next_prune = 0;
     while (!s_stop) {
         int n_m = m ? ctl_metrics_poll_items(m, items + 3) : 0;
         if (m)
@@ -223,6 +256,12 @@ static void s_run(struct ctl *ctl, ctl_metrics_t *m)
         }
         if ((uint64_t)wait_ms > next_tick - now)
             wait_ms = (int)(next_tick - now);
+        if (ctl->event_retention_s > 0) {
+            if (now >= next_prune)
+                next_prune = now + s_prune_events(ctl);
+            if ((uint64_t)wait_ms > next_prune - now)
+                wait_ms = (int)(next_prune - now);
+        }
     }
 }
 
@@ -271,6 +310,7 @@ int main(int argc, char **argv)
     const char *trust[SIGN_MAX_KEYS];
     int n_trust = 0;
     int64_t hb = ZMQX_HEARTBEAT_MS;
+    int64_t retention = EVENT_RETENTION_DEFAULT_S;
     static const struct option opts[] = {
         {"data-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
@@ -282,6 +322,7 @@ int main(int argc, char **argv)
         {"metrics", required_argument, NULL, 'M'},
         {"user", required_argument, NULL, 'U'},
         {"trust-key", required_argument, NULL, 'T'},
+        {"event-retention", required_argument, NULL, 'R'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -303,6 +344,17 @@ int main(int argc, char **argv)
                 return 2;
             }
             trust[n_trust++] = optarg;
+            break;
+        case 'R':
+            if (strcmp(optarg, "0") == 0) {
+                retention = 0;
+            } else if (util_parse_duration(optarg, EVENT_RETENTION_MAX_S, &retention) < 0) {
+                fprintf(stderr,
+                        "firmfleetd: --event-retention must be 0 or a duration from 1s to 3650d "
+                        "(e.g. 90d, 12h, 1h30m), got '%s'\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'H':
             if (util_parse_i64(optarg, 500, 60000, &hb) < 0) {
@@ -357,6 +409,7 @@ int main(int argc, char **argv)
     snprintf(ctl.datadir, sizeof ctl.datadir, "%s", datadir);
     snprintf(ctl.listen, sizeof ctl.listen, "%s", listen);
     ctl.heartbeat_ms = (int)hb;
+    ctl.event_retention_s = retention;
     if (public_ep)
         snprintf(ctl.public_endpoint, sizeof ctl.public_endpoint, "%s", public_ep);
     else

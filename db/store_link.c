@@ -130,6 +130,19 @@ int store_agent_in_seq(store_t *st, int64_t agent_id, uint64_t seq)
     return s_step_done(st, q);
 }
 
+int store_event_prune(store_t *st, uint64_t before_ms, int max)
+{
+    sqlite3_stmt *q = sql_cached(st->cache, "DELETE FROM event WHERE id IN"
+                                            " (SELECT id FROM event ORDER BY id LIMIT ?2)"
+                                            " AND received_ms < ?1");
+    if (q == NULL)
+        return -EIO;
+    sqlite3_bind_int64(q, 1, (int64_t)before_ms);
+    sqlite3_bind_int(q, 2, max);
+    int rc = s_step_done(st, q);
+    return rc < 0 ? rc : sqlite3_changes(st->db);
+}
+
 int store_event_append(store_t *st, int64_t agent_id, uint64_t seq, uint64_t now_ms,
                        const Firmfleet__DeviceEvent *ev)
 {

@@ -49,6 +49,13 @@ int store_event_insert(store_t *st, int64_t agent_id, uint64_t seq, uint64_t now
                        const Firmfleet__DeviceEvent *ev);
 int store_agent_in_seq(store_t *st, int64_t agent_id, uint64_t seq);
 
+/* Retention: deletes, of the max oldest event rows (by id, which grows with
+ * arrival), those received before before_ms. Dedupe does not need them: it
+ * goes by each agent's last_in_seq. One statement: its own transaction, or
+ * part of the caller's. The number deleted (0: nothing that old is left at
+ * the head) or <0. */
+int store_event_prune(store_t *st, uint64_t before_ms, int max);
+
 /* A device seen on the wire at a site: inserted with origin 'discovered' when
  * the inventory does not know its MAC; its vendor class and last_seen are
  * refreshed either way. vendor_class is printable (escaped by the caller).

@@ -126,6 +126,55 @@ int util_parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
+int util_parse_duration(const char *s, int64_t max_secs, int64_t *secs)
+{
+    int64_t total = 0;
+    const char *p = s;
+    if (p == NULL || *p == '\0')
+        return -EINVAL;
+    for (int parts = 0; *p != '\0'; parts++) {
+        if (parts >= 4 || *p < '0' || *p > '9')
+            return -EINVAL;
+        int64_t v = 0;
+        while (*p >= '0' && *p <= '9') {
+            v = v * 10 + (*p++ - '0');
+            if (v > max_secs)
+                return -EINVAL;
+        }
+        int64_t unit;
+        switch (*p) {
+        case '\0':
+            unit = parts == 0 ? 1 : -1; /* "90" is seconds, "1h30" is not */
+            break;
+        case 's':
+            unit = 1;
+            break;
+        case 'm':
+            unit = 60;
+            break;
+        case 'h':
+            unit = 3600;
+            break;
+        case 'd':
+            unit = 86400;
+            break;
+        default:
+            return -EINVAL;
+        }
+        if (unit < 0)
+            return -EINVAL;
+        if (*p != '\0')
+            p++;
+        total += v * unit;
+        if (total > max_secs)
+            return -EINVAL;
+    }
+    if (total < 1)
+        return -EINVAL;
+    *secs = total;
+    return 0;
+}
+
 int util_mkdir_p(const char *path, unsigned mode)
 {
     char buf[PATH_MAX];

@@ -732,6 +732,48 @@ static void test_events(void **state)
     assert_int_equal(store_event_list(fx->st, &bad4, &ev, fx->err, 512), -EINVAL);
 }
 
+/* Retention: the oldest rows go in bounded batches, the agent's position
+ * (what dedupe uses) stays. */
+static void test_event_prune(void **state)
+{
+    struct fx *fx = *state;
+    s_add_berlin(fx);
+    int64_t a1 = 0;
+    assert_int_equal(store_agent_enroll(fx->st, "u", "berlin", "berlin",
+                                        "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", &a1, fx->err,
+                                        512),
+                     0);
+    for (uint64_t seq = 1; seq <= 5; seq++) /* received_ms 2001 .. 2005 */
+        s_event(fx, a1, seq, "tftp.done", "00:00:00:00:00:01");
+    struct store_event_filter f = {0};
+    json_t *ev = NULL;
+    /* nothing received before 2001 */
+    assert_int_equal(store_event_prune(fx->st, 2001, 10), 0);
+    /* before 2003: seq 1 and 2 */
+    assert_int_equal(store_event_prune(fx->st, 2003, 10), 2);
+    assert_int_equal(store_event_prune(fx->st, 2003, 10), 0);
+    assert_int_equal(store_event_list(fx->st, &f, &ev, fx->err, 512), 0);
+    assert_int_equal(json_array_size(ev), 3);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(ev, 0), "seq")), 3);
+    json_decref(ev);
+    /* all due, at most 2 per call */
+    assert_int_equal(store_event_prune(fx->st, 9999, 2), 2);
+    assert_int_equal(store_event_prune(fx->st, 9999, 2), 1);
+    assert_int_equal(store_event_prune(fx->st, 9999, 2), 0);
+    assert_int_equal(store_event_list(fx->st, &f, &ev, fx->err, 512), 0);
+    assert_int_equal(json_array_size(ev), 0);
+    json_decref(ev);
+    /* the agent's position is untouched: a resend of seq 5 stays a duplicate */
+    struct store_agent_link l;
+    assert_int_equal(store_agent_link_get(fx->st, a1, &l), 1);
+    assert_true(l.last_in_seq == 5);
+    /* and new events go on from there */
+    s_event(fx, a1, 6, "tftp.done", "00:00:00:00:00:01");
+    assert_int_equal(store_event_list(fx->st, &f, &ev, fx->err, 512), 0);
+    assert_int_equal(json_array_size(ev), 1);
+    json_decref(ev);
+}
+
 /* ---- site services ---- */
 
 static int64_t s_gen(struct fx *fx, const char *site)
@@ -1536,6 +1578,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_enrollment, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_agents, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_events, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_event_prune, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_inside_caller_transaction, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_subnets, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_classes, s_setup, s_teardown),

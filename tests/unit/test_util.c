@@ -59,6 +59,33 @@ static void test_numbers(void **state)
     assert_int_equal(util_parse_size("99999999999999999999G", &s), -ERANGE);
 }
 
+static void test_duration(void **state)
+{
+    (void)state;
+    int64_t d = -1;
+    const int64_t year = 365LL * 86400;
+    assert_int_equal(util_parse_duration("90", year, &d), 0);
+    assert_true(d == 90);
+    assert_int_equal(util_parse_duration("90d", year, &d), 0);
+    assert_true(d == 90 * 86400);
+    assert_int_equal(util_parse_duration("1h30m", year, &d), 0);
+    assert_true(d == 5400);
+    assert_int_equal(util_parse_duration("1d2h3m4s", year, &d), 0);
+    assert_true(d == 86400 + 7200 + 180 + 4);
+    assert_int_equal(util_parse_duration("365d", year, &d), 0);
+    assert_true(d == year);
+    d = 7;
+    /* refused, and *secs untouched */
+    const char *bad[] = {"", "0", "0s", "366d", "1h30", "1x", "h", "-5", "1d1d1d1d1d", "5 m",
+                         "99999999999999999999", "1h-5m"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(util_parse_duration(bad[i], year, &d), -EINVAL);
+    assert_int_equal(util_parse_duration(NULL, year, &d), -EINVAL);
+    assert_true(d == 7);
+    assert_int_equal(util_parse_duration("61", 60, &d), -EINVAL);
+    assert_int_equal(util_parse_duration("1m1s", 60, &d), -EINVAL);
+}
+
 static void test_hex(void **state)
 {
     (void)state;
@@ -135,7 +162,7 @@ static void test_log_field(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mac_forms),   cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_mac_forms),   cmocka_unit_test(test_numbers), cmocka_unit_test(test_duration),
         cmocka_unit_test(test_hex),         cmocka_unit_test(test_atomic_write),
         cmocka_unit_test(test_log_quote),   cmocka_unit_test(test_log_field),
     };
