@@ -4,7 +4,9 @@
  * exemption, serials and version skips, per-site concurrency, the whole
  * path offered -> downloading -> installed -> verifying -> succeeded|failed,
  * the verify timeout, cancel and re-sent assignments, a bad profile and a
- * bad window, the SIP NOTIFY with its device.restart event, and the state
+ * bad window, the SIP NOTIFY with its device.restart event, NOTIFYs
+ * deferred while the sender's table is full (more devices than
+ * SIPN_MAX_PENDING, a real UDP phone on 127.0.0.1), and the state
  * surviving a restart of the agent. Every transition's event is counted:
  * once per transition, never per packet or per tick. */
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 #include <cmocka.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,7 @@
 #include "journal.h"
 #include "log.h"
 #include "provision.h"
+#include "sipnotify.h"
 #include "util.h"
 #include "window.h"
 
@@ -152,9 +156,13 @@ static void s_config(struct fx *f, const struct devspec *ds, size_t n, int bad_p
     sc.site = "berlin";
     sc.tz = TZ;
     sc.generation = ++f->gen;
-    Firmfleet__DeviceRef refs[4], *rp[4];
-    Firmfleet__Serials ser[4];
-    char macs[4][18];
+    /* sized by n: the deferral test configures more devices than the
+     * NOTIFY table holds (the agent keeps a packed copy of the whole) */
+    Firmfleet__DeviceRef *refs = calloc(n ? n : 1, sizeof *refs),
+                         **rp = calloc(n ? n : 1, sizeof *rp);
+    Firmfleet__Serials *ser = calloc(n ? n : 1, sizeof *ser);
+    char(*macs)[18] = calloc(n ? n : 1, sizeof *macs);
+    assert_true(refs && rp && ser && macs);
     for (size_t i = 0; i < n; i++) {
         firmfleet__device_ref__init(&refs[i]);
         firmfleet__serials__init(&ser[i]);
@@ -180,8 +188,23 @@ static void s_config(struct fx *f, const struct devspec *ds, size_t n, int bad_p
     sc.profiles = bad_profile ? pp : pp + 1;
     sc.n_profiles = bad_profile ? 2 : 1;
     agent_on_site_config(f->a, &sc);
+    free(refs);
+    free(rp);
+    free(ser);
+    free(macs);
     assert_non_null(agent_config(f->a));
     assert_int_equal(agent_config(f->a)->generation, f->gen);
+}
+
+/* n generated devices at address ip, on version 1.0, MACs 02:00:00:5f:HH:LL
+ * (apart from M1..M4); macs and ds are the caller's, n entries each. */
+static void s_devices(size_t n, const char *ip, uint8_t (*macs)[6], struct devspec *ds)
+{
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t m[6] = {0x02, 0, 0, 0x5f, (uint8_t)(i >> 8), (uint8_t)i};
+        memcpy(macs[i], m, 6);
+        ds[i] = (struct devspec){macs[i], "1.0", "", ip};
+    }
 }
 
 struct asgspec {
@@ -657,6 +680,213 @@ static void test_spread_and_tz(void **state)
     s_turn(f);
 }
 
+/* The phone side of one NOTIFY: answers buf with 200 (its Via, Call-ID and
+ * CSeq echoed) and copies its Call-ID into cid. 0, or -1 when buf is not a
+ * NOTIFY with those headers. */
+static int s_sip_ok(int ph, const char *buf, const struct sockaddr_in *to, socklen_t tl, char *cid,
+                    size_t n)
+{
+    const char *h[3] = {strstr(buf, "\r\nVia: "), strstr(buf, "\r\nCall-ID: "),
+                        strstr(buf, "\r\nCSeq: ")};
+    int len[3];
+    if (strncmp(buf, "NOTIFY ", 7) != 0)
+        return -1;
+    for (int i = 0; i < 3; i++) {
+        const char *e = h[i] ? strstr(h[i] + 2, "\r\n") : NULL;
+        if (e == NULL)
+            return -1;
+        h[i] += 2;
+        len[i] = (int)(e - h[i]);
+    }
+    char resp[1024];
+    int k = snprintf(resp, sizeof resp, "SIP/2.0 200 OK\r\n%.*s\r\n%.*s\r\n%.*s\r\n\r\n", len[0],
+                     h[0], len[1], h[1], len[2], h[2]);
+    if (k < 0 || (size_t)k >= sizeof resp)
+        return -1;
+    sendto(ph, resp, (size_t)k, 0, (const struct sockaddr *)to, tl);
+    snprintf(cid, n, "%.*s", len[1] - 9, h[1] + 9); /* after "Call-ID: " */
+    return 0;
+}
+
+/* Per generated device (s_devices), from its events: device.restart ok=1
+ * and upgrade.offered; every device.restart ok=0 of anyone. */
+struct restarts {
+    size_t n;
+    int *ok, *offered;
+    int failed;
+};
+
+static int s_ev_restarts(void *arg, uint64_t seq, const uint8_t *payload, size_t len)
+{
+    (void)seq;
+    struct restarts *r = arg;
+    Firmfleet__DeviceEvent *ev = firmfleet__device_event__unpack(NULL, len, payload);
+    if (ev == NULL)
+        return 0;
+    uint8_t m[6];
+    size_t i = SIZE_MAX;
+    if (ev->mac && util_mac_parse(ev->mac, m) == 0 && m[0] == 0x02 && m[1] == 0 && m[2] == 0 &&
+        m[3] == 0x5f)
+        i = (size_t)m[4] << 8 | m[5];
+    if (strcmp(ev->kind, "device.restart") == 0) {
+        if (strncmp(ev->detail, "ok=1 status=200 ", 16) != 0)
+            r->failed++;
+        else if (i < r->n)
+            r->ok[i]++;
+    } else if (strcmp(ev->kind, "upgrade.offered") == 0 && i < r->n) {
+        r->offered[i]++;
+    }
+    firmfleet__device_event__free_unpacked(ev, NULL);
+    return 0;
+}
+
+/* More devices need their restart NOTIFY at once than the sender has slots
+ * (SIPN_MAX_PENDING in flight): the overflow is deferred, neither failed nor
+ * lost, and as the phone answers and slots free up, later ticks send every
+ * deferred NOTIFY, each device's exactly once. */
+static void test_restart_deferred(void **state)
+{
+    struct fx *f = *state;
+    enum { N = SIPN_MAX_PENDING + 44 };
+    int ph = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(ph >= 0);
+    int rcvbuf = 1 << 20; /* a burst of N NOTIFYs; drops are retransmitted anyway */
+    setsockopt(ph, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct sockaddr_in pa = {.sin_family = AF_INET};
+    pa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(ph, (struct sockaddr *)&pa, sizeof pa), 0);
+    socklen_t pl = sizeof pa;
+    getsockname(ph, (struct sockaddr *)&pa, &pl);
+    f->a->sip_port = ntohs(pa.sin_port);
+
+    static uint8_t macs[N][6];
+    static struct devspec ds[N];
+    s_devices(N, "127.0.0.1", macs, ds);
+    s_config(f, ds, N, 0);
+    f->a->clock_offset_s = f->in_window;
+
+    /* warnings go to a file until the phone is done: a deferred NOTIFY must
+     * not be reported as failed (no assert may fire while stderr is there) */
+    char logpath[128];
+    snprintf(logpath, sizeof logpath, "%s/warn.log", f->dir);
+    enum log_level level = log_get_level();
+    if (level > LOG_LEVEL_WARN)
+        log_set_level(LOG_LEVEL_WARN);
+    fflush(stderr);
+    int saved = dup(2), lf = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && lf >= 0);
+    dup2(lf, 2);
+    close(lf);
+
+    /* every Assignment offers at once: SIPN_MAX_PENDING NOTIFYs leave, the
+     * rest wait; ticks while nothing was answered send nothing more */
+    struct asgspec sp = {.rollout = 51};
+    int assign_bad = 0, not_offered = 0;
+    for (size_t i = 0; i < N; i++)
+        assign_bad += s_assign(f, macs[i], &sp) != 0;
+    for (size_t i = 0; i < N; i++)
+        not_offered += strcmp(s_state(f, macs[i]), "offered") != 0;
+    uint64_t sent0 = prov_restarts_sent(f->a), deferred0 = prov_restarts_deferred(f->a);
+    for (int i = 0; i < 3; i++)
+        prov_tick(f->a);
+    struct sipn_stats st0, st;
+    prov_sip_stats(f->a, &st0);
+    uint64_t sent1 = prov_restarts_sent(f->a), deferred1 = prov_restarts_deferred(f->a);
+
+    /* the phone answers whatever arrives; the agent's loop runs, with a
+     * tick every 10 turns, until every NOTIFY was answered (at most ~20 s:
+     * a loaded machine), or until 5 ticks in a row found nothing in flight
+     * (nothing more will be sent: the deferred ones were lost) */
+    static char seen[N][96];
+    size_t n_seen = 0;
+    int junk = 0, idle = 0;
+    memset(&st, 0, sizeof st);
+    for (int i = 0; i < 10000 && st.ok < N && idle < 5; i++) {
+        char buf[2048], cid[96];
+        struct sockaddr_in from;
+        socklen_t fl = sizeof from;
+        ssize_t n;
+        while ((n = recvfrom(ph, buf, sizeof buf - 1, MSG_DONTWAIT, (struct sockaddr *)&from,
+                             &fl)) > 0) {
+            buf[n] = '\0';
+            if (s_sip_ok(ph, buf, &from, fl, cid, sizeof cid) < 0) {
+                junk++;
+            } else {
+                size_t k = 0;
+                while (k < n_seen && strcmp(seen[k], cid) != 0)
+                    k++;
+                if (k == n_seen && n_seen < N)
+                    snprintf(seen[n_seen++], sizeof seen[0], "%s", cid);
+                else if (k == n_seen)
+                    junk++; /* more transactions than devices */
+            }
+            fl = sizeof from;
+        }
+        uv_run(&f->a->loop, UV_RUN_NOWAIT);
+        if (i % 10 == 0) {
+            prov_tick(f->a);
+            prov_sip_stats(f->a, &st);
+            idle = st.ok + st.failed == st.sent ? idle + 1 : 0;
+        }
+        if (st.ok < N)
+            usleep(2000);
+    }
+    /* settled: more ticks send nothing */
+    for (int i = 0; i < 3; i++)
+        prov_tick(f->a);
+    uv_run(&f->a->loop, UV_RUN_NOWAIT);
+    struct sipn_stats st2;
+    prov_sip_stats(f->a, &st2);
+    s_turn(f);
+
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    log_set_level(level);
+    close(ph);
+    FILE *fp = fopen(logpath, "r");
+    assert_non_null(fp);
+    char line[1024];
+    int failed_lines = 0;
+    while (fgets(line, sizeof line, fp) != NULL)
+        if (strstr(line, "restart_failed") != NULL || strstr(line, "level=error") != NULL) {
+            if (failed_lines++ < 3)
+                fputs(line, stdout);
+        }
+    fclose(fp);
+
+    assert_int_equal(assign_bad, 0);
+    assert_int_equal(not_offered, 0);
+    assert_int_equal(sent0, SIPN_MAX_PENDING);
+    assert_int_equal(deferred0, N - SIPN_MAX_PENDING);
+    assert_int_equal(sent1, SIPN_MAX_PENDING);
+    assert_int_equal(deferred1, N - SIPN_MAX_PENDING);
+    assert_int_equal(st0.sent, SIPN_MAX_PENDING);
+    assert_int_equal(failed_lines, 0);
+    /* all answered, each device once: N transactions on the wire, one
+     * successful device.restart per device, no failed one */
+    assert_int_equal(st.ok, N);
+    assert_int_equal(st.sent, N);
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(st.timeouts, 0);
+    assert_int_equal(st2.sent, N);
+    assert_int_equal(junk, 0);
+    assert_int_equal(n_seen, N);
+    assert_int_equal(prov_restarts_sent(f->a), N);
+    assert_int_equal(prov_restarts_deferred(f->a), N - SIPN_MAX_PENDING);
+    static int ok[N], offered[N];
+    memset(ok, 0, sizeof ok);
+    memset(offered, 0, sizeof offered);
+    struct restarts r = {.n = N, .ok = ok, .offered = offered};
+    journal_iter_from(f->a->jr, 1, journal_last_seq(f->a->jr), 100000, s_ev_restarts, &r);
+    assert_int_equal(r.failed, 0);
+    for (size_t i = 0; i < N; i++) {
+        if (ok[i] != 1 || offered[i] != 1)
+            fail_msg("device %zu: %d successful restarts, %d offers (want 1 and 1)", i, ok[i],
+                     offered[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -666,6 +896,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrency_cancel_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_spread_and_tz, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_no_version, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_deferred, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
