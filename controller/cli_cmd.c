@@ -155,6 +155,9 @@ static int s_output(struct run *r, json_t *doc)
         cli_render_human(stdout, r->a->cmd->noun, r->a->cmd->verb, doc);
     if (fflush(stdout) != 0 || ferror(stdout))
         return s_fail(r, "cannot write output: %s", strerror(errno));
+    /* beside the output, not in it: profile show's text stays pipeable */
+    if (!r->a->json)
+        cli_render_note(stderr, r->a->cmd->noun, r->a->cmd->verb, doc);
     return 0;
 }
 

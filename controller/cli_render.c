@@ -554,10 +554,9 @@ void cli_fmt_when(const json_t *v, char *out, size_t n)
 }
 
 static const struct col c_profile_list[] = {
-    {"NAME", "name", F_STR},
-    {"PRIORITY", "priority", F_INT},
-    {"SOURCE", "source", F_STR},
-    {"DESCRIPTION", "description", F_STR},
+    {"NAME", "name", F_STR},     {"PRIORITY", "priority", F_INT},
+    {"SOURCE", "source", F_STR}, {"SIGNED", "signed", F_BOOL},
+    {"KEY", "key_id", F_STR},    {"DESCRIPTION", "description", F_STR},
 };
 static const struct col c_rollout_list[] = {
     {"ID", "id", F_INT},           {"NAME", "name", F_STR},
@@ -746,6 +745,15 @@ static void s_render_rollout(FILE *f, const char *verb, const json_t *doc)
     free(name);
 }
 
+/* The cleaned key id of a signed profile document ("?" when it names none),
+ * malloc'd; NULL when it is not signed. */
+static char *s_profile_key(const json_t *doc)
+{
+    if (!json_is_true(json_object_get(doc, "signed")))
+        return NULL;
+    return s_clean(s_or(json_string_value(json_object_get(doc, "key_id")), "?"));
+}
+
 static void s_render_profile(FILE *f, const char *verb, const json_t *doc)
 {
     char *name = s_clean(s_or(json_string_value(json_object_get(doc, "name")), "?"));
@@ -763,9 +771,11 @@ static void s_render_profile(FILE *f, const char *verb, const json_t *doc)
             cli_render_json(f, doc);
         }
     } else if (strcmp(verb, "add") == 0) {
-        fprintf(f, "%s profile %s\n",
+        char *id = s_profile_key(doc);
+        fprintf(f, "%s profile %s%s%s%s\n",
                 json_is_true(json_object_get(doc, "replaced")) ? "replaced" : "added",
-                name ? name : "?");
+                name ? name : "?", id ? " (signed by key " : "", id ? id : "", id ? ")" : "");
+        free(id);
     } else {
         fprintf(f, "removed profile %s\n", name ? name : "?");
     }
@@ -857,6 +867,19 @@ void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t 
     } else {
         cli_render_json(f, doc);
     }
+}
+
+void cli_render_note(FILE *f, const char *noun, const char *verb, const json_t *doc)
+{
+    if (strcmp(noun, "profile") != 0 || strcmp(verb, "show") != 0 ||
+        !json_is_boolean(json_object_get(doc, "signed")))
+        return; /* a controller from before signed profiles says nothing */
+    char *name = s_clean(s_or(json_string_value(json_object_get(doc, "name")), "?"));
+    char *id = s_profile_key(doc);
+    fprintf(f, "profile %s: %s%s\n", name ? name : "?", id ? "signed by key " : "unsigned",
+            id ? id : "");
+    free(id);
+    free(name);
 }
 
 void cli_render_event_line(FILE *f, const json_t *ev)

@@ -15,6 +15,12 @@ int cli_render_json(FILE *f, const json_t *doc);
 /* Human output of the result of NOUN VERB (see cli_render.c for the tables). */
 void cli_render_human(FILE *f, const char *noun, const char *verb, const json_t *doc);
 
+/* The line that goes beside the human output of NOUN VERB (the CLI writes
+ * it to stderr), or nothing. profile show prints the profile's text alone,
+ * so that it can be piped; whether that text is signed, and by which key,
+ * is said here: "profile NAME: signed by key ID" or "profile NAME: unsigned". */
+void cli_render_note(FILE *f, const char *noun, const char *verb, const json_t *doc);
+
 /* One event (an element of event list) as one line for event list --follow:
  * id, time, agent, kind, mac, detail, two spaces apart (fields are cleaned
  * of control characters, so an event is always exactly one line). */

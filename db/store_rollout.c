@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sign.h"
 #include "store_int.h"
 #include "store_inv.h"
 #include "util.h"
@@ -208,11 +209,31 @@ int store_profile_put(store_t *st, const char *user, const struct store_profile_
     return rc;
 }
 
+/* Adds what o's profile carries of a signature (migration 8): "signed"
+ * always, and when signed "signer" (the public key, hex) and "key_id" (its
+ * first SIGN_ID_HEX digits, as logs and events show keys). Only signed
+ * profiles get the key fields, as firmware files do. 0 or -ENOMEM. */
+static int s_profile_sig(json_t *o, const char *sig, const char *signer)
+{
+    int is = sig[0] != '\0';
+    if (o == NULL || json_object_set_new(o, "signed", json_boolean(is)) < 0)
+        return -ENOMEM;
+    if (!is || signer[0] == '\0')
+        return 0;
+    char id[SIGN_ID_HEX + 1];
+    snprintf(id, sizeof id, "%s", signer);
+    if (json_object_set_new(o, "signer", s_jstr(signer)) < 0 ||
+        json_object_set_new(o, "key_id", s_jstr(id)) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
 int store_profile_list(store_t *st, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    sqlite3_stmt *q = sql_cached(st->cache, "SELECT name, description, source, priority FROM"
-                                            " profiles ORDER BY priority, name");
+    sqlite3_stmt *q = sql_cached(st->cache, "SELECT name, description, source, priority,"
+                                            " signature, signer FROM profiles"
+                                            " ORDER BY priority, name");
     if (q == NULL)
         return s_dberr(st, err, errlen);
     json_t *arr = json_array();
@@ -221,8 +242,12 @@ int store_profile_list(store_t *st, json_t **out, char *err, size_t errlen)
         json_t *o = json_pack("{s:o, s:o, s:o, s:I}", "name", s_jstr(s_text(q, 0)), "description",
                               s_jstr(s_text(q, 1)), "source", s_jstr(s_text(q, 2)), "priority",
                               (json_int_t)sqlite3_column_int64(q, 3));
-        if (o == NULL || json_array_append_new(arr, o) < 0)
+        if (s_profile_sig(o, s_text(q, 4), s_text(q, 5)) < 0) {
+            json_decref(o);
             rc = -ENOMEM;
+        } else if (json_array_append_new(arr, o) < 0) {
+            rc = -ENOMEM;
+        }
     }
     sql_release(st->cache, q);
     if (rc == 0 && (*out = json_pack("{s:o}", "profiles", arr)) != NULL)
@@ -234,8 +259,9 @@ int store_profile_list(store_t *st, json_t **out, char *err, size_t errlen)
 int store_profile_show(store_t *st, const char *name, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    sqlite3_stmt *q = sql_cached(st->cache, "SELECT name, description, source, priority, added_at,"
-                                            " json FROM profiles WHERE name = ?1");
+    sqlite3_stmt *q =
+        sql_cached(st->cache, "SELECT name, description, source, priority, added_at,"
+                              " json, signature, signer FROM profiles WHERE name = ?1");
     if (q == NULL)
         return s_dberr(st, err, errlen);
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
@@ -245,6 +271,10 @@ int store_profile_show(store_t *st, const char *name, json_t **out, char *err, s
                          "description", s_jstr(s_text(q, 1)), "source", s_jstr(s_text(q, 2)),
                          "priority", (json_int_t)sqlite3_column_int64(q, 3), "added_at",
                          (json_int_t)sqlite3_column_int64(q, 4), "json", s_jstr(s_text(q, 5)));
+        if (s_profile_sig(*out, s_text(q, 6), s_text(q, 7)) < 0) {
+            json_decref(*out);
+            *out = NULL;
+        }
         if (*out == NULL) {
             util_errf(err, errlen, "out of memory");
             rc = -ENOMEM;

@@ -65,9 +65,12 @@ struct store_profile_in {
  * ids to site_ids (may be NULL). user NULL: no audit row (start-up load). */
 int store_profile_put(store_t *st, const char *user, const struct store_profile_in *p, int *changed,
                       json_t *site_ids, char *err, size_t errlen);
-/* {"profiles":[{name, description, source, priority}]} ordered by priority, name. */
+/* {"profiles":[{name, description, source, priority, signed}]} ordered by
+ * priority, name; a signed profile also has signer (public key, 64 hex) and
+ * key_id (its first 16 hex digits). */
 int store_profile_list(store_t *st, json_t **out, char *err, size_t errlen);
-/* {name, description, source, priority, added_at, json}. */
+/* {name, description, source, priority, added_at, json, signed} (+ signer,
+ * key_id when signed, as in the list). */
 int store_profile_show(store_t *st, const char *name, json_t **out, char *err, size_t errlen);
 /* Removes it unless an unfinished rollout uses it or a device is pinned to
  * it (-EBUSY); bumps every site. */

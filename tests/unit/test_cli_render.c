@@ -2,7 +2,8 @@
  * canned controller documents: the progress bar (cli_bar) as a pure
  * function, the human `rollout status`, the plain watch line and the watch
  * frame (width, height, no escape bytes from data), the --devices file
- * reader (cli_devices_parse).
+ * reader (cli_devices_parse), and signed and unsigned profiles in profile
+ * list, show (its note) and add.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,6 +63,18 @@ static char *s_render(const char *noun, const char *verb, const json_t *doc)
     FILE *f = open_memstream(&buf, &len);
     assert_non_null(f);
     cli_render_human(f, noun, verb, doc);
+    fclose(f);
+    return buf;
+}
+
+/* What cli_render_note printed ("" for nothing), malloc'd. */
+static char *s_note(const char *noun, const char *verb, const json_t *doc)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    cli_render_note(f, noun, verb, doc);
     fclose(f);
     return buf;
 }
@@ -207,16 +220,53 @@ static void test_lists_and_writes(void **state)
                              "2026-11-21 10:00:00  -\n");
     free(out);
     json_decref(doc);
-    doc = s_load("{\"profiles\":[{\"name\":\"cisco-79xx\",\"description\":\"Cisco 7940\","
-                 "\"source\":\"builtin\",\"priority\":100}]}");
+    /* signed or not: a column each for the fact and the key's id */
+    doc = s_load(
+        "{\"profiles\":[{\"name\":\"cisco-79xx\",\"description\":\"Cisco 7940\","
+        "\"source\":\"builtin\",\"priority\":100,\"signed\":false},"
+        "{\"name\":\"yealink\",\"description\":\"Yealink T4x\",\"source\":\"operator\","
+        "\"priority\":100,\"signed\":true,\"key_id\":\"0123456789abcdef\","
+        "\"signer\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}]}");
     out = s_render("profile", "list", doc);
-    assert_string_equal(out, "NAME        PRIORITY  SOURCE   DESCRIPTION\n"
-                             "cisco-79xx  100       builtin  Cisco 7940\n");
+    assert_string_equal(out,
+                        "NAME        PRIORITY  SOURCE    SIGNED  KEY               DESCRIPTION\n"
+                        "cisco-79xx  100       builtin   no      -                 Cisco 7940\n"
+                        "yealink     100       operator  yes     0123456789abcdef  Yealink T4x\n");
     free(out);
     json_decref(doc);
-    doc = s_load("{\"name\":\"p\",\"json\":\"{\\n  \\\"name\\\": \\\"p\\\"\\n}\"}");
+    /* show: the text alone (it is piped into files and jq); signed or not
+     * is the note beside it */
+    doc = s_load("{\"name\":\"p\",\"json\":\"{\\n  \\\"name\\\": \\\"p\\\"\\n}\","
+                 "\"signed\":false}");
     out = s_render("profile", "show", doc);
     assert_string_equal(out, "{\n  \"name\": \"p\"\n}\n");
+    free(out);
+    out = s_note("profile", "show", doc);
+    assert_string_equal(out, "profile p: unsigned\n");
+    free(out);
+    json_decref(doc);
+    doc = s_load("{\"name\":\"p\",\"json\":\"{\\n  \\\"name\\\": \\\"p\\\"\\n}\","
+                 "\"signed\":true,\"key_id\":\"0123456789abcdef\"}");
+    out = s_render("profile", "show", doc);
+    assert_string_equal(out, "{\n  \"name\": \"p\"\n}\n");
+    free(out);
+    out = s_note("profile", "show", doc);
+    assert_string_equal(out, "profile p: signed by key 0123456789abcdef\n");
+    free(out);
+    out = s_render("profile", "add", doc);
+    assert_string_equal(out, "added profile p (signed by key 0123456789abcdef)\n");
+    free(out);
+    out = s_note("profile", "list", doc); /* only show has a note */
+    assert_string_equal(out, "");
+    free(out);
+    json_decref(doc);
+    /* a controller from before signed profiles: no note, no claim */
+    doc = s_load("{\"name\":\"p\",\"json\":\"{}\"}");
+    out = s_note("profile", "show", doc);
+    assert_string_equal(out, "");
+    free(out);
+    out = s_render("profile", "add", doc);
+    assert_string_equal(out, "added profile p\n");
     free(out);
     json_decref(doc);
     doc = s_load("{\"name\":\"r1\",\"state\":\"paused\"}");

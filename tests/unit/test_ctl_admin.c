@@ -3,7 +3,8 @@
  * link replaced by recording stubs. Checks that bad frames and bad requests
  * get error responses (never a crash), that requests queued by several
  * clients are all answered in one call, the enrollment credential format,
- * uploads, and that the link hears about site changes and revocations.
+ * uploads, that profile list and show tell signed profiles from unsigned
+ * ones, and that the link hears about site changes and revocations.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include "ctl_link.h"
 #include "hash.h"
 #include "log.h"
+#include "sign.h"
 #include "store_inv.h"
 #include "util.h"
 #include "wire.h"
@@ -645,6 +647,85 @@ static void test_rollout_verbs(void **state)
     json_decref(ev);
 }
 
+/* The profile called `name` in a profile list document, or NULL. */
+static json_t *s_profile_in(json_t *list, const char *name)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(list, "profiles"), i, o)
+    {
+        if (strcmp(json_string_value(json_object_get(o, "name")), name) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* o shows a profile signed by the key id (NULL: unsigned, and then no key
+ * fields at all). */
+static void s_signed_as(const json_t *o, const char *id, const char *pkhex)
+{
+    assert_non_null(o);
+    assert_true(json_is_boolean(json_object_get(o, "signed")));
+    if (id == NULL) {
+        assert_true(json_is_false(json_object_get(o, "signed")));
+        assert_null(json_object_get(o, "key_id"));
+        assert_null(json_object_get(o, "signer"));
+        return;
+    }
+    assert_true(json_is_true(json_object_get(o, "signed")));
+    assert_string_equal(json_string_value(json_object_get(o, "key_id")), id);
+    assert_string_equal(json_string_value(json_object_get(o, "signer")), pkhex);
+}
+
+/* profile list and show tell a signed profile (migration 8's signature and
+ * signer) from an unsigned one: signed, and the signer's key id and public
+ * key for the signed one only; re-adding the text unsigned drops it. */
+static void test_profile_signed(void **state)
+{
+    struct fx *fx = *state;
+    const char *ps = "{\"name\": \"signed-p\", \"recognise\": [\"vendor-prefix:S\"]}";
+    const char *pu = "{\"name\": \"unsigned-p\", \"recognise\": [\"vendor-prefix:U\"]}";
+    uint8_t pk[SIGN_PK_LEN], sk[SIGN_SK_LEN], sig[SIGN_SIG_LEN];
+    assert_int_equal(sign_init(), 0);
+    assert_int_equal(sign_keypair(pk, sk), 0);
+    assert_int_equal(sign_profile(sk, ps, strlen(ps), sig), 0);
+    char sighex[SIGN_SIG_HEX + 1], pkhex[SIGN_PK_HEX + 1], id[SIGN_ID_HEX + 1];
+    util_hex(sig, sizeof sig, sighex);
+    util_hex(pk, sizeof pk, pkhex);
+    sign_key_id(pk, id);
+    char osig[16 + SIGN_SIG_HEX], osigner[16 + SIGN_PK_HEX];
+    snprintf(osig, sizeof osig, "signature=%s", sighex);
+    snprintf(osigner, sizeof osigner, "signer=%s", pkhex);
+
+    json_t *p = s_ok(s_call(fx, "profile", "add", NULL, A(osig, osigner), ps, strlen(ps)));
+    s_signed_as(p, id, pkhex);
+    json_decref(p);
+    p = s_ok(s_call(fx, "profile", "add", NULL, NULL, pu, strlen(pu)));
+    s_signed_as(p, NULL, NULL);
+    json_decref(p);
+
+    json_t *l = s_ok(s_call(fx, "profile", "list", NULL, NULL, NULL, 0));
+    s_signed_as(s_profile_in(l, "signed-p"), id, pkhex);
+    s_signed_as(s_profile_in(l, "unsigned-p"), NULL, NULL);
+    json_decref(l);
+    p = s_ok(s_call(fx, "profile", "show", A("signed-p"), NULL, NULL, 0));
+    s_signed_as(p, id, pkhex);
+    assert_string_equal(json_string_value(json_object_get(p, "json")), ps);
+    json_decref(p);
+    p = s_ok(s_call(fx, "profile", "show", A("unsigned-p"), NULL, NULL, 0));
+    s_signed_as(p, NULL, NULL);
+    json_decref(p);
+
+    /* the same text again, unsigned (--replace): no longer signed */
+    json_decref(s_ok(s_call(fx, "profile", "add", NULL, A("replace=1"), ps, strlen(ps))));
+    p = s_ok(s_call(fx, "profile", "show", A("signed-p"), NULL, NULL, 0));
+    s_signed_as(p, NULL, NULL);
+    json_decref(p);
+    l = s_ok(s_call(fx, "profile", "list", NULL, NULL, NULL, 0));
+    s_signed_as(s_profile_in(l, "signed-p"), NULL, NULL);
+    json_decref(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -656,6 +737,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_firmware_upload_and_add, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_site_services, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_rollout_verbs, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_profile_signed, s_setup, s_teardown),
     };
     log_set_level(LOG_LEVEL_ERROR);
     hash_init();
