@@ -12,14 +12,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "wire.h"
 
+static long s_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The first monitor event in want within ms in all (an absolute deadline: a
+ * peer that keeps the socket reconnecting, each try an event we do not want,
+ * must not keep the wait open), or 0. */
 static int s_events(void *mon, int want, int ms)
 {
     zmq_pollitem_t it = {mon, 0, ZMQ_POLLIN, 0};
-    while (zmq_poll(&it, 1, ms) > 0) {
+    long end = s_ms() + ms, left;
+    while ((left = end - s_ms()) > 0 && zmq_poll(&it, 1, left) > 0) {
         zmq_msg_t m;
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, mon, 0) < 0)
