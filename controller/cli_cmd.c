@@ -558,59 +558,6 @@ static int s_write_private(const char *path, const char *data, size_t len, int f
     return rc;
 }
 
-/* DURATION: "90s", "30m", "24h", "7d", "1h30m" or plain seconds, 1 s to
- * 365 days. 0 or -EINVAL. */
-static int s_parse_ttl(const char *s, int64_t *secs)
-{
-    int64_t total = 0;
-    const char *p = s;
-    if (*p == '\0')
-        return -EINVAL;
-    for (int parts = 0; *p != '\0'; parts++) {
-        if (parts >= 4 || *p < '0' || *p > '9')
-            return -EINVAL;
-        int64_t v = 0;
-        while (*p >= '0' && *p <= '9') {
-            v = v * 10 + (*p++ - '0');
-            if (v > 365LL * 86400)
-                return -EINVAL;
-        }
-        int64_t unit = 1;
-        switch (*p) {
-        case '\0':
-            unit = parts == 0 ? 1 : -1;
-            break;
-        case 's':
-            unit = 1;
-            p++;
-            break;
-        case 'm':
-            unit = 60;
-            p++;
-            break;
-        case 'h':
-            unit = 3600;
-            p++;
-            break;
-        case 'd':
-            unit = 86400;
-            p++;
-            break;
-        default:
-            return -EINVAL;
-        }
-        if (unit < 0)
-            return -EINVAL;
-        total += v * unit;
-        if (total > 365LL * 86400)
-            return -EINVAL;
-    }
-    if (total < 1)
-        return -EINVAL;
-    *secs = total;
-    return 0;
-}
-
 static int s_agent_enroll(struct run *r)
 {
     const struct cli_args *a = r->a;
@@ -621,7 +568,7 @@ static int s_agent_enroll(struct run *r)
     char ttls[24] = "";
     if (ttl != NULL) {
         int64_t secs = 0;
-        if (s_parse_ttl(ttl, &secs) < 0)
+        if (util_parse_duration(ttl, 365LL * 86400, &secs) < 0)
             return s_fail(r, "invalid --ttl '%s' (e.g. 90s, 30m, 24h, 7d; 1 second to 365 days)",
                           ttl);
         snprintf(ttls, sizeof ttls, "%lld", (long long)secs);

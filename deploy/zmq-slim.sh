@@ -21,6 +21,12 @@
 set -eu
 
 PREFIX=${1:-${FF_ZMQ_SLIM_DIR:-/opt/firmfleet-deps/libzmq-slim}}
+# one build at a time (two build directories' `make` may both get here): the
+# second waits for the first, then finds it built
+mkdir -p "$(dirname "$PREFIX")"
+if [ -z "${FF_ZMQ_SLIM_LOCKED:-}" ] && command -v flock >/dev/null; then
+  FF_ZMQ_SLIM_LOCKED=1 exec flock "$(dirname "$PREFIX")/.zmq-slim.lock" sh "$0" "$PREFIX"
+fi
 VER=$(dpkg-query -W -f='${Version}' libzmq3-dev 2>/dev/null || true)
 [ -n "$VER" ] || { echo "zmq-slim: libzmq3-dev is not installed (make deps installs it)" >&2; exit 1; }
 if [ -s "$PREFIX/BUILT" ] && [ "$(cat "$PREFIX/BUILT")" = "zeromq3 $VER" ] && [ -f "$PREFIX/lib/libzmq.a" ]; then
