@@ -95,6 +95,7 @@ struct ctl_link {
     struct peer **touched;
     size_t n_touched, cap_touched;
     uint8_t *chunk;
+    struct ctl_link_frames frames;
 };
 
 int ctl_link_new(struct ctl *ctl, ctl_link_t **out)
@@ -765,10 +766,13 @@ void ctl_link_on_router(ctl_link_t *link)
             break;
         case FIRMFLEET__ENVELOPE__BODY_EVENT:
             s_touch(link, p); /* first: s_on_event relies on it (last_in_seq) */
+            link->frames.single++;
             s_on_event(link, p, env->seq, env->event);
             break;
         case FIRMFLEET__ENVELOPE__BODY_EVENT_BATCH:
             s_touch(link, p); /* first, as for a single event */
+            link->frames.batches++;
+            link->frames.batched_events += env->event_batch->n_events;
             s_on_batch(link, p, env->seq, env->event_batch);
             break;
         case FIRMFLEET__ENVELOPE__BODY_BACKUP:
@@ -940,6 +944,12 @@ uint64_t ctl_link_agent_bytes_sent(ctl_link_t *link, int64_t agent_id)
     if (agent_id <= 0 || (size_t)agent_id >= link->n_peers || link->peers[agent_id] == NULL)
         return 0;
     return link->peers[agent_id]->bytes_sent;
+}
+
+void ctl_link_frames(const ctl_link_t *link, struct ctl_link_frames *out)
+{
+    static const struct ctl_link_frames none;
+    *out = link != NULL ? link->frames : none;
 }
 
 void ctl_link_revoke(ctl_link_t *link, int64_t agent_id)

@@ -28,6 +28,13 @@ int ctl_link_tick(ctl_link_t *link);
 int ctl_link_agent_online(ctl_link_t *link, int64_t agent_id);
 /* Image bytes served to this agent since the controller started. */
 uint64_t ctl_link_agent_bytes_sent(ctl_link_t *link, int64_t agent_id);
+/* Event frames received from agents since start, by body: single
+ * DeviceEvents and EventBatches (with the events those carried); for the
+ * metrics, and to see the agents' batching on the wire. */
+struct ctl_link_frames {
+    uint64_t single, batches, batched_events;
+};
+void ctl_link_frames(const ctl_link_t *link, struct ctl_link_frames *out);
 /* Drops the agent's live connection state and tells it it is refused. */
 void ctl_link_revoke(ctl_link_t *link, int64_t agent_id);
 /* The site's configuration changed (devices, firmware): re-send SiteConfig to

@@ -250,6 +250,18 @@ int ctl_metrics_collect(ctl_metrics_t *m, metrics_t *out)
                       "Journaled messages toward agents not yet acknowledged by them.",
                       (double)sm.outbox_depth);
     }
+    struct ctl_link_frames fr;
+    ctl_link_frames(m->ctl->link, &fr);
+    metrics_family(out, "firmfleet_event_frames_total", METRICS_COUNTER,
+                   "Event frames received from agents since start, by body: one DeviceEvent "
+                   "(single) or an EventBatch (batch).");
+    struct metrics_label fl = {"body", "single"};
+    metrics_sample_u64(out, "firmfleet_event_frames_total", &fl, 1, fr.single);
+    fl.value = "batch";
+    metrics_sample_u64(out, "firmfleet_event_frames_total", &fl, 1, fr.batches);
+    metrics_counter(out, "firmfleet_batched_events_total",
+                    "Events that arrived inside EventBatch frames (duplicates included).",
+                    fr.batched_events);
     metrics_counter(out, "firmfleet_admin_requests_total",
                     "Admin socket dispatches (each serves every CLI request waiting).",
                     m->admin_requests);

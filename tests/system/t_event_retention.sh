@@ -3,6 +3,8 @@
 # the retention in bounded batches and logs it; the agents' positions stay,
 # so after a controller restart nothing pruned comes back and new events go
 # on from the right seq. Bad values are refused before anything starts.
+# The controller's metrics show the real agent's events arriving in
+# EventBatch frames (fewer frames than events).
 source "$(dirname "$0")/lib.sh"
 N=200
 
@@ -27,12 +29,22 @@ done
 check "the refusal says what is allowed" grep -q 'duration from 1s to 3650d' "$T/bad.err"
 
 # ---- events older than 3 s go; the position stays ----
-check "controller starts with --event-retention 3s" ctl_start --event-retention 3s
+CM=$(free_port)
+check "controller starts with --event-retention 3s" ctl_start --event-retention 3s --metrics "127.0.0.1:$CM"
 ff site add berlin --tz Europe/Berlin >/dev/null
 ff agent enroll --site berlin --out "$T/berlin.cred" >/dev/null
 agent_start berlin --synth-events $N --synth-rate 1000
 check "all $N events arrive" wait_until 30 stored berlin $N
 note "stored now: $(count_events berlin)"
+curl -sf "http://127.0.0.1:$CM/metrics" >"$T/c.prom"
+mval() { awk -v k="$1" '$1 == k { print $2 }' "$T/c.prom"; }
+single=$(mval 'firmfleet_event_frames_total{body="single"}')
+batches=$(mval 'firmfleet_event_frames_total{body="batch"}')
+batched=$(mval firmfleet_batched_events_total)
+note "event frames: $single single, $batches batches carrying $batched events"
+check "the agent's events came in EventBatch frames" test "${batches:-0}" -gt 0
+check "fewer frames than events ($N)" test $((${single:-0} + ${batches:-0})) -lt $N
+check "the batches carried at least the events not sent singly" test "${batched:-0}" -ge $((N - ${single:-0}))
 check "and are pruned once older than 3 s" wait_until 20 none_left berlin
 check "the controller logs what it pruned" grep -q 'msg=ctl.events_pruned rows=[0-9]* retention_s=3' "$T/ctl.log"
 check_eq "the agent's position stays at $N" "$N" "$(last_in berlin)"
