@@ -568,7 +568,7 @@ static int s_agent_enroll(struct run *r)
     char ttls[24] = "";
     if (ttl != NULL) {
         int64_t secs = 0;
-        if (util_parse_duration(ttl, 365LL * 86400, &secs) < 0)
+        if (util_parse_duration(ttl, 1, 365LL * 86400, &secs) < 0)
             return s_fail(r, "invalid --ttl '%s' (e.g. 90s, 30m, 24h, 7d; 1 second to 365 days)",
                           ttl);
         snprintf(ttls, sizeof ttls, "%lld", (long long)secs);

@@ -240,53 +240,7 @@ int64_t rollout_max_failures(const char *spec, int64_t total)
 
 int rollout_duration_parse(const char *s, int64_t *secs)
 {
-    if (s == NULL || *s == '\0')
-        return -EINVAL;
-    int64_t total = 0;
-    const char *p = s;
-    int units = 0;
-    while (*p) {
-        if (!isdigit((unsigned char)*p))
-            return -EINVAL;
-        int64_t v = 0;
-        while (isdigit((unsigned char)*p)) {
-            v = v * 10 + (*p++ - '0');
-            if (v > DURATION_MAX_S)
-                return -EINVAL;
-        }
-        int64_t mul;
-        switch (*p) {
-        case '\0':
-            mul = units ? -1 : 1;
-            break;
-        case 's':
-            mul = 1;
-            p++;
-            break;
-        case 'm':
-            mul = 60;
-            p++;
-            break;
-        case 'h':
-            mul = 3600;
-            p++;
-            break;
-        case 'd':
-            mul = 86400;
-            p++;
-            break;
-        default:
-            return -EINVAL;
-        }
-        if (mul < 0)
-            return -EINVAL; /* "1h30": a unit is needed after the first */
-        total += v * mul;
-        units++;
-        if (total > DURATION_MAX_S)
-            return -EINVAL;
-    }
-    *secs = total;
-    return 0;
+    return util_parse_duration(s, 0, DURATION_MAX_S, secs);
 }
 
 void rollout_duration_format(int64_t secs, char *out, size_t n)

@@ -348,7 +348,7 @@ int main(int argc, char **argv)
         case 'R':
             if (strcmp(optarg, "0") == 0) {
                 retention = 0;
-            } else if (util_parse_duration(optarg, EVENT_RETENTION_MAX_S, &retention) < 0) {
+            } else if (util_parse_duration(optarg, 1, EVENT_RETENTION_MAX_S, &retention) < 0) {
                 fprintf(stderr,
                         "firmfleetd: --event-retention must be 0 or a duration from 1s to 3650d "
                         "(e.g. 90d, 12h, 1h30m), got '%s'\n",

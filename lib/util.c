@@ -126,7 +126,7 @@ int util_parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
-int util_parse_duration(const char *s, int64_t max_secs, int64_t *secs)
+int util_parse_duration(const char *s, int64_t min_secs, int64_t max_secs, int64_t *secs)
 {
     int64_t total = 0;
     const char *p = s;
@@ -169,7 +169,7 @@ int util_parse_duration(const char *s, int64_t max_secs, int64_t *secs)
         if (total > max_secs)
             return -EINVAL;
     }
-    if (total < 1)
+    if (total < min_secs)
         return -EINVAL;
     *secs = total;
     return 0;

@@ -27,9 +27,9 @@ int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 /* Parses a size with optional K, M, G suffix (powers of 1024). */
 int util_parse_size(const char *s, uint64_t *out);
 /* Parses a duration: "90s", "30m", "24h", "7d", up to four parts as in
- * "1h30m", or plain seconds; at least 1 s and at most max_secs. 0 (*secs
- * set) or -EINVAL. */
-int util_parse_duration(const char *s, int64_t max_secs, int64_t *secs);
+ * "1h30m" (a unit after each but a lone number), or plain seconds; from
+ * min_secs to max_secs. 0 (*secs set) or -EINVAL. */
+int util_parse_duration(const char *s, int64_t min_secs, int64_t max_secs, int64_t *secs);
 
 /* mkdir -p with mode; 0 or -errno. */
 int util_mkdir_p(const char *path, unsigned mode);

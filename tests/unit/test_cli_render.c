@@ -55,28 +55,32 @@ static json_t *s_load(const char *text)
     return d;
 }
 
-/* What a renderer printed, as a malloc'd string. */
-static char *s_render(const char *noun, const char *verb, const json_t *doc)
+/* What a renderer (cli_render_human or cli_render_note) printed, malloc'd
+ * ("" for nothing). */
+static char *s_capture(void (*fn)(FILE *, const char *, const char *, const json_t *),
+                       const char *noun, const char *verb, const json_t *doc)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     assert_non_null(f);
-    cli_render_human(f, noun, verb, doc);
+    fn(f, noun, verb, doc);
     fclose(f);
     return buf;
 }
 
-/* What cli_render_note printed ("" for nothing), malloc'd. */
-static char *s_note(const char *noun, const char *verb, const json_t *doc)
+static char *s_render(const char *noun, const char *verb, const json_t *doc)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    cli_render_note(f, noun, verb, doc);
-    fclose(f);
-    return buf;
+    return s_capture(cli_render_human, noun, verb, doc);
+}
+
+/* Checks that the renderer printed exactly want. */
+static void s_expect(void (*fn)(FILE *, const char *, const char *, const json_t *),
+                     const char *noun, const char *verb, const json_t *doc, const char *want)
+{
+    char *out = s_capture(fn, noun, verb, doc);
+    assert_string_equal(out, want);
+    free(out);
 }
 
 static void s_tally(struct cli_tally *t, long long total, long long done, long long failed,
@@ -182,15 +186,13 @@ static void test_status_human(void **state)
 {
     (void)state;
     json_t *doc = s_load(s_status_doc);
-    char *out = s_render("rollout", "status", doc);
-    assert_string_equal(out, s_status_human);
-    free(out);
+    s_expect(cli_render_human, "rollout", "status", doc, s_status_human);
     /* --devices adds the device table */
     json_object_set_new(doc, "devices",
                         s_load("[{\"mac\":\"00:04:f2:00:00:01\",\"site\":\"berlin\",\"model\":"
                                "\"CP-7940G\",\"wave\":1,\"state\":\"succeeded\",\"reason\":\"\","
                                "\"updated_at\":1795255300000}]"));
-    out = s_render("rollout", "status", doc);
+    char *out = s_render("rollout", "status", doc);
     assert_non_null(strstr(out, "\nMAC                SITE    MODEL     WAVE  STATE      UPDATED"
                                 "              REASON\n00:04:f2:00:00:01  berlin  CP-7940G  1"
                                 "     succeeded  2026-11-21 10:01:40  -\n"));
@@ -213,12 +215,11 @@ static void test_lists_and_writes(void **state)
         s_load("{\"rollouts\":[{\"id\":1,\"name\":\"r1\",\"state\":\"running\","
                "\"reason\":\"\",\"firmware\":\"cisco/8.12.0\",\"profile\":\"cisco-79xx\","
                "\"total\":20,\"succeeded\":5,\"failed\":1,\"created_at\":1795255200000}]}");
-    char *out = s_render("rollout", "list", doc);
-    assert_string_equal(out, "ID  NAME  STATE    FIRMWARE      PROFILE     DONE  FAILED  CREATED"
-                             "              REASON\n"
-                             "1   r1    running  cisco/8.12.0  cisco-79xx  5/20  1       "
-                             "2026-11-21 10:00:00  -\n");
-    free(out);
+    s_expect(cli_render_human, "rollout", "list", doc,
+             "ID  NAME  STATE    FIRMWARE      PROFILE     DONE  FAILED  CREATED"
+             "              REASON\n"
+             "1   r1    running  cisco/8.12.0  cisco-79xx  5/20  1       "
+             "2026-11-21 10:00:00  -\n");
     json_decref(doc);
     /* signed or not: a column each for the fact and the key's id */
     doc = s_load(
@@ -227,68 +228,45 @@ static void test_lists_and_writes(void **state)
         "{\"name\":\"yealink\",\"description\":\"Yealink T4x\",\"source\":\"operator\","
         "\"priority\":100,\"signed\":true,\"key_id\":\"0123456789abcdef\","
         "\"signer\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}]}");
-    out = s_render("profile", "list", doc);
-    assert_string_equal(out,
-                        "NAME        PRIORITY  SOURCE    SIGNED  KEY               DESCRIPTION\n"
-                        "cisco-79xx  100       builtin   no      -                 Cisco 7940\n"
-                        "yealink     100       operator  yes     0123456789abcdef  Yealink T4x\n");
-    free(out);
+    s_expect(cli_render_human, "profile", "list", doc,
+             "NAME        PRIORITY  SOURCE    SIGNED  KEY               DESCRIPTION\n"
+             "cisco-79xx  100       builtin   no      -                 Cisco 7940\n"
+             "yealink     100       operator  yes     0123456789abcdef  Yealink T4x\n");
     json_decref(doc);
     /* show: the text alone (it is piped into files and jq); signed or not
      * is the note beside it */
     doc = s_load("{\"name\":\"p\",\"json\":\"{\\n  \\\"name\\\": \\\"p\\\"\\n}\","
                  "\"signed\":false}");
-    out = s_render("profile", "show", doc);
-    assert_string_equal(out, "{\n  \"name\": \"p\"\n}\n");
-    free(out);
-    out = s_note("profile", "show", doc);
-    assert_string_equal(out, "profile p: unsigned\n");
-    free(out);
+    s_expect(cli_render_human, "profile", "show", doc, "{\n  \"name\": \"p\"\n}\n");
+    s_expect(cli_render_note, "profile", "show", doc, "profile p: unsigned\n");
     json_decref(doc);
     doc = s_load("{\"name\":\"p\",\"json\":\"{\\n  \\\"name\\\": \\\"p\\\"\\n}\","
                  "\"signed\":true,\"key_id\":\"0123456789abcdef\"}");
-    out = s_render("profile", "show", doc);
-    assert_string_equal(out, "{\n  \"name\": \"p\"\n}\n");
-    free(out);
-    out = s_note("profile", "show", doc);
-    assert_string_equal(out, "profile p: signed by key 0123456789abcdef\n");
-    free(out);
-    out = s_render("profile", "add", doc);
-    assert_string_equal(out, "added profile p (signed by key 0123456789abcdef)\n");
-    free(out);
-    out = s_note("profile", "list", doc); /* only show has a note */
-    assert_string_equal(out, "");
-    free(out);
+    s_expect(cli_render_human, "profile", "show", doc, "{\n  \"name\": \"p\"\n}\n");
+    s_expect(cli_render_note, "profile", "show", doc,
+             "profile p: signed by key 0123456789abcdef\n");
+    s_expect(cli_render_human, "profile", "add", doc,
+             "added profile p (signed by key 0123456789abcdef)\n");
+    s_expect(cli_render_note, "profile", "list", doc, ""); /* only show has a note */
     json_decref(doc);
     /* a controller from before signed profiles: no note, no claim */
     doc = s_load("{\"name\":\"p\",\"json\":\"{}\"}");
-    out = s_note("profile", "show", doc);
-    assert_string_equal(out, "");
-    free(out);
-    out = s_render("profile", "add", doc);
-    assert_string_equal(out, "added profile p\n");
-    free(out);
+    s_expect(cli_render_note, "profile", "show", doc, "");
+    s_expect(cli_render_human, "profile", "add", doc, "added profile p\n");
     json_decref(doc);
     doc = s_load("{\"name\":\"r1\",\"state\":\"paused\"}");
-    out = s_render("rollout", "pause", doc);
-    assert_string_equal(out, "paused rollout r1 (now paused)\n");
-    free(out);
+    s_expect(cli_render_human, "rollout", "pause", doc, "paused rollout r1 (now paused)\n");
     json_decref(doc);
     doc = s_load("{\"rollout\":{\"name\":\"r1\",\"state\":\"created\",\"total\":20}}");
-    out = s_render("rollout", "create", doc);
-    assert_string_equal(out, "created rollout r1 for 20 devices (start it with 'firmfleet "
-                             "rollout start r1')\n");
-    free(out);
+    s_expect(cli_render_human, "rollout", "create", doc,
+             "created rollout r1 for 20 devices (start it with 'firmfleet "
+             "rollout start r1')\n");
     json_decref(doc);
     doc = s_load("{\"rollout\":{\"name\":\"r1\",\"state\":\"running\"},\"counts\":{}}");
-    out = s_render("rollout", "start", doc);
-    assert_string_equal(out, "started rollout r1 (now running)\n");
-    free(out);
+    s_expect(cli_render_human, "rollout", "start", doc, "started rollout r1 (now running)\n");
     json_decref(doc);
     doc = s_load("{\"name\":\"berlin\",\"window\":\"\"}");
-    out = s_render("site", "set", doc);
-    assert_string_equal(out, "updated site berlin (window any time)\n");
-    free(out);
+    s_expect(cli_render_human, "site", "set", doc, "updated site berlin (window any time)\n");
     json_decref(doc);
 }
 

@@ -64,26 +64,31 @@ static void test_duration(void **state)
     (void)state;
     int64_t d = -1;
     const int64_t year = 365LL * 86400;
-    assert_int_equal(util_parse_duration("90", year, &d), 0);
+    assert_int_equal(util_parse_duration("90", 1, year, &d), 0);
     assert_true(d == 90);
-    assert_int_equal(util_parse_duration("90d", year, &d), 0);
+    assert_int_equal(util_parse_duration("90d", 1, year, &d), 0);
     assert_true(d == 90 * 86400);
-    assert_int_equal(util_parse_duration("1h30m", year, &d), 0);
+    assert_int_equal(util_parse_duration("1h30m", 1, year, &d), 0);
     assert_true(d == 5400);
-    assert_int_equal(util_parse_duration("1d2h3m4s", year, &d), 0);
+    assert_int_equal(util_parse_duration("1d2h3m4s", 1, year, &d), 0);
     assert_true(d == 86400 + 7200 + 180 + 4);
-    assert_int_equal(util_parse_duration("365d", year, &d), 0);
+    assert_int_equal(util_parse_duration("365d", 1, year, &d), 0);
     assert_true(d == year);
     d = 7;
     /* refused, and *secs untouched */
     const char *bad[] = {"", "0", "0s", "366d", "1h30", "1x", "h", "-5", "1d1d1d1d1d", "5 m",
                          "99999999999999999999", "1h-5m"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(util_parse_duration(bad[i], year, &d), -EINVAL);
-    assert_int_equal(util_parse_duration(NULL, year, &d), -EINVAL);
+        assert_int_equal(util_parse_duration(bad[i], 1, year, &d), -EINVAL);
+    assert_int_equal(util_parse_duration(NULL, 1, year, &d), -EINVAL);
     assert_true(d == 7);
-    assert_int_equal(util_parse_duration("61", 60, &d), -EINVAL);
-    assert_int_equal(util_parse_duration("1m1s", 60, &d), -EINVAL);
+    assert_int_equal(util_parse_duration("61", 1, 60, &d), -EINVAL);
+    assert_int_equal(util_parse_duration("1m1s", 1, 60, &d), -EINVAL);
+    /* a zero minimum takes "0" and "0s" */
+    assert_int_equal(util_parse_duration("0", 0, 60, &d), 0);
+    assert_true(d == 0);
+    assert_int_equal(util_parse_duration("0s", 0, 60, &d), 0);
+    assert_true(d == 0);
 }
 
 static void test_hex(void **state)
