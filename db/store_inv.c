@@ -9,7 +9,9 @@
  *   - text that reaches an error message is sanitised (printable ASCII, cut
  *     at 64 bytes) so the message stays one line whatever the input was;
  *   - text from the database goes into JSON through s_jstr, which never
- *     fails on invalid UTF-8 (event details come from agents).
+ *     fails on invalid UTF-8 (event details come from agents);
+ *   - every list and show builds its objects from one column table per row
+ *     type (s_row), so a key reads its column the same way everywhere.
  * Statements are prepared per call: inventory commands are operator-paced.
  */
 #include "store_inv.h"
@@ -124,13 +126,6 @@ static json_t *s_jstr(const unsigned char *s)
     return j;
 }
 
-static json_t *s_jint_or_null(sqlite3_stmt *q, int col)
-{
-    if (sqlite3_column_type(q, col) == SQLITE_NULL)
-        return json_null();
-    return json_integer(sqlite3_column_int64(q, col));
-}
-
 /* Sets obj[key] = val; 0 or -ENOMEM (val NULL or insertion failed). */
 static int s_set(json_t *obj, const char *key, json_t *val)
 {
@@ -209,6 +204,22 @@ static int s_step_done(store_t *st, sqlite3_stmt *q, char *err, size_t errlen)
     return s_dberr(st, err, errlen);
 }
 
+/* Steps q (bound; finalized here) for the integer in column 0 of its first
+ * row, into *out when not NULL: 0, -ENOENT when there is no row (err
+ * untouched: the caller says what is missing) or -EIO. */
+static int s_step_int(store_t *st, sqlite3_stmt *q, int64_t *out, char *err, size_t errlen)
+{
+    int step = sqlite3_step(q), rc = 0;
+    if (step == SQLITE_ROW) {
+        if (out)
+            *out = sqlite3_column_int64(q, 0);
+    } else {
+        rc = step == SQLITE_DONE ? -ENOENT : s_dberr(st, err, errlen);
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
 static void s_bind_text(sqlite3_stmt *q, int i, const char *s)
 {
     sqlite3_bind_text(q, i, s ? s : "", -1, SQLITE_TRANSIENT);
@@ -225,6 +236,224 @@ static void s_bind_opt_text(sqlite3_stmt *q, int i, const char *s)
 static const char *s_user(const char *user)
 {
     return s_empty(user) ? "unknown" : user;
+}
+
+/* Writes that hand back the sites they touch: a fresh array for the site
+ * ids and the transaction, both or neither (on error *ids is NULL). */
+static int s_tx_begin_ids(store_t *st, int *savepoint, json_t **ids, char *err, size_t errlen)
+{
+    *ids = json_array();
+    if (*ids == NULL) {
+        util_errf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = s_tx_begin(st, savepoint, err, errlen);
+    if (rc < 0) {
+        json_decref(*ids);
+        *ids = NULL;
+    }
+    return rc;
+}
+
+/* Ends the transaction of s_tx_begin_ids: on commit *site_ids (may be
+ * NULL) gets ids. The caller's reference to ids is dropped either way. */
+static int s_tx_end_ids(store_t *st, int savepoint, int rc, json_t *ids, json_t **site_ids,
+                        char *err, size_t errlen)
+{
+    rc = s_tx_end(st, savepoint, rc, err, errlen);
+    if (rc == 0 && site_ids)
+        *site_ids = json_incref(ids);
+    json_decref(ids);
+    return rc;
+}
+
+/* Appends id to the array ids unless it is there already: 1 appended, 0
+ * there already, -ENOMEM. O(n) per id; a site count per write is small. */
+static int s_ids_add(json_t *ids, int64_t id)
+{
+    size_t n = json_array_size(ids);
+    for (size_t k = 0; k < n; k++)
+        if (json_integer_value(json_array_get(ids, k)) == id)
+            return 0;
+    return json_array_append_new(ids, json_integer(id)) < 0 ? -ENOMEM : 1;
+}
+
+/* Runs q (bound; finalized here) and adds the integer in column 0 of each
+ * row to ids (s_ids_add). */
+static int s_collect_ids(store_t *st, sqlite3_stmt *q, json_t *ids, char *err, size_t errlen)
+{
+    int rc = 0, step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+        if (s_ids_add(ids, sqlite3_column_int64(q, 0)) < 0) {
+            util_errf(err, errlen, "out of memory");
+            rc = -ENOMEM;
+            break;
+        }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = s_dberr(st, err, errlen);
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* ---- rows as JSON ----
+ * Every list and show turns a result row into an object through a table
+ * per row type: each key, in the order the object shows them, with the
+ * column it comes from and how that column becomes JSON. The table sits
+ * next to the SELECT whose columns it numbers. Rejected: one hand-written
+ * s_set chain per row type, where each new column meant choosing the NULL
+ * rule again by hand. */
+
+enum col_kind {
+    COL_INT,       /* integer; NULL reads as 0 */
+    COL_INT_NULL,  /* integer, or null */
+    COL_TEXT,      /* string through s_jstr; NULL reads as "" */
+    COL_TEXT_NULL, /* string, or null (the global scope of a class or template) */
+    COL_IS_SET,    /* true when the column is not NULL */
+    COL_COMMAS,    /* comma list as an array of strings (s_split_list) */
+    COL_WORDS,     /* space list as an array of strings */
+    COL_OPTIONS,   /* packed DHCP options; their specs are in the next column */
+    COL_RULES,     /* packed match rules; their specs are in the next column */
+    COL_HEX,       /* a blob as lowercase hex */
+    COL_ENROLL,    /* enrollment state: expiry here, time of use in the next column */
+};
+
+struct col {
+    const char *key;
+    enum col_kind kind;
+    int col;
+};
+
+struct row_type {
+    const struct col *cols;
+    size_t n;
+    /* NULL, or adds the keys whose presence depends on values (after the
+     * table's); 0 or -ENOMEM */
+    int (*more)(sqlite3_stmt *q, json_t *o);
+};
+
+#define N_COLS(c) (sizeof(c) / sizeof((c)[0]))
+
+static json_t *s_packed_json(sqlite3_stmt *q, int col, int rules);
+
+/* The agent's enrollment credential: pending (not yet used), used, expired
+ * (never used, too late now) or long-term (enrolled before single-use
+ * credentials: the credential's key is the agent's key). */
+static const char *s_enroll_state(sqlite3_stmt *q, int expires_col)
+{
+    int has_exp = sqlite3_column_type(q, expires_col) != SQLITE_NULL;
+    int used = sqlite3_column_type(q, expires_col + 1) != SQLITE_NULL;
+    return used                                                             ? "used"
+           : !has_exp                                                       ? "long-term"
+           : (uint64_t)sqlite3_column_int64(q, expires_col) < util_now_ms() ? "expired"
+                                                                            : "pending";
+}
+
+static json_t *s_hex_json(sqlite3_stmt *q, int col)
+{
+    const uint8_t *blob = sqlite3_column_blob(q, col);
+    size_t n = (size_t)sqlite3_column_bytes(q, col);
+    char *hex = malloc(2 * n + 1);
+    if (hex == NULL)
+        return NULL;
+    util_hex(blob ? blob : (const uint8_t *)"", n, hex);
+    json_t *j = json_stringn_nocheck(hex, 2 * n);
+    free(hex);
+    return j;
+}
+
+/* Column c->col of q's current row as c->kind says; NULL on ENOMEM. */
+static json_t *s_col_json(sqlite3_stmt *q, const struct col *c)
+{
+    int i = c->col;
+    switch (c->kind) {
+    case COL_INT:
+        return json_integer(sqlite3_column_int64(q, i));
+    case COL_INT_NULL:
+        if (sqlite3_column_type(q, i) == SQLITE_NULL)
+            return json_null();
+        return json_integer(sqlite3_column_int64(q, i));
+    case COL_TEXT:
+        return s_jstr(sqlite3_column_text(q, i));
+    case COL_TEXT_NULL:
+        if (sqlite3_column_type(q, i) == SQLITE_NULL)
+            return json_null();
+        return s_jstr(sqlite3_column_text(q, i));
+    case COL_IS_SET:
+        return json_boolean(sqlite3_column_type(q, i) != SQLITE_NULL);
+    case COL_COMMAS:
+        return s_split_list(sqlite3_column_text(q, i), ',');
+    case COL_WORDS:
+        return s_split_list(sqlite3_column_text(q, i), ' ');
+    case COL_OPTIONS:
+        return s_packed_json(q, i, 0);
+    case COL_RULES:
+        return s_packed_json(q, i, 1);
+    case COL_HEX:
+        return s_hex_json(q, i);
+    case COL_ENROLL:
+        return json_string(s_enroll_state(q, i));
+    }
+    return NULL;
+}
+
+/* A new object from q's current row as t says; NULL on ENOMEM. */
+static json_t *s_row(sqlite3_stmt *q, const struct row_type *t)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o != NULL && i < t->n; i++)
+        if (s_set(o, t->cols[i].key, s_col_json(q, &t->cols[i])) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    if (o != NULL && t->more != NULL && t->more(q, o) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
+}
+
+/* Runs q (bound; finalized here) and collects its rows as objects of type
+ * t into a new array *out. 0, -ENOMEM or -EIO, with the message. */
+static int s_collect(store_t *st, sqlite3_stmt *q, const struct row_type *t, json_t **out,
+                     char *err, size_t errlen)
+{
+    *out = NULL;
+    json_t *arr = json_array();
+    int step = SQLITE_ROW, rc = arr ? 0 : -ENOMEM;
+    while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
+        json_t *o = s_row(q, t);
+        if (o == NULL || json_array_append_new(arr, o) < 0)
+            rc = -ENOMEM;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = s_dberr(st, err, errlen);
+    else if (rc == -ENOMEM)
+        util_errf(err, errlen, "out of memory");
+    sqlite3_finalize(q);
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return 0;
+}
+
+/* s_collect for a query of one row: *out gets the first row, or -ENOENT
+ * with err untouched when there is none (the caller says what is missing). */
+static int s_collect_one(store_t *st, sqlite3_stmt *q, const struct row_type *t, json_t **out,
+                         char *err, size_t errlen)
+{
+    json_t *arr = NULL;
+    *out = NULL;
+    int rc = s_collect(st, q, t, &arr, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (json_array_size(arr) == 0)
+        rc = -ENOENT;
+    else
+        *out = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    return rc;
 }
 
 /* ---- validators ---- */
@@ -466,8 +695,14 @@ int store_audit_list(store_t *st, int64_t limit, json_t **out, char *err, size_t
     return store_audit_find(st, NULL, NULL, limit, out, err, errlen);
 }
 
-int store_audit_find(store_t *st, const char *user, const char *action, int64_t limit,
-                     json_t **out, char *err, size_t errlen)
+static const struct col s_audit_cols[] = {
+    {"id", COL_INT, 0},      {"time_ms", COL_INT, 1}, {"user", COL_TEXT, 2},
+    {"action", COL_TEXT, 3}, {"detail", COL_TEXT, 4},
+};
+static const struct row_type s_audit_row = {s_audit_cols, N_COLS(s_audit_cols), NULL};
+
+int store_audit_find(store_t *st, const char *user, const char *action, int64_t limit, json_t **out,
+                     char *err, size_t errlen)
 {
     *out = NULL;
     /* the action prefix: an exact match or the prefix followed by '.' */
@@ -483,32 +718,7 @@ int store_audit_find(store_t *st, const char *user, const char *action, int64_t 
         sqlite3_bind_text(q, 2, user, -1, SQLITE_TRANSIENT);
     if (action != NULL)
         sqlite3_bind_text(q, 3, action, -1, SQLITE_TRANSIENT);
-    json_t *arr = json_array();
-    int rc = arr ? 0 : -ENOMEM, step;
-    while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
-        json_t *o = json_object();
-        if (o == NULL || json_array_append_new(arr, o) < 0) {
-            rc = -ENOMEM;
-            break;
-        }
-        if (s_set(o, "id", json_integer(sqlite3_column_int64(q, 0))) ||
-            s_set(o, "time_ms", json_integer(sqlite3_column_int64(q, 1))) ||
-            s_set(o, "user", s_jstr(sqlite3_column_text(q, 2))) ||
-            s_set(o, "action", s_jstr(sqlite3_column_text(q, 3))) ||
-            s_set(o, "detail", s_jstr(sqlite3_column_text(q, 4))))
-            rc = -ENOMEM;
-    }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = s_dberr(st, err, errlen);
-    sqlite3_finalize(q);
-    if (rc < 0) {
-        if (rc == -ENOMEM)
-            util_errf(err, errlen, "out of memory");
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return 0;
+    return s_collect(st, q, &s_audit_row, out, err, errlen);
 }
 
 /* ---- sites ---- */
@@ -520,18 +730,9 @@ int store_site_id(store_t *st, const char *name, int64_t *id_out, char *err, siz
     if (q == NULL)
         return s_dberr(st, err, errlen);
     s_bind_text(q, 1, name);
-    int step = sqlite3_step(q), rc;
-    if (step == SQLITE_ROW) {
-        if (id_out)
-            *id_out = sqlite3_column_int64(q, 0);
-        rc = 0;
-    } else if (step == SQLITE_DONE) {
+    int rc = s_step_int(st, q, id_out, err, errlen);
+    if (rc == -ENOENT)
         util_errf(err, errlen, "unknown site '%s'", s_show(name, q1));
-        rc = -ENOENT;
-    } else {
-        rc = s_dberr(st, err, errlen);
-    }
-    sqlite3_finalize(q);
     return rc;
 }
 
@@ -589,62 +790,12 @@ int store_site_add(store_t *st, const char *user, const char *name, const char *
     " (SELECT count(*) FROM agent a WHERE a.site_id = s.id AND a.revoked_ms IS NULL), s.window"    \
     " FROM site s "
 
-static json_t *s_site_row(sqlite3_stmt *q)
-{
-    json_t *o = json_object();
-    if (o == NULL)
-        return NULL;
-    if (s_set(o, "id", json_integer(sqlite3_column_int64(q, 0))) ||
-        s_set(o, "name", s_jstr(sqlite3_column_text(q, 1))) ||
-        s_set(o, "tz", s_jstr(sqlite3_column_text(q, 2))) ||
-        s_set(o, "description", s_jstr(sqlite3_column_text(q, 3))) ||
-        s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 4))) ||
-        s_set(o, "generation", json_integer(sqlite3_column_int64(q, 5))) ||
-        s_set(o, "devices", json_integer(sqlite3_column_int64(q, 6))) ||
-        s_set(o, "agents", json_integer(sqlite3_column_int64(q, 7))) ||
-        s_set(o, "window", s_jstr(sqlite3_column_text(q, 8)))) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-/* Runs q (already bound) and collects rows through fn into an array. */
-static int s_collect(store_t *st, sqlite3_stmt *q, json_t *(*fn)(sqlite3_stmt *), json_t **out,
-                     char *err, size_t errlen)
-{
-    *out = NULL;
-    json_t *arr = json_array();
-    int step = SQLITE_ROW, rc = arr ? 0 : -ENOMEM;
-    while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
-        json_t *o = fn(q);
-        if (o == NULL || json_array_append_new(arr, o) < 0)
-            rc = -ENOMEM;
-    }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = s_dberr(st, err, errlen);
-    else if (rc == -ENOMEM)
-        util_errf(err, errlen, "out of memory");
-    sqlite3_finalize(q);
-    if (rc < 0) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return 0;
-}
-
-/* Takes the one element of a collected array, or -ENOENT with msg. */
-static int s_one(json_t *arr, json_t **out)
-{
-    if (json_array_size(arr) == 0) {
-        json_decref(arr);
-        return -ENOENT;
-    }
-    *out = json_incref(json_array_get(arr, 0));
-    json_decref(arr);
-    return 0;
-}
+static const struct col s_site_cols[] = {
+    {"id", COL_INT, 0},           {"name", COL_TEXT, 1},      {"tz", COL_TEXT, 2},
+    {"description", COL_TEXT, 3}, {"created_ms", COL_INT, 4}, {"generation", COL_INT, 5},
+    {"devices", COL_INT, 6},      {"agents", COL_INT, 7},     {"window", COL_TEXT, 8},
+};
+static const struct row_type s_site_row = {s_site_cols, N_COLS(s_site_cols), NULL};
 
 int store_site_list(store_t *st, json_t **out, char *err, size_t errlen)
 {
@@ -652,7 +803,7 @@ int store_site_list(store_t *st, json_t **out, char *err, size_t errlen)
     sqlite3_stmt *q = sql_prepare(st->db, SITE_SELECT "ORDER BY s.name");
     if (q == NULL)
         return s_dberr(st, err, errlen);
-    return s_collect(st, q, s_site_row, out, err, errlen);
+    return s_collect(st, q, &s_site_row, out, err, errlen);
 }
 
 int store_site_show(store_t *st, const char *name, json_t **out, char *err, size_t errlen)
@@ -663,11 +814,7 @@ int store_site_show(store_t *st, const char *name, json_t **out, char *err, size
     if (q == NULL)
         return s_dberr(st, err, errlen);
     s_bind_text(q, 1, name);
-    json_t *arr = NULL;
-    int rc = s_collect(st, q, s_site_row, &arr, err, errlen);
-    if (rc < 0)
-        return rc;
-    rc = s_one(arr, out);
+    int rc = s_collect_one(st, q, &s_site_row, out, err, errlen);
     if (rc == -ENOENT)
         util_errf(err, errlen, "unknown site '%s'", s_show(name, qs));
     return rc;
@@ -680,50 +827,24 @@ int store_site_show(store_t *st, const char *name, json_t **out, char *err, size
     " a.pubkey, a.cached, a.enroll_expires_ms, a.enroll_used_ms"                                   \
     " FROM agent a JOIN site s ON s.id = a.site_id "
 
-static json_t *s_agent_row_common(sqlite3_stmt *q, int with_key)
-{
-    json_t *o = json_object();
-    if (o == NULL)
-        return NULL;
-    if (s_set(o, "id", json_integer(sqlite3_column_int64(q, 0))) ||
-        s_set(o, "name", s_jstr(sqlite3_column_text(q, 1))) ||
-        s_set(o, "site", s_jstr(sqlite3_column_text(q, 2))) ||
-        s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 3))) ||
-        s_set(o, "revoked", json_boolean(sqlite3_column_type(q, 4) != SQLITE_NULL)) ||
-        s_set(o, "revoked_ms", s_jint_or_null(q, 4)) ||
-        s_set(o, "last_seen_ms", s_jint_or_null(q, 5)) ||
-        s_set(o, "version", s_jstr(sqlite3_column_text(q, 6))) ||
-        (with_key && s_set(o, "public_key", s_jstr(sqlite3_column_text(q, 7)))) ||
-        (with_key && s_set(o, "cached", s_split_list(sqlite3_column_text(q, 8), ' ')))) {
-        json_decref(o);
-        return NULL;
-    }
-    /* the enrollment credential: pending (not yet used), used, expired
-     * (never used, too late now) or long-term (enrolled before single-use
-     * credentials: the credential's key is the agent's key) */
-    int has_exp = sqlite3_column_type(q, 9) != SQLITE_NULL;
-    int used = sqlite3_column_type(q, 10) != SQLITE_NULL;
-    const char *state = used                                                   ? "used"
-                        : !has_exp                                             ? "long-term"
-                        : (uint64_t)sqlite3_column_int64(q, 9) < util_now_ms() ? "expired"
-                                                                               : "pending";
-    if (with_key && (s_set(o, "enrollment", json_string(state)) ||
-                     s_set(o, "enroll_expires_ms", s_jint_or_null(q, 9)) ||
-                     s_set(o, "enroll_used_ms", s_jint_or_null(q, 10)))) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static json_t *s_agent_row(sqlite3_stmt *q)
-{
-    return s_agent_row_common(q, 0);
-}
-static json_t *s_agent_row_key(sqlite3_stmt *q)
-{
-    return s_agent_row_common(q, 1);
-}
+/* The list shows the first 8 keys, a show all of them. */
+static const struct col s_agent_cols[] = {
+    {"id", COL_INT, 0},
+    {"name", COL_TEXT, 1},
+    {"site", COL_TEXT, 2},
+    {"created_ms", COL_INT, 3},
+    {"revoked", COL_IS_SET, 4},
+    {"revoked_ms", COL_INT_NULL, 4},
+    {"last_seen_ms", COL_INT_NULL, 5},
+    {"version", COL_TEXT, 6},
+    {"public_key", COL_TEXT, 7},
+    {"cached", COL_WORDS, 8},
+    {"enrollment", COL_ENROLL, 9},
+    {"enroll_expires_ms", COL_INT_NULL, 9},
+    {"enroll_used_ms", COL_INT_NULL, 10},
+};
+static const struct row_type s_agent_row = {s_agent_cols, 8, NULL};
+static const struct row_type s_agent_row_key = {s_agent_cols, N_COLS(s_agent_cols), NULL};
 
 int store_agent_enroll(store_t *st, const char *user, const char *name, const char *site,
                        const char *pubkey, int64_t *id_out, char *err, size_t errlen)
@@ -802,7 +923,7 @@ int store_agent_list(store_t *st, json_t **out, char *err, size_t errlen)
     sqlite3_stmt *q = sql_prepare(st->db, AGENT_SELECT "ORDER BY a.name");
     if (q == NULL)
         return s_dberr(st, err, errlen);
-    return s_collect(st, q, s_agent_row, out, err, errlen);
+    return s_collect(st, q, &s_agent_row, out, err, errlen);
 }
 
 /* Binds ?1 = name, ?2 = id (or NULL when the text is not a decimal). */
@@ -825,11 +946,7 @@ int store_agent_show(store_t *st, const char *name_or_id, json_t **out, char *er
     if (q == NULL)
         return s_dberr(st, err, errlen);
     s_bind_name_or_id(q, name_or_id);
-    json_t *arr = NULL;
-    int rc = s_collect(st, q, s_agent_row_key, &arr, err, errlen);
-    if (rc < 0)
-        return rc;
-    rc = s_one(arr, out);
+    int rc = s_collect_one(st, q, &s_agent_row_key, out, err, errlen);
     if (rc == -ENOENT)
         util_errf(err, errlen, "unknown agent '%s'", s_show(name_or_id, qs));
     return rc;
@@ -843,18 +960,9 @@ int store_agent_lookup(store_t *st, const char *name_or_id, int64_t *id_out, cha
     if (q == NULL)
         return s_dberr(st, err, errlen);
     s_bind_name_or_id(q, name_or_id);
-    int step = sqlite3_step(q), rc;
-    if (step == SQLITE_ROW) {
-        if (id_out)
-            *id_out = sqlite3_column_int64(q, 0);
-        rc = 0;
-    } else if (step == SQLITE_DONE) {
+    int rc = s_step_int(st, q, id_out, err, errlen);
+    if (rc == -ENOENT)
         util_errf(err, errlen, "unknown agent '%s'", s_show(name_or_id, qs));
-        rc = -ENOENT;
-    } else {
-        rc = s_dberr(st, err, errlen);
-    }
-    sqlite3_finalize(q);
     return rc;
 }
 
@@ -1227,16 +1335,13 @@ static int s_device_insert(store_t *st, const struct store_device_in *rows,
         if ((rc = s_step_done(st, qins, err, errlen)) < 0)
             break;
         /* remember the site once */
-        size_t k, ns = json_array_size(site_ids);
-        for (k = 0; k < ns; k++)
-            if (json_integer_value(json_array_get(site_ids, k)) == site_id)
-                break;
-        if (k == ns) {
-            if (json_array_append_new(site_ids, json_integer(site_id)) < 0) {
-                util_errf(err, errlen, "out of memory");
-                rc = -ENOMEM;
-                break;
-            }
+        int added = s_ids_add(site_ids, site_id);
+        if (added < 0) {
+            util_errf(err, errlen, "out of memory");
+            rc = -ENOMEM;
+            break;
+        }
+        if (added) {
             sqlite3_reset(qgen);
             sqlite3_bind_int64(qgen, 1, site_id);
             rc = s_step_done(st, qgen, err, errlen);
@@ -1258,16 +1363,10 @@ int store_device_add(store_t *st, const char *user, const struct store_device_in
     int rc = s_device_check(&row, &ok, err, errlen);
     if (rc < 0)
         return rc;
-    json_t *ids = json_array();
-    if (ids == NULL) {
-        util_errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
+    json_t *ids;
     int sp;
-    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
-        json_decref(ids);
+    if ((rc = s_tx_begin_ids(st, &sp, &ids, err, errlen)) < 0)
         return rc;
-    }
     rc = s_device_insert(st, &row, &ok, 1, "operator", ids, err, errlen);
     if (rc == 0) {
         char detail[1024], qm[160], qs[160];
@@ -1370,34 +1469,28 @@ int store_device_import(store_t *st, const char *user, const struct store_device
     " d.serial_firmware, d.serial_boot, d.profile"                                                 \
     " FROM device d JOIN site s ON s.id = d.site_id "
 
-static json_t *s_device_row(sqlite3_stmt *q)
-{
-    json_t *o = json_object();
-    if (o == NULL)
-        return NULL;
-    if (s_set(o, "id", json_integer(sqlite3_column_int64(q, 0))) ||
-        s_set(o, "mac", s_jstr(sqlite3_column_text(q, 1))) ||
-        s_set(o, "site", s_jstr(sqlite3_column_text(q, 2))) ||
-        s_set(o, "model", s_jstr(sqlite3_column_text(q, 3))) ||
-        s_set(o, "serial", s_jstr(sqlite3_column_text(q, 4))) ||
-        s_set(o, "tags", s_split_list(sqlite3_column_text(q, 5), ',')) ||
-        s_set(o, "vendor_class", s_jstr(sqlite3_column_text(q, 6))) ||
-        s_set(o, "current_version", s_jstr(sqlite3_column_text(q, 7))) ||
-        s_set(o, "origin", s_jstr(sqlite3_column_text(q, 8))) ||
-        s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 9))) ||
-        s_set(o, "last_seen_ms", s_jint_or_null(q, 10)) ||
-        s_set(o, "ip", s_jstr(sqlite3_column_text(q, 11))) ||
-        s_set(o, "class", s_jstr(sqlite3_column_text(q, 12))) ||
-        s_set(o, "version", s_jstr(sqlite3_column_text(q, 7))) ||
-        s_set(o, "serial_config", s_jstr(sqlite3_column_text(q, 13))) ||
-        s_set(o, "serial_firmware", s_jstr(sqlite3_column_text(q, 14))) ||
-        s_set(o, "serial_boot", s_jstr(sqlite3_column_text(q, 15))) ||
-        s_set(o, "profile", s_jstr(sqlite3_column_text(q, 16)))) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
+/* "version" repeats current_version under the name rollouts use. */
+static const struct col s_device_cols[] = {
+    {"id", COL_INT, 0},
+    {"mac", COL_TEXT, 1},
+    {"site", COL_TEXT, 2},
+    {"model", COL_TEXT, 3},
+    {"serial", COL_TEXT, 4},
+    {"tags", COL_COMMAS, 5},
+    {"vendor_class", COL_TEXT, 6},
+    {"current_version", COL_TEXT, 7},
+    {"origin", COL_TEXT, 8},
+    {"created_ms", COL_INT, 9},
+    {"last_seen_ms", COL_INT_NULL, 10},
+    {"ip", COL_TEXT, 11},
+    {"class", COL_TEXT, 12},
+    {"version", COL_TEXT, 7},
+    {"serial_config", COL_TEXT, 13},
+    {"serial_firmware", COL_TEXT, 14},
+    {"serial_boot", COL_TEXT, 15},
+    {"profile", COL_TEXT, 16},
+};
+static const struct row_type s_device_row = {s_device_cols, N_COLS(s_device_cols), NULL};
 
 int store_device_list(store_t *st, const struct store_device_filter *f, json_t **out, char *err,
                       size_t errlen)
@@ -1424,7 +1517,7 @@ int store_device_list(store_t *st, const struct store_device_filter *f, json_t *
     s_bind_opt_text(q, 3, f->after_site);
     s_bind_opt_text(q, 4, f->after_mac);
     sqlite3_bind_int64(q, 5, f->limit > 0 ? f->limit : -1);
-    return s_collect(st, q, s_device_row, out, err, errlen);
+    return s_collect(st, q, &s_device_row, out, err, errlen);
 }
 
 int store_device_show(store_t *st, const char *mac, json_t **out, char *err, size_t errlen)
@@ -1439,11 +1532,7 @@ int store_device_show(store_t *st, const char *mac, json_t **out, char *err, siz
     if (q == NULL)
         return s_dberr(st, err, errlen);
     s_bind_text(q, 1, canon);
-    json_t *arr = NULL;
-    int rc = s_collect(st, q, s_device_row, &arr, err, errlen);
-    if (rc < 0)
-        return rc;
-    rc = s_one(arr, out);
+    int rc = s_collect_one(st, q, &s_device_row, out, err, errlen);
     if (rc == -ENOENT)
         util_errf(err, errlen, "unknown device %s", canon);
     return rc;
@@ -1457,18 +1546,12 @@ int store_blob_get(store_t *st, const char *sha256, uint64_t *size, char *err, s
     if (q == NULL)
         return s_dberr(st, err, errlen);
     s_bind_text(q, 1, sha256);
-    int step = sqlite3_step(q), rc;
-    if (step == SQLITE_ROW) {
-        if (size)
-            *size = (uint64_t)sqlite3_column_int64(q, 0);
-        rc = 0;
-    } else if (step == SQLITE_DONE) {
+    int64_t have = 0;
+    int rc = s_step_int(st, q, &have, err, errlen);
+    if (rc == 0 && size)
+        *size = (uint64_t)have;
+    else if (rc == -ENOENT)
         util_errf(err, errlen, "blob %s is not in the image store", sha256);
-        rc = -ENOENT;
-    } else {
-        rc = s_dberr(st, err, errlen);
-    }
-    sqlite3_finalize(q);
     return rc;
 }
 
@@ -1597,16 +1680,10 @@ int store_firmware_add(store_t *st, const char *user, const struct store_fw_in *
     int rc = s_fw_validate(fw, err, errlen);
     if (rc < 0)
         return rc;
-    json_t *ids = json_array();
-    if (ids == NULL) {
-        util_errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
+    json_t *ids;
     int sp;
-    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
-        json_decref(ids);
+    if ((rc = s_tx_begin_ids(st, &sp, &ids, err, errlen)) < 0)
         return rc;
-    }
     rc = store_firmware_free(st, fw->vendor, fw->version, err, errlen);
     for (size_t i = 0; rc == 0 && i < fw->n_files; i++) {
         const struct store_fw_file *f = &fw->files[i];
@@ -1666,20 +1743,11 @@ int store_firmware_add(store_t *st, const char *user, const struct store_fw_in *
         sqlite3_stmt *q = sql_prepare(
             st->db, "SELECT DISTINCT d.site_id FROM device d JOIN firmware_model m"
                     " ON m.model = d.model WHERE m.firmware_id = ?1 ORDER BY d.site_id");
-        int step = SQLITE_DONE;
         if (q == NULL) {
             rc = s_dberr(st, err, errlen);
         } else {
             sqlite3_bind_int64(q, 1, id);
-            while ((step = sqlite3_step(q)) == SQLITE_ROW)
-                if (json_array_append_new(ids, json_integer(sqlite3_column_int64(q, 0))) < 0) {
-                    util_errf(err, errlen, "out of memory");
-                    rc = -ENOMEM;
-                    break;
-                }
-            if (rc == 0 && step != SQLITE_DONE)
-                rc = s_dberr(st, err, errlen);
-            sqlite3_finalize(q);
+            rc = s_collect_ids(st, q, ids, err, errlen);
         }
         q = rc == 0 ? sql_prepare(st->db,
                                   "UPDATE site SET generation = generation + 1 WHERE id IN"
@@ -1706,14 +1774,9 @@ int store_firmware_add(store_t *st, const char *user, const struct store_fw_in *
         if (store_audit(st, user, "firmware.add", detail) < 0)
             rc = s_dberr(st, err, errlen);
     }
-    rc = s_tx_end(st, sp, rc, err, errlen);
-    if (rc == 0) {
-        if (id_out)
-            *id_out = id;
-        if (site_ids)
-            *site_ids = json_incref(ids);
-    }
-    json_decref(ids);
+    rc = s_tx_end_ids(st, sp, rc, ids, site_ids, err, errlen);
+    if (rc == 0 && id_out)
+        *id_out = id;
     return rc;
 }
 
@@ -1742,29 +1805,18 @@ static json_t *s_fw_models(store_t *st, int64_t id)
     return arr;
 }
 
-static json_t *s_fw_row(sqlite3_stmt *q)
-{
-    json_t *o = json_object();
-    if (o == NULL)
-        return NULL;
-    if (s_set(o, "id", json_integer(sqlite3_column_int64(q, 0))) ||
-        s_set(o, "vendor", s_jstr(sqlite3_column_text(q, 1))) ||
-        s_set(o, "version", s_jstr(sqlite3_column_text(q, 2))) ||
-        s_set(o, "description", s_jstr(sqlite3_column_text(q, 3))) ||
-        s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 4))) ||
-        s_set(o, "file_count", json_integer(sqlite3_column_int64(q, 5))) ||
-        s_set(o, "total_size", json_integer(sqlite3_column_int64(q, 6)))) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
 #define FW_SELECT                                                                                  \
     "SELECT f.id, f.vendor, f.version, f.description, f.created_ms,"                               \
     " (SELECT count(*) FROM firmware_file x WHERE x.firmware_id = f.id),"                          \
     " (SELECT coalesce(sum(b.size), 0) FROM firmware_file x JOIN blob b ON b.sha256 = x.sha256"    \
     "  WHERE x.firmware_id = f.id) FROM firmware f "
+
+static const struct col s_fw_cols[] = {
+    {"id", COL_INT, 0},           {"vendor", COL_TEXT, 1},    {"version", COL_TEXT, 2},
+    {"description", COL_TEXT, 3}, {"created_ms", COL_INT, 4}, {"file_count", COL_INT, 5},
+    {"total_size", COL_INT, 6},
+};
+static const struct row_type s_fw_row = {s_fw_cols, N_COLS(s_fw_cols), NULL};
 
 /* Adds "models" to each firmware object of arr. */
 static int s_fw_add_models(store_t *st, json_t *arr, char *err, size_t errlen)
@@ -1791,7 +1843,7 @@ int store_firmware_list(store_t *st, json_t **out, char *err, size_t errlen)
     if (q == NULL)
         return s_dberr(st, err, errlen);
     json_t *arr = NULL;
-    int rc = s_collect(st, q, s_fw_row, &arr, err, errlen);
+    int rc = s_collect(st, q, &s_fw_row, &arr, err, errlen);
     if (rc == 0)
         rc = s_fw_add_models(st, arr, err, errlen);
     if (rc < 0) {
@@ -1802,26 +1854,24 @@ int store_firmware_list(store_t *st, json_t **out, char *err, size_t errlen)
     return 0;
 }
 
-static json_t *s_fw_file_row(sqlite3_stmt *q)
+/* "signed" and "signer" (columns 3 and 4) only when signed: what unsigned
+ * firmware shows is as before. */
+static int s_fw_file_signed(sqlite3_stmt *q, json_t *o)
 {
-    json_t *o = json_object();
-    if (o == NULL)
-        return NULL;
-    if (s_set(o, "name", s_jstr(sqlite3_column_text(q, 0))) ||
-        s_set(o, "sha256", s_jstr(sqlite3_column_text(q, 1))) ||
-        s_set(o, "size", json_integer(sqlite3_column_int64(q, 2)))) {
-        json_decref(o);
-        return NULL;
-    }
-    /* only when signed: what unsigned firmware shows is as before */
     const unsigned char *sig = sqlite3_column_text(q, 3), *who = sqlite3_column_text(q, 4);
     if (sig && sig[0] &&
-        (s_set(o, "signed", json_true()) || (who && who[0] && s_set(o, "signer", s_jstr(who))))) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+        (s_set(o, "signed", json_true()) || (who && who[0] && s_set(o, "signer", s_jstr(who)))))
+        return -ENOMEM;
+    return 0;
 }
+
+static const struct col s_fw_file_cols[] = {
+    {"name", COL_TEXT, 0},
+    {"sha256", COL_TEXT, 1},
+    {"size", COL_INT, 2},
+};
+static const struct row_type s_fw_file_row = {s_fw_file_cols, N_COLS(s_fw_file_cols),
+                                              s_fw_file_signed};
 
 int store_firmware_show(store_t *st, const char *ref, json_t **out, char *err, size_t errlen)
 {
@@ -1846,13 +1896,11 @@ int store_firmware_show(store_t *st, const char *ref, json_t **out, char *err, s
         return -EINVAL;
     }
     json_t *arr = NULL, *fw = NULL;
-    int rc = s_collect(st, q, s_fw_row, &arr, err, errlen);
+    int rc = s_collect_one(st, q, &s_fw_row, &fw, err, errlen);
+    if (rc == -ENOENT)
+        util_errf(err, errlen, "unknown firmware '%s'", s_show(ref, qs));
     if (rc < 0)
         return rc;
-    if (s_one(arr, &fw) < 0) {
-        util_errf(err, errlen, "unknown firmware '%s'", s_show(ref, qs));
-        return -ENOENT;
-    }
     arr = json_array();
     if (arr == NULL || json_array_append(arr, fw) < 0) {
         util_errf(err, errlen, "out of memory");
@@ -1871,7 +1919,7 @@ int store_firmware_show(store_t *st, const char *ref, json_t **out, char *err, s
             rc = s_dberr(st, err, errlen);
         } else {
             sqlite3_bind_int64(q, 1, json_integer_value(json_object_get(fw, "id")));
-            rc = s_collect(st, q, s_fw_file_row, &files, err, errlen);
+            rc = s_collect(st, q, &s_fw_file_row, &files, err, errlen);
         }
         if (rc == 0)
             rc = s_set(fw, "files", files);
@@ -1888,25 +1936,12 @@ int store_firmware_show(store_t *st, const char *ref, json_t **out, char *err, s
 
 /* ---- events ---- */
 
-static json_t *s_event_row(sqlite3_stmt *q)
-{
-    json_t *o = json_object();
-    if (o == NULL)
-        return NULL;
-    if (s_set(o, "id", json_integer(sqlite3_column_int64(q, 0))) ||
-        s_set(o, "agent", s_jstr(sqlite3_column_text(q, 1))) ||
-        s_set(o, "site", s_jstr(sqlite3_column_text(q, 2))) ||
-        s_set(o, "seq", json_integer(sqlite3_column_int64(q, 3))) ||
-        s_set(o, "time_ms", json_integer(sqlite3_column_int64(q, 4))) ||
-        s_set(o, "received_ms", json_integer(sqlite3_column_int64(q, 5))) ||
-        s_set(o, "kind", s_jstr(sqlite3_column_text(q, 6))) ||
-        s_set(o, "mac", s_jstr(sqlite3_column_text(q, 7))) ||
-        s_set(o, "detail", s_jstr(sqlite3_column_text(q, 8)))) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
+static const struct col s_event_cols[] = {
+    {"id", COL_INT, 0},    {"agent", COL_TEXT, 1},  {"site", COL_TEXT, 2},
+    {"seq", COL_INT, 3},   {"time_ms", COL_INT, 4}, {"received_ms", COL_INT, 5},
+    {"kind", COL_TEXT, 6}, {"mac", COL_TEXT, 7},    {"detail", COL_TEXT, 8},
+};
+static const struct row_type s_event_row = {s_event_cols, N_COLS(s_event_cols), NULL};
 
 int store_event_list(store_t *st, const struct store_event_filter *f, json_t **out, char *err,
                      size_t errlen)
@@ -1960,7 +1995,7 @@ int store_event_list(store_t *st, const struct store_event_filter *f, json_t **o
     sqlite3_bind_int64(q, 5, f->has_since ? f->since : -1);
     sqlite3_bind_int64(q, 6, f->limit > 0 ? f->limit : -1);
     json_t *arr = NULL;
-    rc = s_collect(st, q, s_event_row, &arr, err, errlen);
+    rc = s_collect(st, q, &s_event_row, &arr, err, errlen);
     if (rc < 0)
         return rc;
     if (newest) {
@@ -2031,30 +2066,7 @@ static int s_bump(store_t *st, int64_t site_id, json_t *ids, char *err, size_t e
     if (q == NULL)
         return s_dberr(st, err, errlen);
     sqlite3_bind_int64(q, 1, site_id);
-    int step;
-    while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(q, 0);
-        size_t k, n = json_array_size(ids);
-        for (k = 0; k < n; k++)
-            if (json_integer_value(json_array_get(ids, k)) == id)
-                break;
-        if (k == n && json_array_append_new(ids, json_integer(id)) < 0) {
-            util_errf(err, errlen, "out of memory");
-            rc = -ENOMEM;
-        }
-    }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = s_dberr(st, err, errlen);
-    sqlite3_finalize(q);
-    return rc;
-}
-
-/* A site name, or JSON null for the global scope. */
-static json_t *s_jsite(sqlite3_stmt *q, int col)
-{
-    if (sqlite3_column_type(q, col) == SQLITE_NULL)
-        return json_null();
-    return s_jstr(sqlite3_column_text(q, col));
+    return s_collect_ids(st, q, ids, err, errlen);
 }
 
 /* Option specs and match rules, encoded and as written. */
@@ -2164,50 +2176,41 @@ static json_t *s_next_spec(const char **sp)
     return json_stringn(s, n);
 }
 
-/* [{spec, code, fill, value}] from the columns blob_col (packed) and
- * specs_col; NULL on ENOMEM. A malformed blob ends the list early. */
-static json_t *s_options_json(sqlite3_stmt *q, int blob_col, int specs_col)
+/* The packed list in column col and the specs it was written as in col + 1:
+ * options [{spec, code, fill, value}] or, with rules, match rules [{spec,
+ * kind, value, ignore_trailing_nul, enterprise}] (value: hex). NULL on
+ * ENOMEM; a malformed blob ends the list early. */
+static json_t *s_packed_json(sqlite3_stmt *q, int col, int rules)
 {
-    const uint8_t *blob = sqlite3_column_blob(q, blob_col);
-    size_t len = (size_t)sqlite3_column_bytes(q, blob_col), off = 0;
-    const char *sp = (const char *)sqlite3_column_text(q, specs_col);
+    const uint8_t *blob = sqlite3_column_blob(q, col);
+    size_t len = (size_t)sqlite3_column_bytes(q, col), off = 0;
+    const char *sp = (const char *)sqlite3_column_text(q, col + 1);
     if (sp == NULL)
         sp = "";
     json_t *arr = json_array();
     struct dhcpopt o;
-    char hex[2 * DHCPOPT_VALUE_MAX + 1];
-    while (arr != NULL && blob != NULL && dhcpopt_unpack(blob, len, &off, &o) == 1) {
-        json_t *e = json_object();
-        util_hex(o.value, o.len, hex);
-        if (e == NULL || json_array_append_new(arr, e) < 0 || s_set(e, "spec", s_next_spec(&sp)) ||
-            s_set(e, "code", json_integer(o.code)) ||
-            s_set(e, "fill", json_string(dhcpopt_fill_name(o.fill))) ||
-            s_set(e, "value", json_string(hex))) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    }
-    return arr;
-}
-
-static json_t *s_rules_json(sqlite3_stmt *q, int blob_col, int specs_col)
-{
-    const uint8_t *blob = sqlite3_column_blob(q, blob_col);
-    size_t len = (size_t)sqlite3_column_bytes(q, blob_col), off = 0;
-    const char *sp = (const char *)sqlite3_column_text(q, specs_col);
-    if (sp == NULL)
-        sp = "";
-    json_t *arr = json_array();
     struct dhcpopt_rule r;
     char hex[2 * DHCPOPT_VALUE_MAX + 1];
-    while (arr != NULL && blob != NULL && dhcpopt_rule_unpack(blob, len, &off, &r) == 1) {
+    while (arr != NULL && blob != NULL &&
+           (rules ? dhcpopt_rule_unpack(blob, len, &off, &r)
+                  : dhcpopt_unpack(blob, len, &off, &o)) == 1) {
         json_t *e = json_object();
-        util_hex(r.value, r.len, hex);
-        if (e == NULL || json_array_append_new(arr, e) < 0 || s_set(e, "spec", s_next_spec(&sp)) ||
-            s_set(e, "kind", json_string(dhcpopt_rule_kind_name(r.kind))) ||
-            s_set(e, "value", json_string(hex)) ||
-            s_set(e, "ignore_trailing_nul", json_boolean(r.ignore_trailing_nul)) ||
-            s_set(e, "enterprise", json_integer(r.enterprise))) {
+        if (rules)
+            util_hex(r.value, r.len, hex);
+        else
+            util_hex(o.value, o.len, hex);
+        int bad =
+            e == NULL || json_array_append_new(arr, e) < 0 || s_set(e, "spec", s_next_spec(&sp));
+        if (!bad && rules)
+            bad = s_set(e, "kind", json_string(dhcpopt_rule_kind_name(r.kind))) ||
+                  s_set(e, "value", json_string(hex)) ||
+                  s_set(e, "ignore_trailing_nul", json_boolean(r.ignore_trailing_nul)) ||
+                  s_set(e, "enterprise", json_integer(r.enterprise));
+        else if (!bad)
+            bad = s_set(e, "code", json_integer(o.code)) ||
+                  s_set(e, "fill", json_string(dhcpopt_fill_name(o.fill))) ||
+                  s_set(e, "value", json_string(hex));
+        if (bad) {
             json_decref(arr);
             arr = NULL;
         }
@@ -2264,6 +2267,21 @@ static int s_lists_meet(const char *a, const char *b, char common[32])
     return 0;
 }
 
+/* 1 when every '/'-separated component of s is non-empty and not "." or
+ * ".." (so no leading or trailing '/', no "//"). */
+static int s_components_ok(const char *s)
+{
+    for (const char *p = s;;) {
+        const char *slash = strchr(p, '/');
+        size_t k = slash ? (size_t)(slash - p) : strlen(p);
+        if (k == 0 || (k == 1 && p[0] == '.') || (k == 2 && p[0] == '.' && p[1] == '.'))
+            return 0;
+        if (slash == NULL)
+            return 1;
+        p = slash + 1;
+    }
+}
+
 static int s_check_tftp_root(const char *s, char *err, size_t errlen)
 {
     char q[SHOW_MAX + 4];
@@ -2274,16 +2292,7 @@ static int s_check_tftp_root(const char *s, char *err, size_t errlen)
         ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
              c == '.' || c == '_' || c == '+' || c == '-' || c == '/';
     }
-    /* every component non-empty and not "." or ".." (so no leading or
-     * trailing '/', no "//") */
-    for (const char *p = s; ok && n > 0;) {
-        const char *slash = strchr(p, '/');
-        size_t k = slash ? (size_t)(slash - p) : strlen(p);
-        ok = k > 0 && !(k == 1 && p[0] == '.') && !(k == 2 && p[0] == '.' && p[1] == '.');
-        if (slash == NULL)
-            break;
-        p = slash + 1;
-    }
+    ok = ok && (n == 0 || s_components_ok(s));
     if (!ok) {
         util_errf(err, errlen,
                   "invalid TFTP root '%s' (a relative path of A-Z a-z 0-9 . _ + - components, no . "
@@ -2309,14 +2318,7 @@ int store_check_template_name(const char *s, char *err, size_t errlen)
             ok = 0;
         }
     }
-    for (const char *p = s; ok;) {
-        const char *slash = strchr(p, '/');
-        size_t k = slash ? (size_t)(slash - p) : strlen(p);
-        ok = k > 0 && !(k == 1 && p[0] == '.') && !(k == 2 && p[0] == '.' && p[1] == '.');
-        if (slash == NULL)
-            break;
-        p = slash + 1;
-    }
+    ok = ok && s_components_ok(s);
     if (!ok) {
         util_errf(err, errlen,
                   "invalid template name '%s' (1-255 printable characters, no \\, no leading /, no "
@@ -2334,27 +2336,13 @@ int store_check_template_name(const char *s, char *err, size_t errlen)
     " n.relays, n.options, n.option_specs, n.created_ms FROM subnet n"                             \
     " JOIN site s ON s.id = n.site_id "
 
-static json_t *s_subnet_row(sqlite3_stmt *q)
-{
-    json_t *o = json_object();
-    if (o == NULL)
-        return NULL;
-    if (s_set(o, "id", json_integer(sqlite3_column_int64(q, 0))) ||
-        s_set(o, "site", s_jstr(sqlite3_column_text(q, 1))) ||
-        s_set(o, "cidr", s_jstr(sqlite3_column_text(q, 2))) ||
-        s_set(o, "pool_start", s_jstr(sqlite3_column_text(q, 3))) ||
-        s_set(o, "pool_end", s_jstr(sqlite3_column_text(q, 4))) ||
-        s_set(o, "router", s_jstr(sqlite3_column_text(q, 5))) ||
-        s_set(o, "dns", s_split_list(sqlite3_column_text(q, 6), ',')) ||
-        s_set(o, "lease_seconds", json_integer(sqlite3_column_int64(q, 7))) ||
-        s_set(o, "relays", s_split_list(sqlite3_column_text(q, 8), ',')) ||
-        s_set(o, "options", s_options_json(q, 9, 10)) ||
-        s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 11)))) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
+static const struct col s_subnet_cols[] = {
+    {"id", COL_INT, 0},          {"site", COL_TEXT, 1},         {"cidr", COL_TEXT, 2},
+    {"pool_start", COL_TEXT, 3}, {"pool_end", COL_TEXT, 4},     {"router", COL_TEXT, 5},
+    {"dns", COL_COMMAS, 6},      {"lease_seconds", COL_INT, 7}, {"relays", COL_COMMAS, 8},
+    {"options", COL_OPTIONS, 9}, {"created_ms", COL_INT, 11},
+};
+static const struct row_type s_subnet_row = {s_subnet_cols, N_COLS(s_subnet_cols), NULL};
 
 /* Parses a CIDR argument into its canonical text, with the messages. */
 static int s_cidr(const char *s, uint32_t *net, int *prefix, char canon[24], char *err,
@@ -2445,16 +2433,10 @@ int store_subnet_add(store_t *st, const char *user, const struct store_subnet_in
     struct packed opts;
     if ((rc = s_pack_options(s->options, s->n_options, 1, &opts, err, errlen)) < 0)
         return rc;
-    json_t *ids = json_array();
+    json_t *ids;
     int sp;
-    if (ids == NULL) {
+    if ((rc = s_tx_begin_ids(st, &sp, &ids, err, errlen)) < 0) {
         s_packed_free(&opts);
-        util_errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
-        s_packed_free(&opts);
-        json_decref(ids);
         return rc;
     }
     int64_t site_id = 0;
@@ -2531,12 +2513,8 @@ int store_subnet_add(store_t *st, const char *user, const struct store_subnet_in
         if (store_audit(st, user, "subnet.add", detail) < 0)
             rc = s_dberr(st, err, errlen);
     }
-    rc = s_tx_end(st, sp, rc, err, errlen);
     s_packed_free(&opts);
-    if (rc == 0 && site_ids)
-        *site_ids = json_incref(ids);
-    json_decref(ids);
-    return rc;
+    return s_tx_end_ids(st, sp, rc, ids, site_ids, err, errlen);
 }
 
 int store_subnet_list(store_t *st, const char *site, json_t **out, char *err, size_t errlen)
@@ -2551,7 +2529,7 @@ int store_subnet_list(store_t *st, const char *site, json_t **out, char *err, si
     if (q == NULL)
         return s_dberr(st, err, errlen);
     sqlite3_bind_int64(q, 1, site_id);
-    return s_collect(st, q, s_subnet_row, out, err, errlen);
+    return s_collect(st, q, &s_subnet_row, out, err, errlen);
 }
 
 int store_subnet_show(store_t *st, const char *site, const char *cidr, json_t **out, char *err,
@@ -2572,10 +2550,7 @@ int store_subnet_show(store_t *st, const char *site, const char *cidr, json_t **
         return s_dberr(st, err, errlen);
     sqlite3_bind_int64(q, 1, site_id);
     s_bind_text(q, 2, canon);
-    json_t *arr = NULL;
-    if ((rc = s_collect(st, q, s_subnet_row, &arr, err, errlen)) < 0)
-        return rc;
-    rc = s_one(arr, out);
+    rc = s_collect_one(st, q, &s_subnet_row, out, err, errlen);
     if (rc == -ENOENT)
         util_errf(err, errlen, "unknown subnet %s at site %s", canon, site);
     return rc;
@@ -2594,15 +2569,9 @@ int store_subnet_remove(store_t *st, const char *user, const char *site, const c
     if ((rc = store_check_name("site", site, err, errlen)) < 0 ||
         (rc = s_cidr(cidr, &net, &prefix, canon, err, errlen)) < 0)
         return rc;
-    json_t *ids = json_array(), *old = NULL;
-    if (ids == NULL) {
-        util_errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
-        json_decref(ids);
+    json_t *ids, *old = NULL;
+    if ((rc = s_tx_begin_ids(st, &sp, &ids, err, errlen)) < 0)
         return rc;
-    }
     int64_t site_id = 0;
     rc = store_subnet_show(st, site, canon, &old, err, errlen);
     if (rc == 0)
@@ -2653,15 +2622,10 @@ int store_subnet_remove(store_t *st, const char *user, const char *site, const c
         if (store_audit(st, user, "subnet.remove", detail) < 0)
             rc = s_dberr(st, err, errlen);
     }
-    rc = s_tx_end(st, sp, rc, err, errlen);
-    if (rc == 0) {
-        if (out)
-            *out = json_incref(old);
-        if (site_ids)
-            *site_ids = json_incref(ids);
-    }
+    rc = s_tx_end_ids(st, sp, rc, ids, site_ids, err, errlen);
+    if (rc == 0 && out)
+        *out = json_incref(old);
     json_decref(old);
-    json_decref(ids);
     return rc;
 }
 
@@ -2759,13 +2723,7 @@ static int s_scoped_id(store_t *st, const char *table, const char *name, int64_t
         return s_dberr(st, err, errlen);
     s_bind_text(q, 1, name);
     sqlite3_bind_int64(q, 2, site_id);
-    int step = sqlite3_step(q), rc = 0;
-    if (step == SQLITE_ROW)
-        *id = sqlite3_column_int64(q, 0);
-    else
-        rc = step == SQLITE_DONE ? -ENOENT : s_dberr(st, err, errlen);
-    sqlite3_finalize(q);
-    return rc;
+    return s_step_int(st, q, id, err, errlen);
 }
 
 /* Refuses a new item when the scope holds SCOPE_ITEMS_MAX already. */
@@ -2800,17 +2758,44 @@ static int s_delete_id(store_t *st, const char *table, int64_t id, char *err, si
     return rc;
 }
 
-/* The one row of select_sql (which takes ?1 = id) through fn. */
-static int s_by_id(store_t *st, const char *select_sql, json_t *(*fn)(sqlite3_stmt *), int64_t id,
+/* Before item `name` (a noun: "class"; plural for the limit's message) goes
+ * into table in the scope site names: *site_id gets the scope and *old the
+ * id of the item it replaces (0: none). An item of that name in that scope
+ * is deleted when replace, else -EEXIST; a new one must fit
+ * SCOPE_ITEMS_MAX. Inside the caller's transaction. */
+static int s_scoped_claim(store_t *st, const char *table, const char *noun, const char *plural,
+                          const char *name, const char *site, int replace, int64_t *site_id,
+                          int64_t *old, char *err, size_t errlen)
+{
+    char scope[96];
+    *old = 0;
+    int rc = s_scope(st, site, site_id, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = s_scoped_id(st, table, name, *site_id, old, err, errlen);
+    if (rc == 0 && !replace) {
+        util_errf(err, errlen, "%s %s already exists (%s)", noun, name, s_scope_text(site, scope));
+        return -EEXIST;
+    }
+    if (rc == 0)
+        return s_delete_id(st, table, *old, err, errlen);
+    if (rc == -ENOENT) {
+        *old = 0;
+        return s_scope_room(st, table, *site_id, plural, err, errlen);
+    }
+    return rc;
+}
+
+/* The one row of select_sql (which takes ?1 = id) as an object of type t. */
+static int s_by_id(store_t *st, const char *select_sql, const struct row_type *t, int64_t id,
                    json_t **out, char *err, size_t errlen)
 {
     sqlite3_stmt *q = sql_prepare(st->db, select_sql);
     if (q == NULL)
         return s_dberr(st, err, errlen);
     sqlite3_bind_int64(q, 1, id);
-    json_t *arr = NULL;
-    int rc = s_collect(st, q, fn, &arr, err, errlen);
-    if (rc == 0 && s_one(arr, out) < 0) {
+    int rc = s_collect_one(st, q, t, out, err, errlen);
+    if (rc == -ENOENT) {
         util_errf(err, errlen, "vanished while reading");
         rc = -EIO;
     }
@@ -2829,28 +2814,17 @@ static int s_by_id(store_t *st, const char *select_sql, json_t *(*fn)(sqlite3_st
     "WHERE c.site_id = ?1 OR (c.site_id IS NULL AND NOT EXISTS (SELECT 1 FROM device_class o"      \
     " WHERE o.site_id = ?1 AND o.name = c.name)) "
 
-static json_t *s_class_row(sqlite3_stmt *q)
-{
-    json_t *o = json_object();
-    if (o == NULL)
-        return NULL;
-    if (s_set(o, "id", json_integer(sqlite3_column_int64(q, 0))) ||
-        s_set(o, "name", s_jstr(sqlite3_column_text(q, 1))) || s_set(o, "site", s_jsite(q, 2)) ||
-        s_set(o, "priority", json_integer(sqlite3_column_int64(q, 3))) ||
-        s_set(o, "tftp_root", s_jstr(sqlite3_column_text(q, 4))) ||
-        s_set(o, "rules", s_rules_json(q, 5, 6)) || s_set(o, "options", s_options_json(q, 7, 8)) ||
-        s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 9))) ||
-        s_set(o, "window", s_jstr(sqlite3_column_text(q, 10)))) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
+static const struct col s_class_cols[] = {
+    {"id", COL_INT, 0},          {"name", COL_TEXT, 1},      {"site", COL_TEXT_NULL, 2},
+    {"priority", COL_INT, 3},    {"tftp_root", COL_TEXT, 4}, {"rules", COL_RULES, 5},
+    {"options", COL_OPTIONS, 7}, {"created_ms", COL_INT, 9}, {"window", COL_TEXT, 10},
+};
+static const struct row_type s_class_row = {s_class_cols, N_COLS(s_class_cols), NULL};
 
 int store_class_add(store_t *st, const char *user, const struct store_class_in *c,
                     json_t **site_ids, char *err, size_t errlen)
 {
-    char q[SHOW_MAX + 4], scope[96];
+    char q[SHOW_MAX + 4];
     int64_t priority = PRIORITY_DEFAULT;
     int rc;
     if (site_ids)
@@ -2872,42 +2846,25 @@ int store_class_add(store_t *st, const char *user, const struct store_class_in *
         s_packed_free(&rules);
         return rc;
     }
-    json_t *ids = json_array();
-    int sp = 0, in_tx = 0;
-    if (ids == NULL) {
-        util_errf(err, errlen, "out of memory");
-        rc = -ENOMEM;
+    json_t *ids;
+    int sp;
+    if ((rc = s_tx_begin_ids(st, &sp, &ids, err, errlen)) < 0) {
+        s_packed_free(&rules);
+        s_packed_free(&opts);
+        return rc;
     }
-    if (rc == 0 && (rc = s_tx_begin(st, &sp, err, errlen)) == 0)
-        in_tx = 1;
     int64_t site_id = 0, old = 0;
-    if (rc == 0)
-        rc = s_scope(st, c->site, &site_id, err, errlen);
-    if (rc == 0) {
-        rc = s_scoped_id(st, "device_class", c->name, site_id, &old, err, errlen);
-        if (rc == 0 && !c->replace) {
-            util_errf(err, errlen, "class %s already exists (%s)", c->name,
-                      s_scope_text(c->site, scope));
-            rc = -EEXIST;
-        } else if (rc == 0) {
-            rc = s_delete_id(st, "device_class", old, err, errlen);
-        } else if (rc == -ENOENT) {
-            old = 0;
-            rc = s_scope_room(st, "device_class", site_id, "classes", err, errlen);
-        }
-    }
+    rc = s_scoped_claim(st, "device_class", "class", "classes", c->name, c->site, c->replace,
+                        &site_id, &old, err, errlen);
     if (rc == 0) {
         sqlite3_stmt *qi = sql_prepare(
             st->db, "INSERT INTO device_class(site_id, name, priority, tftp_root, rules,"
                     " rule_specs, options, option_specs, created_ms, window)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+                    " VALUES (nullif(?1, 0), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
         if (qi == NULL) {
             rc = s_dberr(st, err, errlen);
         } else {
-            if (site_id)
-                sqlite3_bind_int64(qi, 1, site_id);
-            else
-                sqlite3_bind_null(qi, 1);
+            sqlite3_bind_int64(qi, 1, site_id); /* 0, the global scope, is stored as NULL */
             s_bind_text(qi, 2, c->name);
             sqlite3_bind_int64(qi, 3, priority);
             s_bind_text(qi, 4, c->tftp_root);
@@ -2933,35 +2890,38 @@ int store_class_add(store_t *st, const char *user, const struct store_class_in *
         if (store_audit(st, user, old ? "class.replace" : "class.add", detail) < 0)
             rc = s_dberr(st, err, errlen);
     }
-    if (in_tx)
-        rc = s_tx_end(st, sp, rc, err, errlen);
     s_packed_free(&rules);
     s_packed_free(&opts);
-    if (rc == 0 && site_ids)
-        *site_ids = json_incref(ids);
-    json_decref(ids);
-    return rc;
+    return s_tx_end_ids(st, sp, rc, ids, site_ids, err, errlen);
 }
 
-int store_class_list(store_t *st, const char *site, json_t **out, char *err, size_t errlen)
+/* The classes or templates the site `site` gets through sql_site (?1 = its
+ * id), or with site NULL or "" every one through sql_all. */
+static int s_scoped_list(store_t *st, const char *site, const char *sql_site, const char *sql_all,
+                         const struct row_type *t, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
     int64_t site_id = 0;
     int rc = s_scope(st, site, &site_id, err, errlen);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *q = sql_prepare(
-        st->db, site_id ? CLASS_SELECT CLASS_EFFECTIVE "ORDER BY c.priority, c.name"
-                        : CLASS_SELECT "ORDER BY c.site_id IS NOT NULL, s.name, c.name");
+    sqlite3_stmt *q = sql_prepare(st->db, site_id ? sql_site : sql_all);
     if (q == NULL)
         return s_dberr(st, err, errlen);
     if (site_id)
         sqlite3_bind_int64(q, 1, site_id);
-    return s_collect(st, q, s_class_row, out, err, errlen);
+    return s_collect(st, q, t, out, err, errlen);
+}
+
+int store_class_list(store_t *st, const char *site, json_t **out, char *err, size_t errlen)
+{
+    return s_scoped_list(st, site, CLASS_SELECT CLASS_EFFECTIVE "ORDER BY c.priority, c.name",
+                         CLASS_SELECT "ORDER BY c.site_id IS NOT NULL, s.name, c.name",
+                         &s_class_row, out, err, errlen);
 }
 
 /* The item `name` site_id gets (its own first, then the global one). */
-static int s_scoped_show(store_t *st, const char *select_sql, json_t *(*fn)(sqlite3_stmt *),
+static int s_scoped_show(store_t *st, const char *select_sql, const struct row_type *t,
                          const char *what, const char *name, const char *site, json_t **out,
                          char *err, size_t errlen)
 {
@@ -2980,10 +2940,7 @@ static int s_scoped_show(store_t *st, const char *select_sql, json_t *(*fn)(sqli
         return s_dberr(st, err, errlen);
     s_bind_text(q, 1, name);
     sqlite3_bind_int64(q, 2, site_id);
-    json_t *arr = NULL;
-    if ((rc = s_collect(st, q, fn, &arr, err, errlen)) < 0)
-        return rc;
-    rc = s_one(arr, out);
+    rc = s_collect_one(st, q, t, out, err, errlen);
     if (rc == -ENOENT)
         util_errf(err, errlen, "unknown %s '%s' (%s)", what, s_show(name, q1),
                   s_scope_text(site, scope));
@@ -2993,7 +2950,7 @@ static int s_scoped_show(store_t *st, const char *select_sql, json_t *(*fn)(sqli
 int store_class_show(store_t *st, const char *name, const char *site, json_t **out, char *err,
                      size_t errlen)
 {
-    return s_scoped_show(st, CLASS_SELECT, s_class_row, "class", name, site, out, err, errlen);
+    return s_scoped_show(st, CLASS_SELECT, &s_class_row, "class", name, site, out, err, errlen);
 }
 
 /* What differs between removing a class and removing a template. */
@@ -3001,7 +2958,7 @@ struct scoped_kind {
     const char *noun;      /* "class", "template": errors and the audit action */
     const char *table;     /* its table */
     const char *select_id; /* SELECT ... WHERE <alias>.id = ?1 */
-    json_t *(*row)(sqlite3_stmt *);
+    const struct row_type *row;
     int (*check_name)(const char *name, char *err, size_t errlen);
     /* refuses the removal (err set, <0) when something still needs the row */
     int (*guard)(store_t *st, const char *name, int64_t site_id, int64_t id, char *err,
@@ -3023,15 +2980,9 @@ static int s_scoped_remove(store_t *st, const struct scoped_kind *k, const char 
         *site_ids = NULL;
     if ((rc = k->check_name(name, err, errlen)) < 0)
         return rc;
-    json_t *ids = json_array(), *old = NULL;
-    if (ids == NULL) {
-        util_errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
-        json_decref(ids);
+    json_t *ids, *old = NULL;
+    if ((rc = s_tx_begin_ids(st, &sp, &ids, err, errlen)) < 0)
         return rc;
-    }
     int64_t site_id = 0, id = 0;
     rc = s_scope(st, site, &site_id, err, errlen);
     if (rc == 0) {
@@ -3056,15 +3007,10 @@ static int s_scoped_remove(store_t *st, const struct scoped_kind *k, const char 
         if (store_audit(st, user, action, detail) < 0)
             rc = s_dberr(st, err, errlen);
     }
-    rc = s_tx_end(st, sp, rc, err, errlen);
-    if (rc == 0) {
-        if (out)
-            *out = json_incref(old);
-        if (site_ids)
-            *site_ids = json_incref(ids);
-    }
+    rc = s_tx_end_ids(st, sp, rc, ids, site_ids, err, errlen);
+    if (rc == 0 && out)
+        *out = json_incref(old);
     json_decref(old);
-    json_decref(ids);
     return rc;
 }
 
@@ -3107,8 +3053,8 @@ int store_class_remove(store_t *st, const char *user, const char *name, const ch
                        json_t **out, json_t **site_ids, char *err, size_t errlen)
 {
     static const struct scoped_kind k = {
-        "class",     "device_class",     CLASS_SELECT "WHERE c.id = ?1",
-        s_class_row, s_check_class_name, s_class_pinned};
+        "class",      "device_class",     CLASS_SELECT "WHERE c.id = ?1",
+        &s_class_row, s_check_class_name, s_class_pinned};
     return s_scoped_remove(st, &k, user, name, site, out, site_ids, err, errlen);
 }
 
@@ -3120,37 +3066,18 @@ int store_class_remove(store_t *st, const char *user, const char *name, const ch
 #define TEMPLATE_SELECT_BODY                                                                       \
     "SELECT t.id, t.name, s.name, length(t.body), t.created_ms, t.body FROM file_template t"       \
     " LEFT JOIN site s ON s.id = t.site_id "
+/* What site ?1 gets: its own, and the global ones it does not replace. */
+#define TEMPLATE_EFFECTIVE                                                                         \
+    "WHERE t.site_id = ?1 OR (t.site_id IS NULL AND NOT EXISTS (SELECT 1 FROM file_template o"     \
+    " WHERE o.site_id = ?1 AND o.name = t.name)) "
 
-static json_t *s_template_row(sqlite3_stmt *q)
-{
-    json_t *o = json_object();
-    if (o == NULL)
-        return NULL;
-    if (s_set(o, "id", json_integer(sqlite3_column_int64(q, 0))) ||
-        s_set(o, "name", s_jstr(sqlite3_column_text(q, 1))) || s_set(o, "site", s_jsite(q, 2)) ||
-        s_set(o, "size", json_integer(sqlite3_column_int64(q, 3))) ||
-        s_set(o, "created_ms", json_integer(sqlite3_column_int64(q, 4)))) {
-        json_decref(o);
-        return NULL;
-    }
-    if (sqlite3_column_count(q) > 5) {
-        const uint8_t *body = sqlite3_column_blob(q, 5);
-        size_t n = (size_t)sqlite3_column_bytes(q, 5);
-        char *hex = malloc(2 * n + 1);
-        if (hex == NULL) {
-            json_decref(o);
-            return NULL;
-        }
-        util_hex(body ? body : (const uint8_t *)"", n, hex);
-        int rc = s_set(o, "body_hex", json_stringn_nocheck(hex, 2 * n));
-        free(hex);
-        if (rc < 0) {
-            json_decref(o);
-            return NULL;
-        }
-    }
-    return o;
-}
+/* TEMPLATE_SELECT reads the first 5 columns, TEMPLATE_SELECT_BODY all 6. */
+static const struct col s_template_cols[] = {
+    {"id", COL_INT, 0},   {"name", COL_TEXT, 1},      {"site", COL_TEXT_NULL, 2},
+    {"size", COL_INT, 3}, {"created_ms", COL_INT, 4}, {"body_hex", COL_HEX, 5},
+};
+static const struct row_type s_template_row = {s_template_cols, 5, NULL};
+static const struct row_type s_template_body_row = {s_template_cols, N_COLS(s_template_cols), NULL};
 
 /* After a template change in scope site_id: every site it reaches still
  * gets at most STORE_TEMPLATES_SITE_MAX bytes of templates. */
@@ -3190,7 +3117,6 @@ int store_template_add(store_t *st, const char *user, const char *name, const ch
                        const void *body, size_t len, int replace, json_t **site_ids, char *err,
                        size_t errlen)
 {
-    char scope[96];
     int rc;
     if (site_ids)
         *site_ids = NULL;
@@ -3202,41 +3128,20 @@ int store_template_add(store_t *st, const char *user, const char *name, const ch
                   STORE_TEMPLATE_MAX);
         return -EFBIG;
     }
-    json_t *ids = json_array();
+    json_t *ids;
     int sp;
-    if (ids == NULL) {
-        util_errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    if ((rc = s_tx_begin(st, &sp, err, errlen)) < 0) {
-        json_decref(ids);
+    if ((rc = s_tx_begin_ids(st, &sp, &ids, err, errlen)) < 0)
         return rc;
-    }
     int64_t site_id = 0, old = 0;
-    rc = s_scope(st, site, &site_id, err, errlen);
-    if (rc == 0) {
-        rc = s_scoped_id(st, "file_template", name, site_id, &old, err, errlen);
-        if (rc == 0 && !replace) {
-            util_errf(err, errlen, "template %s already exists (%s)", name,
-                      s_scope_text(site, scope));
-            rc = -EEXIST;
-        } else if (rc == 0) {
-            rc = s_delete_id(st, "file_template", old, err, errlen);
-        } else if (rc == -ENOENT) {
-            old = 0;
-            rc = s_scope_room(st, "file_template", site_id, "templates", err, errlen);
-        }
-    }
+    rc = s_scoped_claim(st, "file_template", "template", "templates", name, site, replace, &site_id,
+                        &old, err, errlen);
     if (rc == 0) {
         sqlite3_stmt *qi = sql_prepare(st->db, "INSERT INTO file_template(site_id, name, body,"
-                                               " created_ms) VALUES (?1, ?2, ?3, ?4)");
+                                               " created_ms) VALUES (nullif(?1, 0), ?2, ?3, ?4)");
         if (qi == NULL) {
             rc = s_dberr(st, err, errlen);
         } else {
-            if (site_id)
-                sqlite3_bind_int64(qi, 1, site_id);
-            else
-                sqlite3_bind_null(qi, 1);
+            sqlite3_bind_int64(qi, 1, site_id); /* 0, the global scope, is stored as NULL */
             s_bind_text(qi, 2, name);
             sqlite3_bind_blob(qi, 3, len ? body : "", (int)len, SQLITE_STATIC);
             sqlite3_bind_int64(qi, 4, (int64_t)util_now_ms());
@@ -3255,45 +3160,29 @@ int store_template_add(store_t *st, const char *user, const char *name, const ch
         if (store_audit(st, user, old ? "template.replace" : "template.add", detail) < 0)
             rc = s_dberr(st, err, errlen);
     }
-    rc = s_tx_end(st, sp, rc, err, errlen);
-    if (rc == 0 && site_ids)
-        *site_ids = json_incref(ids);
-    json_decref(ids);
-    return rc;
+    return s_tx_end_ids(st, sp, rc, ids, site_ids, err, errlen);
 }
 
 int store_template_list(store_t *st, const char *site, json_t **out, char *err, size_t errlen)
 {
-    *out = NULL;
-    int64_t site_id = 0;
-    int rc = s_scope(st, site, &site_id, err, errlen);
-    if (rc < 0)
-        return rc;
-    sqlite3_stmt *q = sql_prepare(
-        st->db, site_id ? TEMPLATE_SELECT
-                    "WHERE t.site_id = ?1 OR (t.site_id IS NULL AND NOT EXISTS (SELECT 1 FROM"
-                    " file_template o WHERE o.site_id = ?1 AND o.name = t.name)) ORDER BY t.name"
-                        : TEMPLATE_SELECT "ORDER BY t.site_id IS NOT NULL, s.name, t.name");
-    if (q == NULL)
-        return s_dberr(st, err, errlen);
-    if (site_id)
-        sqlite3_bind_int64(q, 1, site_id);
-    return s_collect(st, q, s_template_row, out, err, errlen);
+    return s_scoped_list(st, site, TEMPLATE_SELECT TEMPLATE_EFFECTIVE "ORDER BY t.name",
+                         TEMPLATE_SELECT "ORDER BY t.site_id IS NOT NULL, s.name, t.name",
+                         &s_template_row, out, err, errlen);
 }
 
 int store_template_show(store_t *st, const char *name, const char *site, json_t **out, char *err,
                         size_t errlen)
 {
-    return s_scoped_show(st, TEMPLATE_SELECT_BODY, s_template_row, "template", name, site, out, err,
-                         errlen);
+    return s_scoped_show(st, TEMPLATE_SELECT_BODY, &s_template_body_row, "template", name, site,
+                         out, err, errlen);
 }
 
 int store_template_remove(store_t *st, const char *user, const char *name, const char *site,
                           json_t **out, json_t **site_ids, char *err, size_t errlen)
 {
     static const struct scoped_kind k = {
-        "template",     "file_template",           TEMPLATE_SELECT "WHERE t.id = ?1",
-        s_template_row, store_check_template_name, NULL};
+        "template",      "file_template",           TEMPLATE_SELECT "WHERE t.id = ?1",
+        &s_template_row, store_check_template_name, NULL};
     return s_scoped_remove(st, &k, user, name, site, out, site_ids, err, errlen);
 }
 
@@ -3386,16 +3275,9 @@ int store_device_set(store_t *st, const char *user, const char *mac,
         rc = s_dberr(st, err, errlen);
     } else {
         s_bind_text(q, 1, canon);
-        int step = sqlite3_step(q);
-        if (step == SQLITE_ROW) {
-            site_id = sqlite3_column_int64(q, 0);
-        } else if (step == SQLITE_DONE) {
+        rc = s_step_int(st, q, &site_id, err, errlen);
+        if (rc == -ENOENT)
             util_errf(err, errlen, "unknown device %s", canon);
-            rc = -ENOENT;
-        } else {
-            rc = s_dberr(st, err, errlen);
-        }
-        sqlite3_finalize(q);
     }
     if (rc == 0 && !s_empty(in->profile))
         rc = s_profile_known(st, in->profile, err, errlen);
