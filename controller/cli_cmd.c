@@ -197,6 +197,30 @@ static int s_call_blob(struct run *r, struct reqb *b, char *data, size_t len)
     return rc;
 }
 
+/* Reads the local file at path whole (at most max bytes), before anything
+ * is sent. 0 with *text (malloc'd, NUL-terminated, the caller's), or 1 with
+ * r->err: not a regular file, too_large (a format, with its arguments, as
+ * each command words its limit), or the system's reason. */
+static int s_read_input(struct run *r, const char *path, size_t max, char **text, size_t *len,
+                        const char *too_large, ...) __attribute__((format(printf, 6, 7)));
+static int s_read_input(struct run *r, const char *path, size_t max, char **text, size_t *len,
+                        const char *too_large, ...)
+{
+    int rc = util_read_file(path, max, text, len);
+    if (rc == -EINVAL)
+        return s_fail(r, "%s: not a regular file", path);
+    if (rc == -EFBIG) {
+        va_list ap;
+        va_start(ap, too_large);
+        vsnprintf(r->err, r->errlen, too_large, ap);
+        va_end(ap);
+        return 1;
+    }
+    if (rc < 0)
+        return s_fail(r, "%s: %s", path, strerror(-rc));
+    return 0;
+}
+
 static int s_simple(struct run *r)
 {
     const struct cli_args *a = r->a;
@@ -271,11 +295,24 @@ static int s_device_list(struct run *r)
     return rc;
 }
 
+static int s_event_follow(struct run *r);
+
+/* The filters event list and its --follow pass on as they are. */
+static void s_req_event_filters(struct reqb *b, const struct cli_args *a)
+{
+    s_req_opt(b, "agent", cli_args_opt(a, "agent"));
+    s_req_opt(b, "site", cli_args_opt(a, "site"));
+    s_req_opt(b, "kind", cli_args_opt(a, "kind"));
+    s_req_opt(b, "mac", cli_args_opt(a, "mac"));
+}
+
 /* event list: the newest N in one request, or (--since, or --limit 0)
- * oldest first, a page at a time. */
+ * oldest first, a page at a time; with --follow, s_event_follow. */
 static int s_event_list(struct run *r)
 {
     const struct cli_args *a = r->a;
+    if (cli_args_opt(a, "follow") != NULL)
+        return s_event_follow(r);
     int64_t limit = 100, since = 0;
     const char *v;
     if ((v = cli_args_opt(a, "limit")) != NULL && util_parse_i64(v, 0, INT64_MAX, &limit) < 0)
@@ -297,10 +334,7 @@ static int s_event_list(struct run *r)
         struct reqb b;
         json_t *page = NULL;
         s_req_init(&b, r, "event", "list");
-        s_req_opt(&b, "agent", cli_args_opt(a, "agent"));
-        s_req_opt(&b, "site", cli_args_opt(a, "site"));
-        s_req_opt(&b, "kind", cli_args_opt(a, "kind"));
-        s_req_opt(&b, "mac", cli_args_opt(a, "mac"));
+        s_req_event_filters(&b, a);
         s_req_opt(&b, "limit", nlimit);
         if (paged)
             s_req_opt(&b, "since", nsince);
@@ -386,10 +420,7 @@ static int s_event_follow(struct run *r)
         struct reqb b;
         json_t *page = NULL;
         s_req_init(&b, r, "event", "list");
-        s_req_opt(&b, "agent", cli_args_opt(a, "agent"));
-        s_req_opt(&b, "site", cli_args_opt(a, "site"));
-        s_req_opt(&b, "kind", cli_args_opt(a, "kind"));
-        s_req_opt(&b, "mac", cli_args_opt(a, "mac"));
+        s_req_event_filters(&b, a);
         /* first poll without a cursor: only the newest, to start after it */
         s_req_opt(&b, "limit", cursor < 0 ? "1" : "2000");
         if (cursor >= 0)
@@ -673,6 +704,15 @@ static int s_write_key_files(struct run *r, const char *kpath, char *ktext, size
     return 0;
 }
 
+/* Prints doc as the --json output of key generate, and frees it; a doc that
+ * could not be made (NULL) fails as output that could not be written. */
+static int s_key_json(struct run *r, json_t *doc)
+{
+    int rc = doc && cli_render_json(stdout, doc) == 0 ? 0 : s_fail(r, "cannot write output");
+    json_decref(doc);
+    return rc;
+}
+
 /* key generate --out NAME: NAME.key (secret, 0600, refused if either file
  * exists unless --force) and NAME.pub. Nothing goes to the controller. */
 static int s_key_generate_curve(struct run *r, const char *out, const char *kpath,
@@ -723,13 +763,9 @@ static int s_key_generate(struct run *r)
     int rc = s_write_key_files(r, kpath, ktext, sizeof ktext, kn, ppath, ptext, pn, force);
     if (rc != 0)
         return rc;
-    if (a->json) {
-        json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "public_key", pkhex, "key", kpath,
-                                "pub", ppath);
-        rc = doc && cli_render_json(stdout, doc) == 0 ? 0 : s_fail(r, "cannot write output");
-        json_decref(doc);
-        return rc;
-    }
+    if (a->json)
+        return s_key_json(r, json_pack("{s:s, s:s, s:s, s:s}", "id", id, "public_key", pkhex, "key",
+                                       kpath, "pub", ppath));
     printf("key %s: secret key %s (mode 0600, never leaves this machine), public key %s\n", id,
            kpath, ppath);
     return fflush(stdout) != 0 ? s_fail(r, "cannot write output") : 0;
@@ -759,13 +795,9 @@ static int s_key_generate_curve(struct run *r, const char *out, const char *kpat
     int rc = s_write_key_files(r, kpath, ktext, sizeof ktext, kn, ppath, ptext, pn, force);
     if (rc != 0)
         return rc;
-    if (r->a->json) {
-        json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "name", name, "public_key", pub, "key",
-                                kpath, "pub", ppath);
-        rc = doc && cli_render_json(stdout, doc) == 0 ? 0 : s_fail(r, "cannot write output");
-        json_decref(doc);
-        return rc;
-    }
+    if (r->a->json)
+        return s_key_json(r, json_pack("{s:s, s:s, s:s, s:s}", "name", name, "public_key", pub,
+                                       "key", kpath, "pub", ppath));
     printf("operator key %s: secret key %s (mode 0600, for --key), public key %s "
            "(append it to the controller's DATADIR/admin_keys)\n",
            name, kpath, ppath);
@@ -844,17 +876,13 @@ static int s_device_import(struct run *r)
     const char *path = r->a->args[0];
     char *text = NULL;
     size_t len = 0;
-    int rc = util_read_file(path, WIRE_MAX_MSG, &text, &len);
-    if (rc == -EINVAL)
-        return s_fail(r, "%s: not a regular file", path);
-    if (rc == -EFBIG)
-        return s_fail(r, "%s: too large for one import (limit %u bytes); split it", path,
-                      WIRE_MAX_MSG);
-    if (rc < 0)
-        return s_fail(r, "%s: %s", path, strerror(-rc));
+    if (s_read_input(r, path, WIRE_MAX_MSG, &text, &len,
+                     "%s: too large for one import (limit %u bytes); split it", path,
+                     WIRE_MAX_MSG) != 0)
+        return 1;
     json_t *rows = NULL;
     char msg[512];
-    rc = cli_csv_parse(text, len, &rows, msg, sizeof msg);
+    int rc = cli_csv_parse(text, len, &rows, msg, sizeof msg);
     free(text);
     if (rc < 0)
         return s_fail(r, "%s: %s", path, msg);
@@ -1177,14 +1205,10 @@ static int s_template_add(struct run *r)
         return s_fail(r, "%s", msg);
     char *body = NULL;
     size_t len = 0;
-    int rc = util_read_file(path, STORE_TEMPLATE_MAX, &body, &len);
-    if (rc == -EINVAL)
-        return s_fail(r, "%s: not a regular file", path);
-    if (rc == -EFBIG)
-        return s_fail(r, "%s: too large for a template (at most %u bytes)", path,
-                      STORE_TEMPLATE_MAX);
-    if (rc < 0)
-        return s_fail(r, "%s: %s", path, strerror(-rc));
+    if (s_read_input(r, path, STORE_TEMPLATE_MAX, &body, &len,
+                     "%s: too large for a template (at most %u bytes)", path,
+                     STORE_TEMPLATE_MAX) != 0)
+        return 1;
     struct reqb b;
     s_req_init(&b, r, "template", "add");
     s_req_arg(&b, name);
@@ -1370,13 +1394,9 @@ static int s_profile_add(struct run *r)
     const char *path = a->args[0];
     char *text = NULL;
     size_t len = 0;
-    int rc = util_read_file(path, CLI_PROFILE_MAX, &text, &len);
-    if (rc == -EINVAL)
-        return s_fail(r, "%s: not a regular file", path);
-    if (rc == -EFBIG)
-        return s_fail(r, "%s: too large for a profile (at most %u bytes)", path, CLI_PROFILE_MAX);
-    if (rc < 0)
-        return s_fail(r, "%s: %s", path, strerror(-rc));
+    if (s_read_input(r, path, CLI_PROFILE_MAX, &text, &len,
+                     "%s: too large for a profile (at most %u bytes)", path, CLI_PROFILE_MAX) != 0)
+        return 1;
     json_error_t jerr;
     json_t *probe = json_loadb(text, len, 0, &jerr);
     if (probe == NULL) {
@@ -1427,14 +1447,10 @@ static int s_rollout_create(struct run *r)
     if (path != NULL) {
         char *text = NULL;
         size_t len = 0, n = 0;
-        int rc = util_read_file(path, WIRE_MAX_MSG, &text, &len);
-        if (rc == -EINVAL)
-            return s_fail(r, "%s: not a regular file", path);
-        if (rc == -EFBIG)
-            return s_fail(r, "%s: too large (limit %u bytes)", path, WIRE_MAX_MSG);
-        if (rc < 0)
-            return s_fail(r, "%s: %s", path, strerror(-rc));
-        rc = cli_devices_parse(path, text, len, &macs, &n, r->err, r->errlen);
+        if (s_read_input(r, path, WIRE_MAX_MSG, &text, &len, "%s: too large (limit %u bytes)", path,
+                         WIRE_MAX_MSG) != 0)
+            return 1;
+        int rc = cli_devices_parse(path, text, len, &macs, &n, r->err, r->errlen);
         free(text);
         if (rc < 0)
             return 1;
@@ -1569,6 +1585,31 @@ static void s_user(const struct cli_args *a, char *out, size_t n)
         snprintf(out, n, "uid:%ld", (long)getuid());
 }
 
+typedef int (*cmd_fn)(struct run *r);
+
+/* The commands that do more than pass their arguments on; every other one
+ * is s_simple. */
+static const struct {
+    const char *noun, *verb;
+    cmd_fn fn;
+} s_commands[] = {
+    {"agent", "enroll", s_agent_enroll},     {"device", "import", s_device_import},
+    {"device", "list", s_device_list},       {"event", "list", s_event_list},
+    {"firmware", "add", s_firmware_add},     {"key", "generate", s_key_generate},
+    {"backup", "get", s_backup_get},         {"template", "add", s_template_add},
+    {"template", "show", s_template_show},   {"profile", "add", s_profile_add},
+    {"rollout", "create", s_rollout_create}, {"rollout", "status", s_rollout_status},
+    {"rollout", "watch", s_rollout_watch},
+};
+
+static cmd_fn s_command(const char *noun, const char *verb)
+{
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (strcmp(noun, s_commands[i].noun) == 0 && strcmp(verb, s_commands[i].verb) == 0)
+            return s_commands[i].fn;
+    return s_simple;
+}
+
 int cli_run(const struct cli_args *a, char *err, size_t errlen)
 {
     struct run r;
@@ -1590,39 +1631,7 @@ int cli_run(const struct cli_args *a, char *err, size_t errlen)
         return s_fail(&r, "cannot initialise libsodium");
     if (s_load_curve(&r) != 0)
         return 1;
-    const char *noun = a->cmd->noun, *verb = a->cmd->verb;
-    int rc;
-    if (strcmp(noun, "agent") == 0 && strcmp(verb, "enroll") == 0)
-        rc = s_agent_enroll(&r);
-    else if (strcmp(noun, "device") == 0 && strcmp(verb, "import") == 0)
-        rc = s_device_import(&r);
-    else if (strcmp(noun, "firmware") == 0 && strcmp(verb, "add") == 0)
-        rc = s_firmware_add(&r);
-    else if (strcmp(noun, "key") == 0 && strcmp(verb, "generate") == 0)
-        rc = s_key_generate(&r);
-    else if (strcmp(noun, "device") == 0 && strcmp(verb, "list") == 0)
-        rc = s_device_list(&r);
-    else if (strcmp(noun, "event") == 0 && strcmp(verb, "list") == 0 &&
-             cli_args_opt(a, "follow") != NULL)
-        rc = s_event_follow(&r);
-    else if (strcmp(noun, "event") == 0 && strcmp(verb, "list") == 0)
-        rc = s_event_list(&r);
-    else if (strcmp(noun, "backup") == 0 && strcmp(verb, "get") == 0)
-        rc = s_backup_get(&r);
-    else if (strcmp(noun, "template") == 0 && strcmp(verb, "add") == 0)
-        rc = s_template_add(&r);
-    else if (strcmp(noun, "template") == 0 && strcmp(verb, "show") == 0)
-        rc = s_template_show(&r);
-    else if (strcmp(noun, "profile") == 0 && strcmp(verb, "add") == 0)
-        rc = s_profile_add(&r);
-    else if (strcmp(noun, "rollout") == 0 && strcmp(verb, "create") == 0)
-        rc = s_rollout_create(&r);
-    else if (strcmp(noun, "rollout") == 0 && strcmp(verb, "status") == 0)
-        rc = s_rollout_status(&r);
-    else if (strcmp(noun, "rollout") == 0 && strcmp(verb, "watch") == 0)
-        rc = s_rollout_watch(&r);
-    else
-        rc = s_simple(&r);
+    int rc = s_command(a->cmd->noun, a->cmd->verb)(&r);
     cli_conn_destroy(&r.conn);
     return rc;
 }

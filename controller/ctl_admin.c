@@ -882,6 +882,49 @@ static int s_done(struct call *c, json_t *ids, json_t *doc)
     return 0;
 }
 
+/* Subnets, classes and templates share their store functions' shapes: a
+ * thing is keyed by two strings (site and CIDR; name and site), listed per
+ * site, and a write returns the ids of the sites it touched. */
+typedef int (*scoped_list_fn)(store_t *st, const char *site, json_t **out, char *err,
+                              size_t errlen);
+typedef int (*scoped_show_fn)(store_t *st, const char *k1, const char *k2, json_t **out, char *err,
+                              size_t errlen);
+typedef int (*scoped_remove_fn)(store_t *st, const char *user, const char *k1, const char *k2,
+                                json_t **out, json_t **site_ids, char *err, size_t errlen);
+
+/* After an add committed: tells the link about ids (taking them) and sets
+ * the result to the thing as show finds it now. */
+static int s_added(struct call *c, json_t *ids, scoped_show_fn show, const char *k1, const char *k2)
+{
+    json_t *doc = NULL;
+    s_notify_ids(c, ids);
+    json_decref(ids);
+    int rc = show(c->ctl->st, k1, k2, &doc, c->err, sizeof c->err);
+    c->out = doc;
+    return rc;
+}
+
+/* list [--site S] */
+static int s_scoped_list(struct call *c, scoped_list_fn list)
+{
+    return list(c->ctl->st, s_opt(c->req, "site"), &c->out, c->err, sizeof c->err);
+}
+
+/* show NAME [--site S] */
+static int s_scoped_show(struct call *c, scoped_show_fn show)
+{
+    return show(c->ctl->st, s_arg(c->req, 0), s_opt(c->req, "site"), &c->out, c->err,
+                sizeof c->err);
+}
+
+/* remove: the result is the thing as it was. */
+static int s_scoped_remove(struct call *c, scoped_remove_fn del, const char *k1, const char *k2)
+{
+    json_t *ids = NULL, *old = NULL;
+    int rc = del(c->ctl->st, c->user, k1, k2, &old, &ids, c->err, sizeof c->err);
+    return rc < 0 ? rc : s_done(c, ids, old);
+}
+
 static int h_subnet_add(struct call *c)
 {
     const char *pool;
@@ -903,29 +946,20 @@ static int h_subnet_add(struct call *c)
         .options = opts,
         .n_options = n_opts,
     };
-    json_t *ids = NULL, *doc = NULL;
+    json_t *ids = NULL;
     rc = store_subnet_add(c->ctl->st, c->user, &in, &ids, c->err, sizeof c->err);
     free(opts);
-    if (rc < 0)
-        return rc;
-    s_notify_ids(c, ids);
-    json_decref(ids);
-    rc = store_subnet_show(c->ctl->st, in.site, in.cidr, &doc, c->err, sizeof c->err);
-    c->out = doc;
-    return rc;
+    return rc < 0 ? rc : s_added(c, ids, store_subnet_show, in.site, in.cidr);
 }
 
 static int h_subnet_list(struct call *c)
 {
-    return store_subnet_list(c->ctl->st, s_opt(c->req, "site"), &c->out, c->err, sizeof c->err);
+    return s_scoped_list(c, store_subnet_list);
 }
 
 static int h_subnet_remove(struct call *c)
 {
-    json_t *ids = NULL, *old = NULL;
-    int rc = store_subnet_remove(c->ctl->st, c->user, s_arg(c->req, 0), s_arg(c->req, 1), &old,
-                                 &ids, c->err, sizeof c->err);
-    return rc < 0 ? rc : s_done(c, ids, old);
+    return s_scoped_remove(c, store_subnet_remove, s_arg(c->req, 0), s_arg(c->req, 1));
 }
 
 static int h_class_add(struct call *c)
@@ -952,74 +986,57 @@ static int h_class_add(struct call *c)
         .window = s_opt(c->req, "window"),
         .replace = s_opt(c->req, "replace") != NULL,
     };
-    json_t *ids = NULL, *doc = NULL;
+    json_t *ids = NULL;
     if (rc == 0)
         rc = store_class_add(c->ctl->st, c->user, &in, &ids, c->err, sizeof c->err);
     free(rules);
     free(opts);
-    if (rc < 0)
-        return rc;
-    s_notify_ids(c, ids);
-    json_decref(ids);
-    rc = store_class_show(c->ctl->st, name, site, &doc, c->err, sizeof c->err);
-    c->out = doc;
-    return rc;
+    return rc < 0 ? rc : s_added(c, ids, store_class_show, name, site);
 }
 
 static int h_class_list(struct call *c)
 {
-    return store_class_list(c->ctl->st, s_opt(c->req, "site"), &c->out, c->err, sizeof c->err);
+    return s_scoped_list(c, store_class_list);
 }
 
 static int h_class_show(struct call *c)
 {
-    return store_class_show(c->ctl->st, s_arg(c->req, 0), s_opt(c->req, "site"), &c->out, c->err,
-                            sizeof c->err);
+    return s_scoped_show(c, store_class_show);
 }
 
 static int h_class_remove(struct call *c)
 {
-    json_t *ids = NULL, *old = NULL;
-    int rc = store_class_remove(c->ctl->st, c->user, s_arg(c->req, 0), s_opt(c->req, "site"), &old,
-                                &ids, c->err, sizeof c->err);
-    return rc < 0 ? rc : s_done(c, ids, old);
+    return s_scoped_remove(c, store_class_remove, s_arg(c->req, 0), s_opt(c->req, "site"));
 }
 
 static int h_template_add(struct call *c)
 {
     const char *name = s_arg(c->req, 0), *site = s_opt(c->req, "site");
-    json_t *ids = NULL, *doc = NULL;
+    json_t *ids = NULL;
     int rc =
         store_template_add(c->ctl->st, c->user, name, site, c->req->blob.data, c->req->blob.len,
                            s_opt(c->req, "replace") != NULL, &ids, c->err, sizeof c->err);
     if (rc < 0)
         return rc;
-    s_notify_ids(c, ids);
-    json_decref(ids);
-    rc = store_template_show(c->ctl->st, name, site, &doc, c->err, sizeof c->err);
+    rc = s_added(c, ids, store_template_show, name, site);
     if (rc == 0)
-        json_object_del(doc, "body_hex"); /* the caller has the body */
-    c->out = doc;
+        json_object_del(c->out, "body_hex"); /* the caller has the body */
     return rc;
 }
 
 static int h_template_list(struct call *c)
 {
-    return store_template_list(c->ctl->st, s_opt(c->req, "site"), &c->out, c->err, sizeof c->err);
+    return s_scoped_list(c, store_template_list);
 }
 
 static int h_template_show(struct call *c)
 {
-    return store_template_show(c->ctl->st, s_arg(c->req, 0), s_opt(c->req, "site"), &c->out, c->err,
-                               sizeof c->err);
+    return s_scoped_show(c, store_template_show);
 }
 
 static int h_template_remove(struct call *c)
 {
-    json_t *ids = NULL, *old = NULL;
-    int rc = store_template_remove(c->ctl->st, c->user, s_arg(c->req, 0), s_opt(c->req, "site"),
-                                   &old, &ids, c->err, sizeof c->err);
-    return rc < 0 ? rc : s_done(c, ids, old);
+    return s_scoped_remove(c, store_template_remove, s_arg(c->req, 0), s_opt(c->req, "site"));
 }
 
 /* ---- site calendars, device fields ---- */
@@ -1165,6 +1182,19 @@ static int h_profile_remove(struct call *c)
 
 /* ---- rollouts ---- */
 
+/* After a rollout write that returned rc: its notes go to the link when it
+ * committed (and are dropped when not), and the result is the rollout's
+ * status. */
+static int s_rollout_done(struct call *c, int rc, struct rollout_notes *notes, const char *name)
+{
+    if (rc < 0) {
+        rollout_notes_free(notes);
+        return rc;
+    }
+    s_notes(c, notes);
+    return store_rollout_status(c->ctl->st, name, 0, &c->out, c->err, sizeof c->err);
+}
+
 static int h_rollout_create(struct call *c)
 {
     struct rollout_create_in in = {
@@ -1188,12 +1218,7 @@ static int h_rollout_create(struct call *c)
     };
     struct rollout_notes notes = {0};
     int rc = rollout_create(c->ctl, c->user, &in, util_now_ms(), &notes, c->err, sizeof c->err);
-    if (rc < 0) {
-        rollout_notes_free(&notes);
-        return rc;
-    }
-    s_notes(c, &notes);
-    return store_rollout_status(c->ctl->st, in.name, 0, &c->out, c->err, sizeof c->err);
+    return s_rollout_done(c, rc, &notes, in.name);
 }
 
 typedef int (*rollout_verb_fn)(struct ctl *ctl, const char *user, const char *name, uint64_t now_ms,
@@ -1203,12 +1228,7 @@ static int s_rollout_verb(struct call *c, rollout_verb_fn fn)
 {
     struct rollout_notes notes = {0};
     int rc = fn(c->ctl, c->user, s_arg(c->req, 0), util_now_ms(), &notes, c->err, sizeof c->err);
-    if (rc < 0) {
-        rollout_notes_free(&notes);
-        return rc;
-    }
-    s_notes(c, &notes);
-    return store_rollout_status(c->ctl->st, s_arg(c->req, 0), 0, &c->out, c->err, sizeof c->err);
+    return s_rollout_done(c, rc, &notes, s_arg(c->req, 0));
 }
 
 static int h_rollout_start(struct call *c)
@@ -1399,13 +1419,7 @@ static int s_user_ok_n(const char *u, size_t n)
 
 static int s_user_ok(const char *u)
 {
-    size_t n = strlen(u);
-    if (n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (u[i] <= 0x20 || u[i] >= 0x7f || u[i] == '"' || u[i] == '\\')
-            return 0;
-    return 1;
+    return s_user_ok_n(u, strlen(u));
 }
 
 /* Serves one request frame; sends exactly one response. */
