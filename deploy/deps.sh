@@ -73,7 +73,7 @@ libzmq3-dev cmake dpkg-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev 
 libuv1-dev libsodium-dev libjansson-dev libcsv-dev libcmocka-dev
 jq tzdata procps iproute2 psmisc util-linux
 busybox isc-dhcp-client tftp-hpa atftp curl libhttp-parser-dev
-isc-dhcp-relay tcpdump sip-tester tmux"
+isc-dhcp-relay tcpdump sip-tester tmux xxd"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

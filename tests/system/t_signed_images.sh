@@ -102,9 +102,17 @@ check_fails "TFTP: the unsigned image is refused" curl -sf -o "$T/no.tftp" "tftp
 check_eq "HTTP: the untrusted image is refused" "403" "$(code "$URL/evil.bin")"
 
 # ---- tampering with the cache on disk ----
+# flip OFFSET FILE: inverts one byte in place (writing a fixed byte would
+# change nothing where the random image already holds it, 1 run in 256)
+flip() {
+  local b
+  b=$(od -An -tu1 -j "$1" -N1 "$2" | tr -d ' ')
+  printf "\\x$(printf '%02x' $((b ^ 0xff)))" | dd of="$2" bs=1 seek="$1" conv=notrunc status=none
+}
 C="$T/lab.state/cache/$(sha "$T/good.bin")"
 cp "$C" "$T/orig.cache"
-printf 'X' | dd of="$C" bs=1 seek=1000 conv=notrunc status=none
+flip 1000 "$C"
+check_fails "the cache file now differs from the image" same "$T/good.bin" "$C"
 check_eq "HTTP: a cache file changed on disk is not served" "403" "$(code "$URL/good.bin")"
 check "tampering reported (reason=tampered)" wait_until 20 refused lab "$T/good.bin" tampered
 check "the tampered image is pulled again" wait_until 30 cached lab "$T/good.bin"
@@ -114,7 +122,8 @@ check "HTTP: served byte-exact after the re-pull" same "$T/good.bin" "$T/got2.ht
 
 # ---- after a restart nothing is taken on trust: the first serve re-hashes ----
 kill "${PIDS[lab]}"; wait "${PIDS[lab]}" 2>/dev/null; unset 'PIDS[lab]'
-printf 'Y' | dd of="$C" bs=1 seek=2000 conv=notrunc status=none
+flip 2000 "$C"
+check_fails "the cache file differs again" same "$T/good.bin" "$C"
 touch -r "$T/orig.cache" "$C" # even with its old mtime back
 agent_start lab --http "127.0.0.1:$HP" --tftp "127.0.0.1:$TP" --files-root "$T/root"
 check "lab answers HTTP again" wait_until 30 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' '$URL/plain.bin')\" = 403 ]"
