@@ -804,36 +804,6 @@ static int s_key_generate_curve(struct run *r, const char *out, const char *kpat
     return fflush(stdout) != 0 ? s_fail(r, "cannot write output") : 0;
 }
 
-/* The first 40 characters of the first line of path that is neither blank
- * nor a comment, when they are a Z85 key. 0, -EINVAL or -errno. */
-static int s_read_z85(const char *path, char out[41])
-{
-    char *text = NULL;
-    size_t len = 0;
-    int rc = util_read_file(path, 4096, &text, &len);
-    if (rc < 0)
-        return rc;
-    rc = -EINVAL;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        while (*line == ' ' || *line == '\t')
-            line++;
-        if (*line == '#' || *line == '\0' || *line == '\r')
-            continue;
-        /* exactly 40 characters, then the end of the line or a blank (an
-         * admin_keys line "KEY NAME"): a 128-digit signing key is no key */
-        if (strlen(line) >= 40 && strchr(" \t\r", line[40]) != NULL) {
-            memcpy(out, line, 40);
-            out[40] = '\0';
-            rc = zmqx_key_check(out) == 0 ? 0 : -EINVAL;
-        }
-        break;
-    }
-    explicit_bzero(text, len);
-    free(text);
-    return rc;
-}
-
 /* --key / --server-key (or their environment variables): 0, or 1 with
  * r->err set. Nothing given: nothing to do. */
 static int s_load_curve(struct run *r)
@@ -852,7 +822,7 @@ static int s_load_curve(struct run *r)
         return s_fail(r, "--server-key needs --key FILE (firmfleet key generate --curve)");
     if (srv == NULL)
         return s_fail(r, "--key needs --server-key KEY (the controller's DATADIR/curve.pub)");
-    int rc = s_read_z85(key, r->curve.secret_key);
+    int rc = zmqx_read_key_file(key, r->curve.secret_key);
     if (rc < 0)
         return s_fail(r, "--key %s: %s", key,
                       rc == -EINVAL ? "not a CURVE secret key (firmfleet key generate --curve)"
@@ -861,7 +831,7 @@ static int s_load_curve(struct run *r)
         return s_fail(r, "--key %s: not a CURVE secret key", key);
     if (strlen(srv) == 40 && zmqx_key_check(srv) == 0) {
         memcpy(r->curve.server_key, srv, 41);
-    } else if ((rc = s_read_z85(srv, r->curve.server_key)) < 0) {
+    } else if ((rc = zmqx_read_key_file(srv, r->curve.server_key)) < 0) {
         return s_fail(r, "--server-key %s: %s", srv,
                       rc == -EINVAL ? "neither a Z85 key nor a file holding one" : strerror(-rc));
     }

@@ -1556,18 +1556,13 @@ int ctl_admin_key_lookup(struct ctl *ctl, const char *z85, char *name, size_t n)
     int lines = 0;
     for (char *line = strtok_r(text, "\n", &save); line && rc == 0 && lines < 10000;
          line = strtok_r(NULL, "\n", &save), lines++) {
-        while (*line == ' ' || *line == '\t')
-            line++;
-        if (*line == '#' || *line == '\0')
+        line += strspn(line, " \t");
+        if (*line == '#')
             continue;
         char key[41];
-        if (strlen(line) < 40)
-            continue;
-        memcpy(key, line, 40);
-        key[40] = '\0';
-        if (zmqx_key_check(key) < 0 || strcmp(key, z85) != 0)
-            continue;
-        const char *nm = line + 40;
+        const char *nm;
+        if (zmqx_key_line(line, key, &nm) < 0 || strcmp(key, z85) != 0)
+            continue; /* a blank line, or another key */
         while (*nm == ' ' || *nm == '\t')
             nm++;
         size_t nl = strcspn(nm, " \t\r");

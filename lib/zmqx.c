@@ -42,19 +42,39 @@ int zmqx_key_check(const char *s)
     return 0;
 }
 
-static int s_read_key(const char *path, char out[41])
+int zmqx_key_line(const char *line, char key[41], const char **rest)
 {
-    char *buf = NULL;
+    while (*line == ' ' || *line == '\t')
+        line++;
+    if (strnlen(line, ZMQX_KEY_LEN) < ZMQX_KEY_LEN || strchr(" \t\r", line[ZMQX_KEY_LEN]) == NULL)
+        return -EINVAL; /* strchr finds the NUL too: the end of the line */
+    memcpy(key, line, ZMQX_KEY_LEN);
+    key[ZMQX_KEY_LEN] = '\0';
+    if (zmqx_key_check(key) < 0)
+        return -EINVAL;
+    if (rest)
+        *rest = line + ZMQX_KEY_LEN;
+    return 0;
+}
+
+int zmqx_read_key_file(const char *path, char out[41])
+{
+    char *text = NULL;
     size_t len = 0;
-    int rc = util_read_file(path, 256, &buf, &len);
+    int rc = util_read_file(path, 4096, &text, &len);
     if (rc < 0)
         return rc;
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
-        buf[--len] = '\0';
-    rc = zmqx_key_check(buf);
-    if (rc == 0)
-        memcpy(out, buf, 41);
-    free(buf);
+    rc = -EINVAL;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        line += strspn(line, " \t");
+        if (*line == '#' || *line == '\0' || *line == '\r')
+            continue;
+        rc = zmqx_key_line(line, out, NULL);
+        break;
+    }
+    explicit_bzero(text, len);
+    free(text);
     return rc;
 }
 
@@ -64,7 +84,7 @@ int zmqx_keypair_load_or_create(const char *dir, const char *name, char pub[41],
     if (snprintf(ppath, sizeof ppath, "%s/%s.pub", dir, name) >= (int)sizeof ppath ||
         snprintf(spath, sizeof spath, "%s/%s.key", dir, name) >= (int)sizeof spath)
         return -ENAMETOOLONG;
-    int rp = s_read_key(ppath, pub), rs = s_read_key(spath, sec);
+    int rp = zmqx_read_key_file(ppath, pub), rs = zmqx_read_key_file(spath, sec);
     if (rp == 0 && rs == 0)
         return 0;
     if (rp != -ENOENT || rs != -ENOENT)

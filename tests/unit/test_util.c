@@ -1,4 +1,5 @@
-/* test_util.c: MAC parsing, number and size parsing, hex, atomic writes. */
+/* test_util.c: MAC parsing, number, size and duration parsing, hex, atomic
+ * writes, key lines and key files (zmqx). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,15 +11,18 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "log.h"
 #include "util.h"
+#include "zmqx.h"
 
 static void test_mac_forms(void **state)
 {
     (void)state;
     char out[18];
-    const char *good[] = {"00:04:F2:aa:bb:01", "00-04-f2-AA-BB-01", "0004.f2aa.bb01", "0004f2aabb01"};
+    const char *good[] = {"00:04:F2:aa:bb:01", "00-04-f2-AA-BB-01", "0004.f2aa.bb01",
+                          "0004f2aabb01"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         assert_int_equal(util_mac_canon(good[i], out), 0);
         assert_string_equal(out, "00:04:f2:aa:bb:01");
@@ -76,8 +80,18 @@ static void test_duration(void **state)
     assert_true(d == year);
     d = 7;
     /* refused, and *secs untouched */
-    const char *bad[] = {"", "0", "0s", "366d", "1h30", "1x", "h", "-5", "1d1d1d1d1d", "5 m",
-                         "99999999999999999999", "1h-5m"};
+    const char *bad[] = {"",
+                         "0",
+                         "0s",
+                         "366d",
+                         "1h30",
+                         "1x",
+                         "h",
+                         "-5",
+                         "1d1d1d1d1d",
+                         "5 m",
+                         "99999999999999999999",
+                         "1h-5m"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(util_parse_duration(bad[i], 1, year, &d), -EINVAL);
     assert_int_equal(util_parse_duration(NULL, 1, year, &d), -EINVAL);
@@ -102,6 +116,45 @@ static void test_hex(void **state)
     assert_memory_equal(in, back, 4);
     assert_int_equal(util_unhex("00ab10f", back, 4), -EINVAL);
     assert_int_equal(util_unhex("00ab10fg", back, 4), -EINVAL);
+}
+
+/* Key files and admin_keys lines: one reader (zmqx_key_line). */
+static void test_key_lines(void **state)
+{
+    (void)state;
+    char pub[41], sec[41], key[41];
+    assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+    char line[200];
+    const char *rest = NULL;
+    snprintf(line, sizeof line, "  %s alice", pub);
+    assert_int_equal(zmqx_key_line(line, key, &rest), 0);
+    assert_string_equal(key, pub);
+    assert_string_equal(rest, " alice");
+    snprintf(line, sizeof line, "%s\r", pub);
+    assert_int_equal(zmqx_key_line(line, key, NULL), 0);
+    snprintf(line, sizeof line, "%sX", pub); /* a longer word is no key */
+    assert_int_equal(zmqx_key_line(line, key, NULL), -EINVAL);
+    assert_int_equal(zmqx_key_line("0123456789abcdef0123456789abcdef0123456789abcdef", key, NULL),
+                     -EINVAL);
+    assert_int_equal(zmqx_key_line("short", key, NULL), -EINVAL);
+    char dir[] = "/tmp/ff-unit-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], text[300];
+    snprintf(path, sizeof path, "%s/k", dir);
+    /* comments and blank lines before it, a name after it */
+    int n = snprintf(text, sizeof text, "# operator key\n\n  %s bob\n", sec);
+    assert_int_equal(util_write_file_atomic(path, text, (size_t)n, 0600), 0);
+    assert_int_equal(zmqx_read_key_file(path, key), 0);
+    assert_string_equal(key, sec);
+    /* the first key line decides: garbage there is refused */
+    n = snprintf(text, sizeof text, "# c\nnot a key\n%s\n", sec);
+    assert_int_equal(util_write_file_atomic(path, text, (size_t)n, 0600), 0);
+    assert_int_equal(zmqx_read_key_file(path, key), -EINVAL);
+    assert_int_equal(util_write_file_atomic(path, "# only a comment\n", 17, 0600), 0);
+    assert_int_equal(zmqx_read_key_file(path, key), -EINVAL);
+    unlink(path);
+    assert_int_equal(zmqx_read_key_file(path, key), -ENOENT);
+    rmdir(dir);
 }
 
 static void test_atomic_write(void **state)
@@ -167,9 +220,10 @@ static void test_log_field(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mac_forms),   cmocka_unit_test(test_numbers), cmocka_unit_test(test_duration),
-        cmocka_unit_test(test_hex),         cmocka_unit_test(test_atomic_write),
-        cmocka_unit_test(test_log_quote),   cmocka_unit_test(test_log_field),
+        cmocka_unit_test(test_mac_forms),    cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_duration),     cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_atomic_write), cmocka_unit_test(test_key_lines),
+        cmocka_unit_test(test_log_quote),    cmocka_unit_test(test_log_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
