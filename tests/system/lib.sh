@@ -90,6 +90,20 @@ stop_all() {
 # leaving out tables that change by themselves) after sourcing this file.
 dump() { sqlite3 -readonly "$CTL_DIR/controller.db" .dump; }
 
+# deb_vars: for the package tests. TOP the tree; B the build under test as
+# make knows it (relative to the tree when inside it) and SAN=1 for a
+# sanitizer build, so that `make deb` finds it up to date; the VERSION and
+# ARCH the package names carry.
+deb_vars() {
+  TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  B=$FF_BUILD
+  case "$B" in "$TOP"/*) B=${B#"$TOP"/} ;; esac
+  SAN=0
+  ldd "$FF_BUILD/firmfleetd" 2>/dev/null | grep -q libasan && SAN=1
+  VERSION=$(tr -d ' \n' <"$TOP/VERSION")
+  ARCH=$(dpkg --print-architecture)
+}
+
 # bad EXPECTED_RC DESC CMD...: CMD exits EXPECTED_RC, prints one line
 # "firmfleet: ..." on stderr, nothing on stdout, and changes nothing.
 bad() {

@@ -23,14 +23,7 @@
 # Every mount lives only in the holder's namespace: killing the holder (done
 # on exit, also on failure and signals) undoes them all.
 source "$(dirname "$0")/lib.sh"
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
-
-B=$FF_BUILD
-case "$B" in "$TOP"/*) B=${B#"$TOP"/} ;; esac
-SAN=0
-ldd "$FF_BUILD/firmfleetd" 2>/dev/null | grep -q libasan && SAN=1
-VERSION=$(tr -d ' \n' <"$TOP/VERSION")
-ARCH=$(dpkg --print-architecture)
+deb_vars
 PKGS="firmfleet-controller firmfleet-agent"
 R=$T/root U=$T/upper W=$T/work
 HOLD=""

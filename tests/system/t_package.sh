@@ -9,16 +9,7 @@
 # under $T, and the maintainer scripts run with PATH holding nothing but
 # shims that log what they were asked to do.
 source "$(dirname "$0")/lib.sh"
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
-
-# The build under test as make knows it: relative to the tree when inside it,
-# and SAN=1 for a sanitizer build, so that `make deb` finds it up to date.
-B=$FF_BUILD
-case "$B" in "$TOP"/*) B=${B#"$TOP"/} ;; esac
-SAN=0
-ldd "$FF_BUILD/firmfleetd" 2>/dev/null | grep -q libasan && SAN=1
-VERSION=$(tr -d ' \n' <"$TOP/VERSION")
-ARCH=$(dpkg --print-architecture)
+deb_vars
 DEB=$T/deb
 CTL_DEB=$DEB/firmfleet-controller_${VERSION}-1_${ARCH}.deb
 AGT_DEB=$DEB/firmfleet-agent_${VERSION}-1_${ARCH}.deb
