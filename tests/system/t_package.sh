@@ -36,7 +36,7 @@ for d in "$CTL_DEB" "$AGT_DEB"; do
   # the agent links its own static libzmq (deploy/zmq-slim.sh) unless built
   # with ZMQ_SLIM=0; then, and always for the controller, Debian's libzmq5
   zmq_shared=1
-  [ "$p" = firmfleet-agent ] && ! readelf -d "$B/firmfleet-agent" | grep -q 'libzmq\.so' && zmq_shared=0
+  [ "$p" = firmfleet-agent ] && ! readelf -d "$FF_BUILD/firmfleet-agent" | grep -q 'libzmq\.so' && zmq_shared=0
   [ "$zmq_shared" = 1 ] && libs="$libs libzmq5"
   for lib in $libs; do
     [[ ", $dep," == *", $lib "* || ", $dep," == *", $lib,"* ]] || miss="$miss $lib"
